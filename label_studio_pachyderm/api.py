@@ -1,0 +1,313 @@
+"""REST API of the Pachyderm storages (tag "Storage: Pachyderm").
+
+List/detail views are Label Studio's own with our queryset and serializer.
+Sync, validate and files are ours: Label Studio's validate view saves the
+edited fields when given an ``id`` and reduces every error to one generic
+message; ours never saves and names the field to fix.
+"""
+from __future__ import annotations
+
+import itertools
+
+from core.permissions import ViewClassPermission, all_permissions
+from django.conf import settings
+from django.utils.decorators import method_decorator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from io_storages.api import (
+    ExportStorageDetailAPI,
+    ExportStorageFormLayoutAPI,
+    ExportStorageListAPI,
+    ImportStorageDetailAPI,
+    ImportStorageFormLayoutAPI,
+    ImportStorageListAPI,
+)
+from projects.models import Project
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from . import pachd
+from .errors import validation_error
+from .models import PachydermExportStorage, PachydermImportStorage
+from .serializers import PachydermExportStorageSerializer, PachydermImportStorageSerializer
+
+TAG = 'Storage: Pachyderm'
+
+_IMPORT_EXAMPLE = OpenApiExample(
+    'Images on master',
+    value={
+        'project': 1, 'title': 'Images', 'pachd_address': 'grpc://localhost:30650', 'auth_token': '<token>',
+        'pach_project': 'default', 'repo': 'images', 'branch': 'master', 'prefix': 'train',
+        'regex_filter': r'.*\.(jpe?g|png)$', 'use_blob_urls': True, 'recursive_scan': True,
+    },
+    request_only=True,
+)
+_IMPORT_RESPONSE_EXAMPLE = OpenApiExample(
+    'Synced import storage',
+    value={
+        'id': 3, 'type': 'pachyderm', 'project': 1, 'title': 'Images', 'pachd_address': 'grpc://localhost:30650',
+        'pach_project': 'default', 'repo': 'images', 'branch': 'master', 'commit': '', 'prefix': 'train',
+        'regex_filter': r'.*\.(jpe?g|png)$', 'use_blob_urls': True, 'recursive_scan': True, 'presign': False,
+        'status': 'completed', 'last_sync_count': 120,
+        'last_synced_commit': '8d5b0bd1e6de4fca9a4e0d14a2a8c1c3',
+        'meta': {'commit': '8d5b0bd1e6de4fca9a4e0d14a2a8c1c3', 'sync_mode': 'incremental', 'tasks_existed': 880},
+    },
+    response_only=True,
+)
+_EXPORT_EXAMPLE = OpenApiExample(
+    'Labels on master',
+    value={
+        'project': 1, 'title': 'Labels', 'pachd_address': 'grpc://localhost:30650', 'auth_token': '<token>',
+        'pach_project': 'default', 'repo': 'labels', 'branch': 'master', 'prefix': 'ls',
+        'can_delete_objects': True,
+    },
+    request_only=True,
+)
+_EXPORT_RESPONSE_EXAMPLE = OpenApiExample(
+    'Synced export storage',
+    value={
+        'id': 4, 'type': 'pachyderm', 'project': 1, 'title': 'Labels', 'pachd_address': 'grpc://localhost:30650',
+        'pach_project': 'default', 'repo': 'labels', 'branch': 'master', 'prefix': 'ls', 'presign': False,
+        'can_delete_objects': True, 'status': 'completed', 'last_sync_count': 57,
+        'last_exported_commit': '0f3c5b8f0bb74a8d8b2f1d7c2c9e4a11',
+    },
+    response_only=True,
+)
+_ERROR_EXAMPLE = OpenApiExample(
+    'Missing repo',
+    value={'repo': ['repo "images" not found in project "default"']},
+    response_only=True,
+    status_codes=['400'],
+)
+_PROJECT_PARAM = OpenApiParameter(
+    name='project', type=OpenApiTypes.INT, location='query', required=True, description='Project ID'
+)
+
+
+def _schema(summary, description, request=None, responses=None, examples=(), parameters=()):
+    return extend_schema(
+        tags=[TAG], summary=summary, description=description, request=request, responses=responses,
+        examples=list(examples), parameters=list(parameters),
+    )
+
+
+# ----------------------------------------------------------------------------- list / detail
+@method_decorator(name='get', decorator=_schema(
+    'List Pachyderm import storages', 'Pachyderm source storages of a project.',
+    responses=PachydermImportStorageSerializer(many=True), parameters=[_PROJECT_PARAM],
+    examples=[_IMPORT_RESPONSE_EXAMPLE]))
+@method_decorator(name='post', decorator=_schema(
+    'Create a Pachyderm import storage',
+    'Checks the connection (pachd, token, repo, branch or commit, matching files) before saving.',
+    request=PachydermImportStorageSerializer, responses={201: PachydermImportStorageSerializer},
+    examples=[_IMPORT_EXAMPLE, _IMPORT_RESPONSE_EXAMPLE, _ERROR_EXAMPLE]))
+class PachydermImportStorageListAPI(ImportStorageListAPI):
+    queryset = PachydermImportStorage.objects.all()
+    serializer_class = PachydermImportStorageSerializer
+
+
+@method_decorator(name='get', decorator=_schema(
+    'Get a Pachyderm import storage', 'The auth token is never returned.',
+    responses=PachydermImportStorageSerializer, examples=[_IMPORT_RESPONSE_EXAMPLE]))
+@method_decorator(name='patch', decorator=_schema(
+    'Update a Pachyderm import storage', 'An omitted or empty auth_token keeps the stored token.',
+    request=PachydermImportStorageSerializer, responses=PachydermImportStorageSerializer,
+    examples=[_IMPORT_EXAMPLE, _ERROR_EXAMPLE]))
+@method_decorator(name='delete', decorator=_schema(
+    'Delete a Pachyderm import storage', 'Tasks created by it stay in the project.'))
+class PachydermImportStorageDetailAPI(ImportStorageDetailAPI):
+    queryset = PachydermImportStorage.objects.all()
+    serializer_class = PachydermImportStorageSerializer
+
+
+@method_decorator(name='get', decorator=_schema(
+    'List Pachyderm export storages', 'Pachyderm target storages of a project.',
+    responses=PachydermExportStorageSerializer(many=True), parameters=[_PROJECT_PARAM],
+    examples=[_EXPORT_RESPONSE_EXAMPLE]))
+@method_decorator(name='post', decorator=_schema(
+    'Create a Pachyderm export storage',
+    'Checks pachd, token and repo; a missing branch is created by the first write.',
+    request=PachydermExportStorageSerializer, responses={201: PachydermExportStorageSerializer},
+    examples=[_EXPORT_EXAMPLE, _EXPORT_RESPONSE_EXAMPLE, _ERROR_EXAMPLE]))
+class PachydermExportStorageListAPI(ExportStorageListAPI):
+    queryset = PachydermExportStorage.objects.all()
+    serializer_class = PachydermExportStorageSerializer
+
+    def perform_create(self, serializer):
+        # The serializer already checked the connection; Label Studio's view checks it
+        # again and turns any error into a 500-prone message, so skip straight to saving.
+        project = serializer.validated_data.get('project')
+        if project is not None and not project.has_permission(self.request.user):
+            raise PermissionDenied('You do not have permission to create storages for this project.')
+        storage = serializer.save()
+        if settings.SYNC_ON_TARGET_STORAGE_CREATION:
+            storage.sync()
+
+
+@method_decorator(name='get', decorator=_schema(
+    'Get a Pachyderm export storage', 'The auth token is never returned.',
+    responses=PachydermExportStorageSerializer, examples=[_EXPORT_RESPONSE_EXAMPLE]))
+@method_decorator(name='patch', decorator=_schema(
+    'Update a Pachyderm export storage', 'An omitted or empty auth_token keeps the stored token.',
+    request=PachydermExportStorageSerializer, responses=PachydermExportStorageSerializer,
+    examples=[_EXPORT_EXAMPLE, _ERROR_EXAMPLE]))
+@method_decorator(name='delete', decorator=_schema(
+    'Delete a Pachyderm export storage', 'Files already written stay in the repo.'))
+class PachydermExportStorageDetailAPI(ExportStorageDetailAPI):
+    queryset = PachydermExportStorage.objects.all()
+    serializer_class = PachydermExportStorageSerializer
+
+
+# ----------------------------------------------------------------------------- sync
+_SYNC_REQUEST = inline_serializer('PachydermSyncRequest', fields={
+    'full_rescan': serializers.BooleanField(required=False, help_text='Import: list every file again'),
+    'only_new': serializers.BooleanField(required=False, help_text='Export: only annotations not exported yet'),
+})
+
+
+class _SyncAPI(generics.GenericAPIView):
+    permission_required = ViewClassPermission(POST=all_permissions.storages_sync)
+    parser_classes = (JSONParser, FormParser, MultiPartParser)
+
+    def get_queryset(self):
+        return self.serializer_class.Meta.model.objects.all()
+
+    def flag(self, name) -> bool:
+        value = self.request.data.get(name, self.request.query_params.get(name, False))
+        return str(value).lower() in ('1', 'true', 'yes', 'on')
+
+    def post(self, request, *args, **kwargs):
+        storage = self.get_object()
+        if not storage.synchronizable:
+            return Response(
+                {'message': f'Storage {storage.id} is not synchronizable'}, status=status.HTTP_400_BAD_REQUEST
+            )
+        self.start(storage)
+        storage.refresh_from_db()
+        return Response(self.serializer_class(storage).data)
+
+
+@method_decorator(name='post', decorator=_schema(
+    'Sync a Pachyderm import storage',
+    'Imports new files of the branch head (or pinned commit). A re-sync reads only the diff since the last '
+    'synced commit; send full_rescan=true to list everything again.',
+    request=_SYNC_REQUEST, responses={200: PachydermImportStorageSerializer}, examples=[_IMPORT_RESPONSE_EXAMPLE]))
+class PachydermImportStorageSyncAPI(_SyncAPI):
+    serializer_class = PachydermImportStorageSerializer
+
+    def start(self, storage):
+        storage.validate_connection(require_files=False)
+        storage.sync(full_rescan=self.flag('full_rescan'))
+
+
+@method_decorator(name='post', decorator=_schema(
+    'Sync a Pachyderm export storage',
+    'Writes the project\'s annotations to repo@branch in ONE commit.',
+    request=_SYNC_REQUEST, responses={200: PachydermExportStorageSerializer}, examples=[_EXPORT_RESPONSE_EXAMPLE]))
+class PachydermExportStorageSyncAPI(_SyncAPI):
+    serializer_class = PachydermExportStorageSerializer
+
+    def start(self, storage):
+        storage.validate_connection()
+        storage.sync(save_only_new_annotations=self.flag('only_new'))
+
+
+# ----------------------------------------------------------------------------- validate / files
+class _CheckAPI(generics.GenericAPIView):
+    """Validate submitted storage settings against pachd without saving anything."""
+
+    permission_required = all_permissions.storages_change
+    parser_classes = (JSONParser, FormParser, MultiPartParser)
+    require_files = True
+
+    def checked_storage(self, request):
+        model = self.serializer_class.Meta.model
+        instance = None
+        if request.data.get('id'):
+            instance = model.objects.filter(pk=request.data['id']).first()
+            if instance is None or not instance.has_permission(request.user):
+                raise ValidationError({'id': [f'No Pachyderm storage with id {request.data["id"]}']})
+        project_id = request.data.get('project') or (instance.project_id if instance else None)
+        if project_id is not None:
+            project = Project.objects.filter(pk=project_id).first()
+            if project is None or not project.has_permission(request.user):
+                raise PermissionDenied('You do not have permission to use storages of this project.')
+        serializer = self.serializer_class(instance=instance, data=request.data, partial=instance is not None)
+        serializer.require_files = self.require_files
+        serializer.is_valid(raise_exception=True)
+        return serializer.candidate(dict(serializer.validated_data))
+
+
+_VALIDATE_RESPONSES = {
+    200: OpenApiResponse(description='The connection works'),
+    400: OpenApiResponse(description='What is wrong, per field', examples=[_ERROR_EXAMPLE]),
+}
+
+
+@method_decorator(name='post', decorator=_schema(
+    'Validate a Pachyderm import storage',
+    'Checks pachd is reachable, the token is accepted, the repo and branch (or commit) exist and the prefix holds '
+    'at least one file matching the regex. With an "id", checks the stored storage with the submitted values '
+    'over it; nothing is saved.',
+    request=PachydermImportStorageSerializer, responses=_VALIDATE_RESPONSES, examples=[_IMPORT_EXAMPLE]))
+class PachydermImportStorageValidateAPI(_CheckAPI):
+    serializer_class = PachydermImportStorageSerializer
+
+    def post(self, request, *args, **kwargs):
+        self.checked_storage(request)
+        return Response()
+
+
+@method_decorator(name='post', decorator=_schema(
+    'Validate a Pachyderm export storage',
+    'Checks pachd is reachable, the token is accepted and the repo exists. Nothing is saved.',
+    request=PachydermExportStorageSerializer, responses=_VALIDATE_RESPONSES, examples=[_EXPORT_EXAMPLE]))
+class PachydermExportStorageValidateAPI(_CheckAPI):
+    serializer_class = PachydermExportStorageSerializer
+
+    def post(self, request, *args, **kwargs):
+        self.checked_storage(request)
+        return Response()
+
+
+_FILES_RESPONSE = inline_serializer('PachydermFilesResponse', fields={
+    'files': serializers.ListField(child=serializers.DictField()),
+})
+
+
+@method_decorator(name='post', decorator=_schema(
+    'Preview files of a Pachyderm import storage',
+    'The first "limit" selected files (path, size, commit) of the branch head or pinned commit. A final entry '
+    'with key null means there are more.',
+    request=PachydermImportStorageSerializer, responses={200: _FILES_RESPONSE, 400: _VALIDATE_RESPONSES[400]}))
+class PachydermImportStorageFilesAPI(_CheckAPI):
+    serializer_class = PachydermImportStorageSerializer
+    require_files = False
+
+    def post(self, request, *args, **kwargs):
+        storage = self.checked_storage(request)
+        try:
+            limit = max(1, min(int(request.data.get('limit', settings.DEFAULT_STORAGE_LIST_LIMIT)), 10_000))
+        except (TypeError, ValueError):
+            raise ValidationError({'limit': ['limit must be a whole number']})
+        try:
+            entries = list(itertools.islice(storage.iter_objects(), limit + 1))
+        except pachd.PachdError as exc:
+            raise validation_error(exc) from None
+        files = [storage.get_unified_metadata(e) for e in entries[:limit]]
+        if len(entries) > limit:
+            files.append({'key': None, 'last_modified': None, 'size': None})
+        return Response({'files': files})
+
+
+# ----------------------------------------------------------------------------- form layout (legacy UI)
+@extend_schema(tags=[TAG], summary='Form layout of the Pachyderm import storage (legacy UI)')
+class PachydermImportStorageFormLayoutAPI(ImportStorageFormLayoutAPI):
+    pass
+
+
+@extend_schema(tags=[TAG], summary='Form layout of the Pachyderm export storage (legacy UI)')
+class PachydermExportStorageFormLayoutAPI(ExportStorageFormLayoutAPI):
+    pass

@@ -1,0 +1,72 @@
+"""Which pachd a storage dials, with which credentials, and whether it may.
+
+One place for: the address and token of a storage (or the server's own
+Pachyderm context when the operator allows it), TLS root certificates, and the
+SSRF policy for user-supplied dial targets.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+from django.conf import settings
+
+from . import pachd
+
+
+def client_for(storage) -> pachd.PachdClient:
+    address = (storage.pachd_address or '').strip()
+    token = storage.auth_token or None
+    root_certs = (storage.tls_root_certs or '').encode() or None
+    if not address and getattr(settings, 'PACHYDERM_USE_SERVER_CONFIG', False):
+        context = pachd.config_context()
+        address = context.address
+        token = token or context.token
+        root_certs = root_certs or context.root_certs
+    if not address:
+        raise pachd.PachdInvalidArgument('pachd address is required (for example grpc://localhost:30650)')
+    parsed = pachd.parse_address(address)
+    check_dial_allowed(parsed)
+    return pachd.get_client(address, token, root_certs, settings.PACHYDERM_GRPC_TIMEOUT)
+
+
+def _allowlisted(address: pachd.PachdAddress) -> bool:
+    for entry in getattr(settings, 'PACHYDERM_ALLOWED_HOSTS', None) or []:
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        host, _, port = entry.rpartition(':') if entry.count(':') == 1 else (entry, '', '')
+        host = host.strip('[]')
+        if host == address.host.lower() and (not port or port == '*' or port == str(address.port)):
+            return True
+    return False
+
+
+def check_dial_allowed(address: pachd.PachdAddress) -> None:
+    """Apply Label Studio's SSRF policy to a pachd address.
+
+    With ``SSRF_PROTECTION_ENABLED`` (Label Studio's default) an address that
+    resolves into a banned range (loopback, private networks, ...) is refused
+    unless the operator lists it in ``PACHYDERM_ALLOWED_HOSTS``: pachd usually
+    lives on such an address, but which one is the operator's call, not a
+    project member's.
+    """
+    if _allowlisted(address) or not getattr(settings, 'SSRF_PROTECTION_ENABLED', True):
+        return
+    from core.utils.io import validate_ip
+
+    try:
+        infos = socket.getaddrinfo(address.host, address.port, 0, socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise pachd.PachdUnavailable(f'cannot resolve the pachd host name {address.host!r}') from None
+    for info in infos:
+        ip = info[4][0]
+        try:
+            validate_ip(ip)
+        except Exception:
+            kind = 'loopback' if ipaddress.ip_address(ip).is_loopback else 'private or reserved'
+            raise pachd.PachdInvalidArgument(
+                f'pachd address {address.host}:{address.port} resolves to a {kind} address ({ip}), which '
+                "Label Studio's SSRF protection blocks. An administrator can allow it with "
+                f'PACHYDERM_ALLOWED_HOSTS={address.host}:{address.port}'
+            ) from None

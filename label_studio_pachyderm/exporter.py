@@ -1,0 +1,235 @@
+"""Target storage writes: annotations into Pachyderm, always one commit per write.
+
+Layouts (setting ``PACHYDERM_EXPORT_LAYOUT``):
+
+* ``task`` (default): ``<prefix>/<task_id>.json`` holds the task with all its
+  annotations, as Label Studio writes with ``FUTURE_SAVE_TASK_TO_STORAGE``;
+* ``annotation``: ``<prefix>/<annotation_id>.json`` holds one annotation,
+  Label Studio's default annotation serializer output.
+
+A manual sync streams every file into ONE commit (pipelines downstream fire
+once). If the write fails part-way, the client layer drops the commit, so the
+branch head stays where it was, and the storage says FAILED with the reason.
+Problems with single annotations are collected and end in
+COMPLETED_WITH_ERRORS instead of being swallowed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Iterable
+
+from core.utils.common import load_func
+from django.conf import settings
+from django.db.models import Prefetch
+from django.utils import timezone
+from tasks.models import Annotation, Task
+
+from . import pachd
+from .errors import validation_error
+
+logger = logging.getLogger(__name__)
+
+_PROGRESS_EVERY = 200
+
+
+def layout() -> str:
+    value = getattr(settings, 'PACHYDERM_EXPORT_LAYOUT', 'task') or 'task'
+    return value if value in ('task', 'annotation') else 'task'
+
+
+def task_path(storage, task_id: int) -> str:
+    return _join(storage.clean_prefix, f'{task_id}.json')
+
+
+def annotation_path(storage, annotation_id: int) -> str:
+    return _join(storage.clean_prefix, f'{annotation_id}.json')
+
+
+def _join(prefix: str, name: str) -> str:
+    return f'{prefix}/{name}' if prefix else name
+
+
+def storage_message(exc) -> str:
+    return str(exc) if exc is not None else 'unknown error'
+
+
+class _Export:
+    """One export run: yields file operations and remembers what it wrote."""
+
+    def __init__(self, storage, annotation_qs):
+        self.storage = storage
+        self.project = storage.project
+        self.annotation_qs = annotation_qs
+        self.written = []  # [(annotation_id, path)]
+        self.errors = []
+        self.files = 0
+        self.source_commits = set()
+
+    # -- serialisation, one place per layout
+    def _task_ops(self):
+        from data_export.serializers import ExportDataSerializer
+
+        task_ids = self.annotation_qs.values_list('task_id', flat=True).distinct().order_by('task_id')
+        ids = list(task_ids)
+        for start in range(0, len(ids), 200):
+            chunk = ids[start:start + 200]
+            tasks = Task.objects.filter(id__in=chunk).prefetch_related(
+                Prefetch('annotations', queryset=Annotation.objects.order_by('id'))
+            ).order_by('id')
+            for task in tasks:
+                try:
+                    data = ExportDataSerializer(
+                        task, context={'project': self.project},
+                        expand=['annotations.reviews', 'annotations.completed_by'],
+                    ).data
+                    body = json.dumps(data, ensure_ascii=False).encode()
+                except Exception as exc:
+                    self.errors.append(f'task {task.id}: cannot serialise ({exc})')
+                    continue
+                path = task_path(self.storage, task.id)
+                self._note_source(task)
+                self.written.extend((a.id, path) for a in task.annotations.all())
+                self.files += 1
+                yield pachd.FileOp.put(path, body)
+                self._progress()
+
+    def _annotation_ops(self):
+        serializer_class = load_func(settings.STORAGE_ANNOTATION_SERIALIZER)
+        for annotation in self.annotation_qs.select_related('task').order_by('id').iterator(chunk_size=500):
+            try:
+                data = serializer_class(annotation, context={'project': self.project}).data
+                body = json.dumps(data, ensure_ascii=False).encode()
+            except Exception as exc:
+                self.errors.append(f'annotation {annotation.id}: cannot serialise ({exc})')
+                continue
+            path = annotation_path(self.storage, annotation.id)
+            self._note_source(annotation.task)
+            self.written.append((annotation.id, path))
+            self.files += 1
+            yield pachd.FileOp.put(path, body)
+            self._progress()
+
+    def ops(self) -> Iterable[pachd.FileOp]:
+        return self._task_ops() if layout() == 'task' else self._annotation_ops()
+
+    def _note_source(self, task):
+        lineage = (task.meta or {}).get('pachyderm') if isinstance(task.meta, dict) else None
+        if lineage and lineage.get('commit'):
+            self.source_commits.add(f"{lineage.get('project')}/{lineage.get('repo')}@{lineage['commit']}")
+
+    def _progress(self):
+        if self.track and self.files % _PROGRESS_EVERY == 0:
+            self.storage.info_update_progress(last_sync_count=len(self.written), files_written=self.files)
+
+    track = False
+
+    def description(self, reason: str) -> str:
+        lines = [
+            f'Label Studio export ({reason}): project {self.project.id} "{self.project.title}", '
+            f'target storage {self.storage.id}'
+            + (f' "{self.storage.title}"' if self.storage.title else ''),
+            f'{len(self.written)} annotations in {self.files} files ({layout()} layout)',
+        ]
+        if self.source_commits:
+            lines.append('source commits: ' + ', '.join(sorted(self.source_commits)))
+        return '\n'.join(lines)
+
+
+def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync', track_status=False) -> str:
+    """Write the given annotations in one commit; returns the commit id ('' when nothing to write).
+
+    With ``track_status`` (manual syncs) progress and outcome go to the storage status.
+    """
+    if queryset is None:
+        queryset = Annotation.objects.filter(id__in=list(annotation_ids or []), project=storage.project)
+    run = _Export(storage, queryset)
+    run.track = track_status
+    if track_status:
+        storage.info_set_in_progress()
+    try:
+        client = storage.get_client()
+        commit = ''
+        ops = run.ops()
+        first = next(ops, None)
+        if first is not None:
+            def all_ops():
+                yield first
+                yield from ops
+
+            commit = client.write_commit(
+                storage.project_name, storage.repo, storage.branch_name, all_ops(),
+                description=lambda: run.description(reason),
+            )
+    except pachd.PachdError as exc:
+        logger.warning('Pachyderm export of storage %s failed: %s', storage.id, exc)
+        raise validation_error(exc, per_field=False) from None
+
+    if commit:
+        _save_links(storage, run.written, commit)
+        type(storage).objects.filter(id=storage.id).update(last_exported_commit=commit)
+        storage.last_exported_commit = commit
+    if track_status:
+        summary = dict(
+            commit=commit or None, files_written=run.files, annotations_exported=len(run.written),
+            source_commits=sorted(run.source_commits), layout=layout(),
+        )
+        if run.errors:
+            storage.info_set_completed_with_errors(
+                last_sync_count=len(run.written), validation_errors=run.errors, **summary
+            )
+        else:
+            storage.info_set_completed(last_sync_count=len(run.written), **summary)
+    elif run.errors:
+        raise ValueError('; '.join(run.errors))
+    return commit
+
+
+def _save_links(storage, written, commit) -> None:
+    """Create or refresh one link per exported annotation (batched)."""
+    link_model = storage.links.model
+    now = timezone.now()
+    for start in range(0, len(written), 1000):
+        chunk = written[start:start + 1000]
+        paths = dict(chunk)
+        existing = {
+            link.annotation_id: link
+            for link in link_model.objects.filter(storage=storage, annotation_id__in=list(paths))
+        }
+        for annotation_id, link in existing.items():
+            link.path, link.commit, link.updated_at, link.object_exists = paths[annotation_id], commit, now, True
+        link_model.objects.bulk_update(list(existing.values()), ['path', 'commit', 'updated_at', 'object_exists'])
+        link_model.objects.bulk_create(
+            [
+                link_model(storage=storage, annotation_id=aid, path=path, commit=commit, object_exists=True)
+                for aid, path in paths.items()
+                if aid not in existing
+            ]
+        )
+
+
+def apply_deletion(storage, task_id: int, path: str) -> str:
+    """After an annotation was deleted: rewrite its task file, or remove the file.
+
+    In the task layout a task that still has annotations keeps its file (rewritten
+    without the deleted one); otherwise the file is removed. One commit.
+    """
+    client = storage.get_client()
+    remaining = Annotation.objects.filter(task_id=task_id)
+    if layout() == 'task' and remaining.exists():
+        return export_annotations(storage, queryset=remaining, reason='annotation deleted')
+    try:
+        return client.write_commit(
+            storage.project_name, storage.repo, storage.branch_name, [pachd.FileOp.remove(path)],
+            description=f'Label Studio: annotation file {path} removed (annotation deleted in project '
+            f'{storage.project_id})',
+        )
+    except pachd.PachdNotFound as exc:
+        if exc.kind == 'file':
+            return ''
+        raise
+
+
+def delete_annotation_files(storage, annotation_ids) -> None:
+    for link in storage.links.filter(annotation_id__in=list(annotation_ids)).select_related('annotation'):
+        apply_deletion(storage, link.annotation.task_id, link.path or link.key)

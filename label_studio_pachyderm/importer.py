@@ -1,0 +1,331 @@
+"""Import sync: files of one Pachyderm commit become Label Studio tasks.
+
+What it keeps from Label Studio's own sync loop: status transitions and
+progress, one task per media file or per JSON row, link objects, sequential
+inner ids, project summary counters, TASKS_CREATED webhooks, FSM backfill and
+the project's task-state update. What it does differently:
+
+* every file of a sync is read from ONE commit, resolved once (the branch head
+  or the pinned commit), and media tasks store a URI naming that commit;
+* a re-sync reads only the diff between the last synced commit and the new one
+  (added/changed files are imported, deleted ones mark their links missing);
+* tasks and links are created in batches, not one transaction per task;
+* a bad file is reported (path + reason) and skipped; it never aborts the sync.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from django.conf import settings
+from django.db import transaction
+from io_storages.utils import StorageObject, load_tasks_json
+from tasks.models import Task
+from webhooks.models import WebhookAction
+from webhooks.utils import emit_webhooks_for_instance
+
+from . import pachd, uri
+from .errors import validation_error
+
+logger = logging.getLogger(__name__)
+
+TASK_FILE_EXTENSIONS = ('.json', '.jsonl')
+_KEY_BATCH = 1000
+
+
+@dataclass
+class _SyncState:
+    commit: str
+    mode: str
+    next_inner_id: int
+    tasks_created: int = 0
+    tasks_existed: int = 0
+    files_seen: int = 0
+    links_marked_missing: int = 0
+    errors: list = field(default_factory=list)
+    webhook_task_ids: list = field(default_factory=list)
+    pending: list = field(default_factory=list)  # [(StorageObject, path)]
+
+
+def selection_signature(storage) -> str:
+    """What a sync selects; when it changes, the next sync must list everything again."""
+    return json.dumps(
+        [storage.project_name, storage.repo, storage.clean_prefix, storage.regex_filter or '',
+         bool(storage.recursive_scan), bool(storage.use_blob_urls)]
+    )
+
+
+def import_storage(storage, link_class, full_rescan: bool = False) -> None:
+    # Status first: Label Studio's failure handling expects IN_PROGRESS bookkeeping.
+    storage.info_set_in_progress()
+    try:
+        _sync(storage, link_class, full_rescan)
+    except pachd.PachdError as exc:
+        logger.warning('Pachyderm import sync of storage %s stopped: %s', storage.id, exc)
+        error = validation_error(exc, per_field=False)
+        error.detail.append(
+            'Tasks created before the error are kept; sync again once pachd is reachable to import the rest.'
+        )
+        raise error from None
+
+
+def _sync(storage, link_class, full_rescan: bool) -> None:
+    client = storage.get_client()
+    project = storage.project
+    commit = storage._listing_commit(client)
+    selection = selection_signature(storage)
+    previous = storage.last_synced_commit if storage.last_synced_selection == selection else ''
+    if previous and not full_rescan and not _commit_exists(client, storage, previous):
+        previous = ''
+
+    last_task = project.tasks.order_by('-inner_id').only('inner_id').first()
+    state = _SyncState(
+        commit=commit,
+        mode='incremental' if previous and not full_rescan else 'full',
+        next_inner_id=(last_task.inner_id or 0) + 1 if last_task else 1,
+    )
+
+    if state.mode == 'incremental':
+        paths = _changed_paths(storage, link_class, client, previous, commit, state)
+    else:
+        paths = _listed_paths(storage, link_class, client, commit, state)
+
+    for batch in _batched(paths, _KEY_BATCH):
+        _process_paths(storage, link_class, client, batch, state)
+        storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
+    _flush(storage, link_class, state)
+    _finish(storage, link_class, state, previous, selection)
+
+
+def _commit_exists(client, storage, commit: str) -> bool:
+    try:
+        client.inspect_commit(storage.project_name, storage.repo, commit)
+        return True
+    except pachd.PachdNotFound:
+        return False
+
+
+# ----------------------------------------------------------------------------- what to read
+def _listed_paths(storage, link_class, client, commit, state) -> Iterator[str]:
+    """Every selected file of the commit, streamed; afterwards, links to vanished files are marked."""
+    seen = set()
+    for entry in client.list_files(
+        storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
+    ):
+        if storage.path_matches(entry.path):
+            state.files_seen += 1
+            seen.add(entry.path)
+            yield entry.path
+    state.links_marked_missing += _mark_missing_except(storage, link_class, seen)
+
+
+def _changed_paths(storage, link_class, client, previous, commit, state) -> Iterator[str]:
+    """Files added or changed since the last synced commit; deleted ones mark their links."""
+    deleted = []
+    for change in client.diff(storage.project_name, storage.repo, previous, commit, storage.clean_prefix):
+        if not storage.path_matches(change.path):
+            continue
+        if change.change == 'deleted':
+            deleted.append(change.path)
+            if len(deleted) >= _KEY_BATCH:
+                state.links_marked_missing += _mark_missing(storage, link_class, deleted)
+                deleted = []
+            continue
+        state.files_seen += 1
+        yield change.path
+    state.links_marked_missing += _mark_missing(storage, link_class, deleted)
+
+
+def _mark_missing(storage, link_class, paths) -> int:
+    if not paths:
+        return 0
+    return link_class.objects.filter(storage=storage, key__in=paths, object_exists=True).update(object_exists=False)
+
+
+def _mark_missing_except(storage, link_class, present: set) -> int:
+    """Mark links whose file is not in ``present`` (chunked: no huge IN lists)."""
+    marked = 0
+    gone = []
+    keys = link_class.objects.filter(storage=storage, object_exists=True).values_list('key', flat=True).distinct()
+    for key in keys.iterator(chunk_size=2000):
+        if key not in present:
+            gone.append(key)
+    for chunk in _batched(gone, 500):
+        marked += _mark_missing(storage, link_class, list(chunk))
+    return marked
+
+
+# ----------------------------------------------------------------------------- reading files
+def _process_paths(storage, link_class, client, paths, state) -> None:
+    existing_rows = {}
+    for key, row_index in link_class.objects.filter(storage=storage, key__in=paths).values_list('key', 'row_index'):
+        existing_rows.setdefault(key, set()).add(row_index)
+
+    for path in paths:
+        if storage.use_blob_urls:
+            if path in existing_rows:
+                # Already a task, pinned to the commit it was made from.
+                state.tasks_existed += 1
+                continue
+            data = {settings.DATA_UNDEFINED_NAME: uri.build(storage.project_name, storage.repo, state.commit, path)}
+            state.pending.append(StorageObject(task_data=data, key=path))
+        else:
+            objects = _read_task_file(storage, client, path, state)
+            known = existing_rows.get(path, set())
+            for obj in objects:
+                if obj.row_index in known:
+                    state.tasks_existed += 1
+                    continue
+                state.pending.append(obj)
+        if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
+            _flush(storage, link_class, state)
+
+
+def _read_task_file(storage, client, path, state) -> list:
+    """Parse one .json/.jsonl file into StorageObjects; on any problem record it and return []."""
+    ext = os.path.splitext(path.lower())[1]
+    if ext not in TASK_FILE_EXTENSIONS:
+        state.errors.append(
+            f'{path}: not a .json or .jsonl file, skipped. To import media files, turn on '
+            '"Treat every file as a source file" (use_blob_urls).'
+        )
+        return []
+    try:
+        blob = client.get_file_bytes(storage.project_name, storage.repo, state.commit, path)
+        return list(load_tasks_json(blob, path))
+    except pachd.PachdError:
+        raise
+    except Exception as exc:  # bad JSON, bad encoding, wrong shape: that file only
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        state.errors.append(f'{path}: cannot load tasks ({reason})')
+        return []
+
+
+# ----------------------------------------------------------------------------- creating tasks
+def _task_fields(obj: StorageObject):
+    """Split a task dict as Label Studio's add_task does: (data, allow_skip, has_extras)."""
+    raw = obj.task_data
+    allow_skip = raw.get('allow_skip', True)
+    has_extras = bool(raw.get('predictions') or raw.get('annotations'))
+    data = raw['data'] if isinstance(raw.get('data'), dict) else raw
+    return data, allow_skip, has_extras
+
+
+def _lineage(storage, commit, obj) -> dict:
+    return {
+        'pachyderm': {
+            'project': storage.project_name,
+            'repo': storage.repo,
+            'commit': commit,
+            'path': obj.key,
+            'row': obj.row_index,
+        }
+    }
+
+
+def _flush(storage, link_class, state) -> None:
+    if not state.pending:
+        return
+    project = storage.project
+    overlap = project.maximum_annotations
+    plain, rich = [], []
+    for obj in state.pending:
+        data, allow_skip, has_extras = _task_fields(obj)
+        (rich if has_extras else plain).append((obj, data, allow_skip))
+    state.pending = []
+
+    created_ids = []
+    if plain:
+        with transaction.atomic():
+            tasks = []
+            for obj, data, allow_skip in plain:
+                tasks.append(
+                    Task(
+                        data=data,
+                        project=project,
+                        overlap=overlap,
+                        is_labeled=overlap <= 0,
+                        inner_id=state.next_inner_id,
+                        allow_skip=allow_skip,
+                        meta=_lineage(storage, state.commit, obj),
+                    )
+                )
+                state.next_inner_id += 1
+            Task.objects.bulk_create(tasks)
+            link_class.objects.bulk_create(
+                [
+                    link_class(
+                        task_id=task.id, storage=storage, key=obj.key, row_index=obj.row_index,
+                        row_group=obj.row_group, commit=state.commit,
+                    )
+                    for task, (obj, _, _) in zip(tasks, plain)
+                ]
+            )
+            # bulk_create sends no post_save: update the data-column counters the signal would have.
+            if hasattr(project, 'summary'):
+                project.summary.update_data_columns(tasks)
+        created_ids.extend(task.id for task in tasks)
+
+    # Tasks that carry predictions or annotations go through Label Studio's own path, which validates them.
+    from rest_framework.exceptions import ValidationError
+
+    for obj, _, _ in rich:
+        try:
+            task = storage.add_task(project, overlap, state.next_inner_id, storage, obj, link_class=link_class)
+        except (ValidationError, ValueError) as exc:
+            state.errors.append(f'{obj.key} (row {obj.row_index}): {exc}')
+            continue
+        link_class.objects.filter(task_id=task.id).update(commit=state.commit)
+        Task.objects.filter(id=task.id).update(meta=_lineage(storage, state.commit, obj))
+        state.next_inner_id += 1
+        created_ids.append(task.id)
+
+    state.tasks_created += len(created_ids)
+    state.webhook_task_ids.extend(created_ids)
+    while len(state.webhook_task_ids) >= settings.WEBHOOK_BATCH_SIZE:
+        batch = state.webhook_task_ids[: settings.WEBHOOK_BATCH_SIZE]
+        state.webhook_task_ids = state.webhook_task_ids[settings.WEBHOOK_BATCH_SIZE:]
+        emit_webhooks_for_instance(project.organization, project, WebhookAction.TASKS_CREATED, batch)
+
+
+def _finish(storage, link_class, state, previous, selection) -> None:
+    from fsm.functions import backfill_fsm_states_for_tasks
+
+    project = storage.project
+    if state.webhook_task_ids:
+        emit_webhooks_for_instance(project.organization, project, WebhookAction.TASKS_CREATED, state.webhook_task_ids)
+        state.webhook_task_ids = []
+    backfill_fsm_states_for_tasks(storage.id, state.tasks_created, link_class)
+    project.update_tasks_states(
+        maximum_annotations_changed=False, overlap_cohort_percentage_changed=False, tasks_number_changed=True
+    )
+
+    storage.last_synced_commit = state.commit
+    storage.last_synced_selection = selection
+    storage.save(update_fields=['last_synced_commit', 'last_synced_selection'])
+    summary = dict(
+        tasks_existed=state.tasks_existed,
+        commit=state.commit,
+        previous_commit=previous or None,
+        sync_mode=state.mode,
+        files_seen=state.files_seen,
+        links_marked_missing=state.links_marked_missing,
+        files_failed=len(state.errors),
+    )
+    if state.errors:
+        storage.info_set_completed_with_errors(
+            last_sync_count=state.tasks_created, validation_errors=state.errors, **summary
+        )
+    else:
+        storage.info_set_completed(last_sync_count=state.tasks_created, **summary)
+    logger.info('Pachyderm import sync of storage %s: %s', storage.id, summary)
+
+
+def _batched(iterable, n):
+    it = iter(iterable)
+    while batch := list(itertools.islice(it, n)):
+        yield batch

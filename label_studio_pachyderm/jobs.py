@@ -1,0 +1,204 @@
+"""Where Pachyderm work runs: inline (the default), or on the plugin's RQ queue.
+
+Label Studio OSS hard-codes Redis off, so its own job launcher always runs
+inline. Rather than flip that switch for every Label Studio job, the plugin has
+an opt-in queue for its own work only: set ``PACHYDERM_REDIS_URL`` and start
+``label-studio-pachyderm worker``. Job functions receive a model class and an
+id (RQ pickles the class by reference), and always re-read the storage.
+
+Failures never leave a storage QUEUED or IN_PROGRESS: they end in FAILED with
+a readable reason in ``traceback`` and ``meta``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback as tb
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+logger = logging.getLogger(__name__)
+
+_COALESCE_PENDING = 'pachyderm:export:pending:{}'
+_COALESCE_SCHEDULED = 'pachyderm:export:scheduled:{}'
+
+
+def get_queue():
+    """The plugin's RQ queue, or None in inline mode."""
+    if not getattr(settings, 'PACHYDERM_REDIS_URL', ''):
+        return None
+    import django_rq
+
+    return django_rq.get_queue(settings.PACHYDERM_RQ_QUEUE)
+
+
+# ----------------------------------------------------------------------------- failure bookkeeping
+def failure_text(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        detail = exc.detail
+        if isinstance(detail, dict):
+            parts = [str(m) for msgs in detail.values() for m in (msgs if isinstance(msgs, list) else [msgs])]
+        elif isinstance(detail, list):
+            parts = [str(m) for m in detail]
+        else:
+            parts = [str(detail)]
+        return '\n'.join(parts)
+    return ''.join(tb.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def record_failure(storage_class, storage_id, exc: BaseException) -> None:
+    storage = storage_class.objects.filter(id=storage_id).first()
+    if storage is None:
+        return
+    now = timezone.now()
+    storage.status = storage.Status.FAILED
+    storage.traceback = failure_text(exc)
+    meta = storage.meta or {}
+    meta['time_failure'] = str(now)
+    meta['error'] = storage.traceback.splitlines()[0] if storage.traceback else exc.__class__.__name__
+    storage.meta = meta
+    storage.save(update_fields=['status', 'traceback', 'meta'])
+
+
+def _on_rq_failure(job, connection, exc_type, exc_value, exc_tb):
+    record_failure(job.args[0], job.args[1], exc_value)
+
+
+def _run(fn, storage, *args):
+    queue = get_queue()
+    if queue is not None:
+        job = queue.enqueue(
+            fn, storage.__class__, storage.id, *args,
+            on_failure=_on_rq_failure, job_timeout=settings.RQ_LONG_JOB_TIMEOUT,
+        )
+        storage.info_set_job(job.id)
+        return
+    try:
+        fn(storage.__class__, storage.id, *args)
+    except Exception as exc:
+        logger.info('Pachyderm storage %s job failed: %s', storage.id, exc)
+        record_failure(storage.__class__, storage.id, exc)
+
+
+# ----------------------------------------------------------------------------- syncs
+def import_sync_job(storage_class, storage_id, full_rescan=False):
+    storage = storage_class.objects.get(id=storage_id)
+    storage.scan_and_create_links(full_rescan=full_rescan)
+
+
+def export_sync_job(storage_class, storage_id, only_new=False):
+    storage = storage_class.objects.get(id=storage_id)
+    if only_new:
+        storage.save_only_new_annotations()
+    else:
+        storage.save_all_annotations()
+
+
+def run_import_sync(storage, full_rescan=False):
+    if storage.info_set_queued():
+        _run(import_sync_job, storage, full_rescan)
+
+
+def run_export_sync(storage, only_new=False):
+    if storage.info_set_queued():
+        _run(export_sync_job, storage, only_new)
+
+
+# ----------------------------------------------------------------------------- auto-export
+# A storage whose pachd just failed is not dialled again for a while, so that a
+# burst of submits (or a project deletion) does not wait on pachd each time.
+_BACKOFF_SECONDS = 30.0
+_unreachable_until: dict = {}
+
+
+def _in_backoff(storage_id) -> bool:
+    return _unreachable_until.get(storage_id, 0) > time.monotonic()
+
+
+def auto_export_job(storage_class, storage_id, annotation_ids):
+    from .exporter import export_annotations
+
+    storage = storage_class.objects.filter(id=storage_id).first()
+    if storage is not None:
+        export_annotations(storage, annotation_ids=annotation_ids, reason='annotations submitted')
+
+
+def coalesced_export_job(storage_class, storage_id):
+    """Export every annotation gathered for this storage since the job was scheduled: one commit."""
+    queue = get_queue()
+    conn = queue.connection
+    # Clear the flag first: a submit arriving from now on schedules the next flush.
+    conn.delete(_COALESCE_SCHEDULED.format(storage_id))
+    pending_key = _COALESCE_PENDING.format(storage_id)
+    pipe = conn.pipeline()
+    pipe.smembers(pending_key)
+    pipe.delete(pending_key)
+    members, _ = pipe.execute()
+    ids = sorted(int(m) for m in members)
+    if not ids:
+        return
+    try:
+        auto_export_job(storage_class, storage_id, ids)
+    except Exception:
+        # Put them back so the next flush (or a manual sync) still exports them.
+        conn.sadd(pending_key, *ids)
+        raise
+
+
+def export_on_submit(storage, annotation_id) -> None:
+    """Called from the annotation post_save receiver. Never raises."""
+    try:
+        queue = get_queue()
+        if queue is None:
+            _export_inline(storage, annotation_id)
+            return
+        window = float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
+        if window <= 0:
+            queue.enqueue(auto_export_job, storage.__class__, storage.id, [annotation_id])
+            return
+        conn = queue.connection
+        conn.sadd(_COALESCE_PENDING.format(storage.id), annotation_id)
+        if conn.set(_COALESCE_SCHEDULED.format(storage.id), '1', nx=True, ex=int(window * 4) + 60):
+            from datetime import timedelta
+
+            queue.enqueue_in(timedelta(seconds=window), coalesced_export_job, storage.__class__, storage.id)
+    except Exception as exc:
+        logger.warning('Could not export annotation %s to Pachyderm storage %s: %s', annotation_id, storage.id, exc)
+        note_export_error(storage, exc, f'annotation {annotation_id}')
+
+
+def _export_inline(storage, annotation_id) -> None:
+    from .exporter import export_annotations
+
+    if _in_backoff(storage.id):
+        note_export_error(storage, None, f'annotation {annotation_id}', skipped=True)
+        return
+    try:
+        export_annotations(storage, annotation_ids=[annotation_id], reason='annotation submitted')
+    except Exception as exc:
+        from .pachd import PachdUnavailable
+
+        if isinstance(exc, PachdUnavailable) or 'cannot reach pachd' in str(exc):
+            _unreachable_until[storage.id] = time.monotonic() + _BACKOFF_SECONDS
+        logger.warning('Could not export annotation %s to Pachyderm storage %s: %s', annotation_id, storage.id, exc)
+        note_export_error(storage, exc, f'annotation {annotation_id}')
+
+
+def note_export_error(storage, exc, what: str, skipped: bool = False) -> None:
+    """Show an auto-export problem on the storage; the next sync exports what was missed."""
+    from .exporter import storage_message
+
+    if skipped:
+        message = f'{what} not exported yet: pachd was unreachable moments ago. The next sync exports it.'
+    else:
+        message = f'{what} not exported: {storage_message(exc)}. The next sync exports it.'
+    type(storage).objects.filter(id=storage.id).update(
+        status=storage.Status.COMPLETED_WITH_ERRORS, traceback=message
+    )
+    storage.refresh_from_db(fields=['meta'])
+    meta = storage.meta or {}
+    meta['auto_export_error'] = message
+    meta['time_auto_export_error'] = str(timezone.now())
+    type(storage).objects.filter(id=storage.id).update(meta=meta)

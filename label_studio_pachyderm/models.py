@@ -1,0 +1,281 @@
+"""Pachyderm source and target storages for Label Studio.
+
+The models follow Label Studio's provider pattern (a shared mixin, an import and
+an export storage, their link models). Pachyderm-specific work lives elsewhere:
+``pachd`` talks to pachd, ``importer`` runs an import sync, ``exporter`` writes
+annotations, ``jobs`` runs either inline or on the plugin's RQ queue.
+"""
+from __future__ import annotations
+
+import logging
+import mimetypes
+import re
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from io_storages.base_models import (
+    ExportStorage,
+    ExportStorageLink,
+    ImportStorage,
+    ImportStorageLink,
+    ProjectStorageMixin,
+)
+from io_storages.utils import StorageObject, load_tasks_json, parse_range
+
+from . import pachd, uri
+from .connection import client_for
+from .errors import validation_error
+
+logger = logging.getLogger(__name__)
+
+
+class PachydermStorageMixin(models.Model):
+    url_scheme = uri.SCHEME
+
+    pachd_address = models.TextField(
+        _('pachd address'), blank=True, default='',
+        help_text='grpc://host:port, grpcs://host:port (TLS) or host:port; default port 30650',
+    )
+    auth_token = models.TextField(
+        _('auth token'), null=True, blank=True, help_text='Pachyderm auth token (never returned by the API)'
+    )
+    tls_root_certs = models.TextField(
+        _('TLS root certificates'), blank=True, default='',
+        help_text='PEM root certificates for grpcs:// addresses signed by a private CA',
+    )
+    pach_project = models.TextField(_('Pachyderm project'), default='default', blank=True)
+    repo = models.TextField(_('repo'), help_text='Pachyderm repo name')
+    branch = models.TextField(_('branch'), default='master', blank=True)
+    prefix = models.TextField(_('prefix'), blank=True, default='', help_text='Directory inside the repo')
+    regex_filter = models.TextField(
+        _('regex_filter'), blank=True, default='', help_text='Only paths matching this regex (Python re.search)'
+    )
+    use_blob_urls = models.BooleanField(
+        _('use_blob_urls'), default=False,
+        help_text='Every file is one task (media); off: .json/.jsonl files hold tasks',
+    )
+    recursive_scan = models.BooleanField(_('recursive scan'), default=True)
+    # pachd has no presigned URLs: Label Studio's proxy always streams the bytes.
+    presign = models.BooleanField(_('presign'), default=False, help_text='Always off for Pachyderm')
+    presign_ttl = models.PositiveSmallIntegerField(_('presign_ttl'), default=1)
+
+    class Meta:
+        abstract = True
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def project_name(self) -> str:
+        return self.pach_project or 'default'
+
+    @property
+    def branch_name(self) -> str:
+        return self.branch or 'master'
+
+    @property
+    def clean_prefix(self) -> str:
+        return (self.prefix or '').strip('/')
+
+    def get_client(self) -> pachd.PachdClient:
+        return client_for(self)
+
+    def path_matches(self, path: str) -> bool:
+        """Whether a repo path belongs to this storage's selection (prefix, recursion, regex)."""
+        prefix = self.clean_prefix
+        if not uri.path_in_prefix(path, prefix):
+            return False
+        if not self.recursive_scan:
+            rest = path[len(prefix):].lstrip('/') if prefix else path
+            if '/' in rest:
+                return False
+        if self.regex_filter:
+            return re.search(self.regex_filter, path) is not None
+        return True
+
+    def __str__(self):
+        return f'{self.__class__.__name__} {self.project_name}/{self.repo}@{self.branch_name}'
+
+    @property
+    def type_full(self):
+        return 'Pachyderm'
+
+    def path_full(self):
+        return f'{self.project_name}/{self.repo}@{self.branch_name}:/{self.clean_prefix}'
+
+
+class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
+    commit = models.TextField(
+        _('commit'), blank=True, default='', help_text='Pin syncs to this commit id; empty: the branch head'
+    )
+    # Label Studio resets `meta` each time a sync is queued, so what incremental
+    # sync needs to remember lives in fields of its own.
+    last_synced_commit = models.TextField(blank=True, default='', help_text='Commit the last complete sync read')
+    last_synced_selection = models.TextField(
+        blank=True, default='', help_text='Selection (prefix, regex, ...) of the last complete sync'
+    )
+
+    class Meta:
+        abstract = True
+
+    # ------------------------------------------------------------ connection
+    def validate_connection(self, client=None, require_files=True):
+        """Raise a DRF ValidationError naming what is wrong, per field where it maps to one."""
+        from .validation import validate_import_storage
+
+        validate_import_storage(self, require_files=require_files)
+
+    # ------------------------------------------------------------ listing
+    def _listing_commit(self, client) -> str:
+        return client.resolve_commit(self.project_name, self.repo, self.branch_name, self.commit or None)
+
+    def iter_objects(self):
+        client = self.get_client()
+        try:
+            commit = self._listing_commit(client)
+            for entry in client.list_files(
+                self.project_name, self.repo, commit, self.clean_prefix, recursive=self.recursive_scan
+            ):
+                if self.path_matches(entry.path):
+                    yield entry
+        except pachd.PachdError as exc:
+            raise validation_error(exc) from None
+
+    def iter_keys(self):
+        for entry in self.iter_objects():
+            yield entry.path
+
+    def get_unified_metadata(self, obj):
+        return {
+            'key': obj.path,
+            'last_modified': obj.committed.isoformat() if obj.committed else None,
+            'size': obj.size,
+            'commit': obj.commit,
+        }
+
+    def get_data(self, key, commit=None):
+        """StorageObjects for one file of ``commit`` (the branch head when not given)."""
+        client = self.get_client()
+        commit = commit or self._listing_commit(client)
+        if self.use_blob_urls:
+            data = {settings.DATA_UNDEFINED_NAME: uri.build(self.project_name, self.repo, commit, key)}
+            return [StorageObject(task_data=data, key=key)]
+        blob = client.get_file_bytes(self.project_name, self.repo, commit, key)
+        return load_tasks_json(blob, key)
+
+    def generate_http_url(self, url):
+        # Never used: presign is always off, so Label Studio streams through its proxy.
+        return url
+
+    # ------------------------------------------------------------ proxy
+    def can_resolve_url(self, url) -> bool:
+        try:
+            parsed = uri.parse(url)
+            return bool(
+                parsed
+                and parsed.project == self.project_name
+                and parsed.repo == self.repo
+                and uri.path_in_prefix(parsed.path, self.clean_prefix)
+            )
+        except Exception:  # must never raise: called on arbitrary task data
+            return False
+
+    def get_bytes_stream(self, uri_str, range_header=None):
+        """(stream, content_type, metadata) for Label Studio's storage proxy.
+
+        Reads from the file offset the Range asks for; never downloads the whole file.
+        """
+        parsed = uri.parse(uri_str)
+        if not parsed or not self.can_resolve_url(uri_str):
+            return None, None, {}
+        try:
+            client = self.get_client()
+            info = client.inspect_file(parsed.project, parsed.repo, parsed.commit, parsed.path)
+            size = info.size
+            start, end = parse_range(range_header) if range_header else (None, None)
+            metadata = {'ETag': f'"{info.hash}"' if info.hash else None, 'LastModified': info.committed}
+            if start is None:
+                offset, length, status = 0, size, 200
+            else:
+                if start >= size and size > 0:
+                    metadata.update(StatusCode=416, ContentRange=f'bytes */{size}', ContentLength=0)
+                    return _EmptyStream(), _content_type(parsed.path), metadata
+                last = size - 1 if end in ('', None) else min(int(end), size - 1)
+                offset, length, status = start, max(0, last - start + 1), 206
+                metadata['ContentRange'] = f'bytes {start}-{last}/{size}'
+            metadata.update(StatusCode=status, ContentLength=length)
+            stream = client.read_file(parsed.project, parsed.repo, parsed.commit, parsed.path, offset, length)
+            return stream, _content_type(parsed.path), metadata
+        except pachd.PachdError as exc:
+            logger.warning('Pachyderm proxy could not read %s: %s', uri_str, exc)
+            return None, None, {}
+
+    # ------------------------------------------------------------ sync
+    def sync(self, full_rescan: bool = False):
+        from .jobs import run_import_sync
+
+        run_import_sync(self, full_rescan=full_rescan)
+
+    def scan_and_create_links(self, full_rescan: bool = False):
+        from .importer import import_storage
+
+        import_storage(self, PachydermImportStorageLink, full_rescan=full_rescan)
+
+
+class PachydermImportStorage(ProjectStorageMixin, PachydermImportStorageBase):
+    class Meta:
+        abstract = False
+
+
+class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
+    last_exported_commit = models.TextField(blank=True, default='', help_text='Commit the last export wrote')
+
+    def validate_connection(self, client=None):
+        from .validation import validate_export_storage
+
+        validate_export_storage(self)
+
+    def save_annotation(self, annotation):
+        from .exporter import export_annotations
+
+        export_annotations(self, annotation_ids=[annotation.id], reason='annotation saved')
+
+    def save_annotations(self, annotations):
+        from .exporter import export_annotations
+
+        export_annotations(self, queryset=annotations, reason='manual sync', track_status=True)
+
+    def delete_annotation(self, annotation):
+        from .exporter import delete_annotation_files
+
+        delete_annotation_files(self, [annotation.id])
+
+    def sync(self, save_only_new_annotations: bool = False):
+        from .jobs import run_export_sync
+
+        run_export_sync(self, only_new=save_only_new_annotations)
+
+
+class PachydermImportStorageLink(ImportStorageLink):
+    storage = models.ForeignKey(PachydermImportStorage, on_delete=models.CASCADE, related_name='links')
+    commit = models.TextField(blank=True, default='', help_text='Pachyderm commit the task was created from')
+
+    class Meta:
+        indexes = [models.Index(fields=['storage', 'key'])]
+
+
+class PachydermExportStorageLink(ExportStorageLink):
+    storage = models.ForeignKey(PachydermExportStorage, on_delete=models.CASCADE, related_name='links')
+    path = models.TextField(blank=True, default='', help_text='Path of the file in the repo')
+    commit = models.TextField(blank=True, default='', help_text='Pachyderm commit that last wrote the file')
+
+
+class _EmptyStream:
+    def iter_chunks(self, chunk_size=None):
+        return iter(())
+
+    def close(self):
+        pass
+
+
+def _content_type(path: str) -> str:
+    return mimetypes.guess_type(path)[0] or 'application/octet-stream'

@@ -1,0 +1,72 @@
+"""Label Studio settings with the Pachyderm storage plugin enabled.
+
+Use it everywhere Label Studio runs: ``label-studio-pachyderm start`` sets it for
+you; RQ workers and WSGI servers need ``DJANGO_SETTINGS_MODULE=label_studio_pachyderm.settings``.
+Nothing of Label Studio's own behaviour changes: every built-in provider keeps working.
+"""
+import os
+import sys
+
+import label_studio
+
+# Label Studio imports its own modules as top-level packages (``core``, ``io_storages``...);
+# its launcher puts the package directory on sys.path, and so must we for workers, WSGI and tests.
+_LS_DIR = os.path.dirname(label_studio.__file__)
+if _LS_DIR not in sys.path:
+    sys.path.insert(0, _LS_DIR)
+
+from label_studio.core.settings.label_studio import *  # noqa: E402,F401,F403
+from label_studio.core.utils.params import get_bool_env, get_env, get_env_list  # noqa: E402
+
+_PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
+
+INSTALLED_APPS = [*INSTALLED_APPS, 'label_studio_pachyderm.apps.PachydermStorageConfig']  # noqa: F405
+
+# The one hook every storage lookup in Label Studio goes through (proxy, /types, lists).
+GET_STORAGE_LIST = 'label_studio_pachyderm.functions.get_storage_list'
+
+# Data Manager's "storage filename" column and Task.get_storage_filename().
+IO_STORAGES_IMPORT_LINK_NAMES = [  # noqa: F405
+    *IO_STORAGES_IMPORT_LINK_NAMES,  # noqa: F405
+    'io_storages_pachyderm_pachydermimportstoragelink',
+]
+
+# Plugin routes first, then all of Label Studio's.
+ROOT_URLCONF = 'label_studio_pachyderm.urls'
+
+# Our base.html extends Label Studio's and adds the script that registers the
+# Pachyderm provider in the Cloud Storage wizard.
+TEMPLATES[0]['DIRS'] = [os.path.join(_PLUGIN_DIR, 'templates'), *TEMPLATES[0]['DIRS']]  # noqa: F405
+
+# ---------------------------------------------------------------- plugin settings
+# Deadline in seconds for each pachd call (and for reaching pachd before a stream).
+PACHYDERM_GRPC_TIMEOUT = float(get_env('PACHYDERM_GRPC_TIMEOUT', 10))
+
+# Hosts the plugin may dial even when Label Studio's SSRF protection bans them
+# (loopback, private ranges). Comma-separated ``host`` or ``host:port`` entries,
+# e.g. ``localhost:30650,pachd.pachyderm.svc``. See docs/security.md.
+PACHYDERM_ALLOWED_HOSTS = get_env_list('PACHYDERM_ALLOWED_HOSTS', default=[])
+
+# When on, a storage with an empty pachd address / token uses the active context of
+# the server's Pachyderm config (~/.pachyderm/config.json or $PACH_CONFIG). Off by
+# default: it lends the server's Pachyderm identity to every project member.
+PACHYDERM_USE_SERVER_CONFIG = get_bool_env('PACHYDERM_USE_SERVER_CONFIG', False)
+
+# Opt-in background mode for Pachyderm work only (Label Studio OSS runs jobs inline).
+# With a Redis URL set, syncs and auto-exports go to this RQ queue; start workers with
+# ``label-studio-pachyderm worker``.
+PACHYDERM_REDIS_URL = get_env('PACHYDERM_REDIS_URL', '')
+PACHYDERM_RQ_QUEUE = get_env('PACHYDERM_RQ_QUEUE', 'pachyderm')
+
+# Seconds an auto-export waits to gather other submits into the same commit (RQ mode
+# only; inline mode commits once per submit). 0 disables coalescing.
+PACHYDERM_EXPORT_COALESCE_SECONDS = float(get_env('PACHYDERM_EXPORT_COALESCE_SECONDS', 5))
+
+# Tasks created per database batch during an import sync.
+PACHYDERM_IMPORT_BATCH_SIZE = int(get_env('PACHYDERM_IMPORT_BATCH_SIZE', 500))
+
+if PACHYDERM_REDIS_URL:
+    RQ_QUEUES = {  # noqa: F405
+        **RQ_QUEUES,  # noqa: F405
+        PACHYDERM_RQ_QUEUE: {'URL': PACHYDERM_REDIS_URL, 'DEFAULT_TIMEOUT': 3600},
+    }

@@ -1,0 +1,61 @@
+"""Root URLconf: the Pachyderm storage routes, then all of Label Studio's.
+
+Two layouts, same views:
+* the routes Label Studio's frontend and SDK call for any provider
+  (``api/storages/pachyderm/...`` import, ``api/storages/export/pachyderm...`` export);
+* an explicit layout ``api/storages/pachyderm/{import,export}/...``.
+Ours come first so Label Studio's unanchored patterns cannot capture them.
+"""
+from django.urls import include, path
+
+from . import api
+
+_import = {
+    'list': api.PachydermImportStorageListAPI.as_view(),
+    'detail': api.PachydermImportStorageDetailAPI.as_view(),
+    'sync': api.PachydermImportStorageSyncAPI.as_view(),
+    'validate': api.PachydermImportStorageValidateAPI.as_view(),
+    'form': api.PachydermImportStorageFormLayoutAPI.as_view(),
+    'files': api.PachydermImportStorageFilesAPI.as_view(),
+}
+_export = {
+    'list': api.PachydermExportStorageListAPI.as_view(),
+    'detail': api.PachydermExportStorageDetailAPI.as_view(),
+    'sync': api.PachydermExportStorageSyncAPI.as_view(),
+    'validate': api.PachydermExportStorageValidateAPI.as_view(),
+    'form': api.PachydermExportStorageFormLayoutAPI.as_view(),
+}
+
+app_name = 'pachyderm'
+
+storage_patterns = [
+    # Explicit layout (registered first: "import/" must not be read as a storage id route).
+    path('pachyderm/import/', _import['list'], name='import-list'),
+    path('pachyderm/import/validate/', _import['validate'], name='import-validate'),
+    path('pachyderm/import/form-layout/', _import['form'], name='import-form-layout'),
+    path('pachyderm/import/files/', _import['files'], name='import-files'),
+    path('pachyderm/import/<int:pk>/', _import['detail'], name='import-detail'),
+    path('pachyderm/import/<int:pk>/sync/', _import['sync'], name='import-sync'),
+    path('pachyderm/export/', _export['list'], name='export-list'),
+    path('pachyderm/export/validate/', _export['validate'], name='export-validate'),
+    path('pachyderm/export/form-layout/', _export['form'], name='export-form-layout'),
+    path('pachyderm/export/<int:pk>/', _export['detail'], name='export-detail'),
+    path('pachyderm/export/<int:pk>/sync/', _export['sync'], name='export-sync'),
+    # The layout Label Studio's frontend uses for every provider.
+    path('pachyderm/', _import['list'], name='storage-pachyderm-list'),
+    path('pachyderm/<int:pk>', _import['detail'], name='storage-pachyderm-detail'),
+    path('pachyderm/<int:pk>/sync', _import['sync'], name='storage-pachyderm-sync'),
+    path('pachyderm/validate', _import['validate'], name='storage-pachyderm-validate'),
+    path('pachyderm/form', _import['form'], name='storage-pachyderm-form'),
+    path('pachyderm/files', _import['files'], name='storage-pachyderm-list-files'),
+    path('export/pachyderm', _export['list'], name='export-storage-pachyderm-list'),
+    path('export/pachyderm/<int:pk>', _export['detail'], name='export-storage-pachyderm-detail'),
+    path('export/pachyderm/<int:pk>/sync', _export['sync'], name='export-storage-pachyderm-sync'),
+    path('export/pachyderm/validate', _export['validate'], name='export-storage-pachyderm-validate'),
+    path('export/pachyderm/form', _export['form'], name='export-storage-pachyderm-form'),
+]
+
+urlpatterns = [
+    path('api/storages/', include((storage_patterns, app_name))),
+    path('', include('core.urls')),
+]
