@@ -15,7 +15,18 @@ _LS_DIR = os.path.dirname(label_studio.__file__)
 if _LS_DIR not in sys.path:
     sys.path.insert(0, _LS_DIR)
 
-from label_studio.core.settings.label_studio import *  # noqa: E402,F401,F403
+# Label Studio's settings module reads django.conf.settings while it is being imported
+# (Sentry set-up). Django then loads the module named by DJANGO_SETTINGS_MODULE: let that
+# be Label Studio's own half-loaded module, exactly as when Label Studio runs by itself.
+_OUR_SETTINGS = os.environ.get('DJANGO_SETTINGS_MODULE')
+os.environ['DJANGO_SETTINGS_MODULE'] = 'label_studio.core.settings.label_studio'
+try:
+    from label_studio.core.settings.label_studio import *  # noqa: E402,F401,F403
+finally:
+    if _OUR_SETTINGS is None:
+        os.environ.pop('DJANGO_SETTINGS_MODULE', None)
+    else:
+        os.environ['DJANGO_SETTINGS_MODULE'] = _OUR_SETTINGS
 from label_studio.core.utils.params import get_bool_env, get_env, get_env_list  # noqa: E402
 
 _PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -70,3 +81,8 @@ if PACHYDERM_REDIS_URL:
         **RQ_QUEUES,  # noqa: F405
         PACHYDERM_RQ_QUEUE: {'URL': PACHYDERM_REDIS_URL, 'DEFAULT_TIMEOUT': 3600},
     }
+
+# Files an export writes: 'task' = <prefix>/<task_id>.json with the task and all its
+# annotations (what Label Studio writes with FUTURE_SAVE_TASK_TO_STORAGE);
+# 'annotation' = <prefix>/<annotation_id>.json with one annotation.
+PACHYDERM_EXPORT_LAYOUT = get_env('PACHYDERM_EXPORT_LAYOUT', 'task')

@@ -1,0 +1,101 @@
+"""Shared fixtures: real Label Studio models and API, a real local PFS server over gRPC."""
+import os
+import tempfile
+
+# Label Studio keeps its data (and, for SQLite, its database) here; never the user's home.
+os.environ.setdefault('LABEL_STUDIO_BASE_DATA_DIR', tempfile.mkdtemp(prefix='lsp-test-data-'))
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'label_studio_pachyderm.settings')
+
+import pytest  # noqa: E402
+
+IMAGE_CONFIG = """
+<View>
+  <Image name="image" value="$image"/>
+  <RectangleLabels name="label" toName="image">
+    <Label value="Cat"/><Label value="Dog"/>
+  </RectangleLabels>
+</View>
+"""
+TEXT_CONFIG = """
+<View>
+  <Text name="text" value="$text"/>
+  <Choices name="sentiment" toName="text" choice="single">
+    <Choice value="pos"/><Choice value="neg"/>
+  </Choices>
+</View>
+"""
+
+
+@pytest.fixture
+def pfs(tmp_path):
+    """A local PFS server on an ephemeral loopback port, no auth."""
+    from label_studio_pachyderm.localpfs import start_server
+
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs'))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pfs_client(pfs):
+    from label_studio_pachyderm import pachd
+
+    return pachd.PachdClient(pfs.address)
+
+
+@pytest.fixture(autouse=True)
+def _allow_loopback_pachd(settings):
+    # Label Studio's SSRF protection bans loopback; tests dial their own local server.
+    settings.PACHYDERM_ALLOWED_HOSTS = ['127.0.0.1']
+
+
+def make_user(email, org_title='Org'):
+    from organizations.models import Organization
+    from users.models import User
+
+    user = User.objects.create_user(email=email, password='pass12345')
+    org = Organization.create_organization(created_by=user, title=org_title)
+    user.active_organization = org
+    user.save()
+    return user
+
+
+def make_project(user, label_config=IMAGE_CONFIG, title='Project'):
+    from projects.models import Project
+
+    return Project.objects.create(
+        title=title, created_by=user, organization=user.active_organization, label_config=label_config
+    )
+
+
+@pytest.fixture
+def user(db):
+    return make_user('owner@example.com')
+
+
+@pytest.fixture
+def api(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def project(user):
+    return make_project(user)
+
+
+@pytest.fixture
+def text_project(user):
+    return make_project(user, TEXT_CONFIG, title='Text')
+
+
+@pytest.fixture
+def outsider_api(db):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(make_user('outsider@example.com', org_title='Other org'))
+    return client

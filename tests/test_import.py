@@ -1,0 +1,265 @@
+"""Source storage: REST API + sync + proxy against real Label Studio and a local PFS over gRPC."""
+import base64
+import json
+
+import pytest
+from label_studio_pachyderm import pachd, uri
+from label_studio_pachyderm.models import PachydermImportStorage, PachydermImportStorageLink
+from tasks.models import Task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PNG = b'\x89PNG\r\n\x1a\n' + bytes(range(256)) * 40  # 10 KiB+ of bytes with a PNG signature
+
+
+def put(client, repo, files, branch='master', deletes=()):
+    ops = [pachd.FileOp.put(p, d if isinstance(d, bytes) else d.encode()) for p, d in files.items()]
+    ops += [pachd.FileOp.remove(p) for p in deletes]
+    return client.write_commit('default', repo, branch, ops)
+
+
+def create(api, project, pfs, **fields):
+    body = {'project': project.id, 'title': 'src', 'pachd_address': pfs.address, 'repo': 'images', **fields}
+    return api.post('/api/storages/pachyderm', body, format='json')
+
+
+def sync(api, storage_id, **body):
+    response = api.post(f'/api/storages/pachyderm/{storage_id}/sync', body, format='json')
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def images(pfs_client):
+    pfs_client.create_repo('default', 'images')
+    commit = put(pfs_client, 'images', {'a.png': PNG, 'b.png': PNG, 'sub/c.png': PNG, 'notes.txt': 'x'})
+    return commit
+
+
+# ----------------------------------------------------------------------------- blob mode
+def test_blob_sync_creates_commit_pinned_tasks(api, project, pfs, images):
+    r = create(api, project, pfs, use_blob_urls=True, regex_filter=r'\.png$')
+    assert r.status_code == 201, r.content
+    storage = sync(api, r.json()['id'])
+    assert storage['status'] == 'completed', storage
+    assert storage['last_sync_count'] == 3
+    assert storage['last_synced_commit'] == images
+    assert storage['meta']['commit'] == images and storage['meta']['sync_mode'] == 'full'
+
+    tasks = Task.objects.filter(project=project).order_by('inner_id')
+    assert [t.inner_id for t in tasks] == [1, 2, 3]
+    uris = sorted(t.data['$undefined$'] if '$undefined$' in t.data else t.data['image'] for t in tasks)
+    assert uris == [f'pfs://default/images@{images}/{p}' for p in ('a.png', 'b.png', 'sub/c.png')]
+    link = PachydermImportStorageLink.objects.get(key='sub/c.png')
+    assert link.commit == images and link.task.meta['pachyderm']['commit'] == images
+    project.refresh_from_db()
+    assert project.task_number == 3 if hasattr(project, 'task_number') else True
+    assert project.summary.all_data_columns
+
+
+def test_resync_is_incremental_and_never_duplicates(api, project, pfs, pfs_client, images):
+    sid = create(api, project, pfs, use_blob_urls=True, regex_filter=r'\.png$').json()['id']
+    sync(api, sid)
+    second = put(pfs_client, 'images', {'d.png': PNG, 'a.png': PNG + b'changed'}, deletes=['b.png'])
+    storage = sync(api, sid)
+    assert storage['meta']['sync_mode'] == 'incremental'
+    assert storage['meta']['previous_commit'] == images and storage['meta']['commit'] == second
+    assert storage['last_sync_count'] == 1  # d.png only; a.png stays pinned to its first commit
+    assert Task.objects.filter(project=project).count() == 4
+    assert not PachydermImportStorageLink.objects.get(key='b.png').object_exists
+    a_task = PachydermImportStorageLink.objects.get(key='a.png').task
+    assert images in json.dumps(a_task.data)
+    # Same head again: nothing new, nothing duplicated.
+    assert sync(api, sid)['last_sync_count'] == 0
+    # A forced full rescan finds everything already imported.
+    storage = sync(api, sid, full_rescan=True)
+    assert storage['meta']['sync_mode'] == 'full' and storage['last_sync_count'] == 0
+    assert Task.objects.filter(project=project).count() == 4
+
+
+def test_prefix_recursive_off_and_pinned_commit(api, project, pfs, pfs_client, images):
+    put(pfs_client, 'images', {'sub/deeper/e.png': PNG, 'sub/f.png': PNG})
+    sid = create(api, project, pfs, use_blob_urls=True, prefix='sub', recursive_scan=False).json()['id']
+    assert sync(api, sid)['last_sync_count'] == 2  # sub/c.png, sub/f.png; not sub/deeper/e.png
+    keys = set(PachydermImportStorageLink.objects.values_list('key', flat=True))
+    assert keys == {'sub/c.png', 'sub/f.png'}
+
+    other = create(api, project, pfs, use_blob_urls=True, commit=images, regex_filter=r'\.png$').json()['id']
+    storage = sync(api, other)
+    assert storage['meta']['commit'] == images and storage['last_sync_count'] == 3
+
+
+# ----------------------------------------------------------------------------- task (JSON) mode
+def test_json_array_and_jsonl_tasks_with_bad_files_reported(api, text_project, pfs, pfs_client):
+    pfs_client.create_repo('default', 'tasks')
+    put(pfs_client, 'tasks', {
+        'one.json': json.dumps({'text': 'single'}),
+        'many.json': json.dumps([{'text': 'a1'}, {'data': {'text': 'a2'}}]),
+        'lines.jsonl': '{"text": "l1"}\n{"text": "l2"}\n{"text": "l3"}\n',
+        'broken.json': '{"text": ',
+        'image.png': PNG,
+    })
+    r = create(api, text_project, pfs, repo='tasks')
+    assert r.status_code == 201, r.content
+    storage = sync(api, r.json()['id'])
+    assert storage['status'] == 'completed_with_errors'
+    assert storage['last_sync_count'] == 6
+    assert 'broken.json' in storage['traceback'] and 'image.png' in storage['traceback']
+    texts = sorted(t.data['text'] for t in Task.objects.filter(project=text_project))
+    assert texts == ['a1', 'a2', 'l1', 'l2', 'l3', 'single']
+    rows = dict(PachydermImportStorageLink.objects.filter(key='lines.jsonl').values_list('row_index', 'key'))
+    assert set(rows) == {0, 1, 2}
+
+    # Appending lines to the JSONL imports the new rows only.
+    put(pfs_client, 'tasks', {'lines.jsonl': '{"text": "l1"}\n{"text": "l2"}\n{"text": "l3"}\n{"text": "l4"}\n'})
+    storage = sync(api, r.json()['id'])
+    assert storage['last_sync_count'] == 1
+    assert Task.objects.filter(project=text_project, data__text='l4').count() == 1
+
+
+# ----------------------------------------------------------------------------- validation
+@pytest.mark.parametrize('fields, field, words', [
+    ({'repo': 'nope'}, 'repo', 'nope'),
+    ({'branch': 'dev'}, 'branch', 'dev'),
+    ({'commit': 'f' * 32}, 'commit', 'f' * 32),
+    ({'regex_filter': '(['}, 'regex_filter', 'Invalid regular expression'),
+    ({'prefix': 'missing'}, 'prefix', 'missing'),
+    ({'regex_filter': r'\.tiff$'}, 'prefix', 'No files'),
+    ({'pachd_address': 'grpc://127.0.0.1:1'}, 'pachd_address', 'pachd'),
+    ({'pachd_address': 'ftp://x:1'}, 'pachd_address', 'ftp'),
+    ({'pachd_address': ''}, 'pachd_address', 'required'),
+])
+def test_validate_names_the_field_to_fix(api, project, pfs, images, fields, field, words):
+    body = {'project': project.id, 'pachd_address': pfs.address, 'repo': 'images', **fields}
+    r = api.post('/api/storages/pachyderm/validate', body, format='json')
+    assert r.status_code == 400, r.content
+    errors = r.json()['validation_errors'] if 'validation_errors' in r.json() else r.json()
+    assert field in errors, errors
+    assert words.lower() in json.dumps(errors).lower()
+    # Same through the explicit layout.
+    r2 = api.post('/api/storages/pachyderm/import/validate/', body, format='json')
+    assert r2.status_code == 400
+
+
+def test_validate_with_id_does_not_save(api, project, pfs, images):
+    sid = create(api, project, pfs, use_blob_urls=True).json()['id']
+    r = api.post('/api/storages/pachyderm/validate', {'id': sid, 'project': project.id, 'repo': 'nope',
+                                                      'pachd_address': pfs.address}, format='json')
+    assert r.status_code == 400
+    assert PachydermImportStorage.objects.get(id=sid).repo == 'images'
+    ok = api.post('/api/storages/pachyderm/validate', {'id': sid, 'project': project.id, 'prefix': 'sub',
+                                                       'pachd_address': pfs.address, 'repo': 'images'}, format='json')
+    assert ok.status_code == 200, ok.content
+    assert PachydermImportStorage.objects.get(id=sid).prefix == ''
+
+
+def test_sync_of_unreachable_pachd_fails_readably(api, project, pfs, images):
+    sid = create(api, project, pfs, use_blob_urls=True).json()['id']
+    pfs.stop()
+    r = api.post(f'/api/storages/pachyderm/{sid}/sync', format='json')
+    assert r.status_code == 400
+    assert 'cannot reach pachd' in json.dumps(r.json())
+
+
+# ----------------------------------------------------------------------------- secrets
+def test_auth_token_is_write_only_and_kept(api, project, tmp_path, pfs_client):
+    from label_studio_pachyderm.localpfs import start_server
+
+    token = 'secret-token-do-not-leak'
+    with start_server('127.0.0.1', 0, str(tmp_path / 'authpfs'), auth_token=token) as server:
+        authed = pachd.PachdClient(server.address, auth_token=token)
+        authed.create_repo('default', 'images')
+        put(authed, 'images', {'a.png': PNG})
+        bad = create(api, project, server, use_blob_urls=True, auth_token='wrong')
+        assert bad.status_code == 400 and 'auth_token' in json.dumps(bad.json())
+        assert 'wrong' not in bad.content.decode()
+        r = create(api, project, server, use_blob_urls=True, auth_token=token)
+        assert r.status_code == 201, r.content
+        sid = r.json()['id']
+        for response in (
+            r, api.get(f'/api/storages/pachyderm/{sid}'), api.get(f'/api/storages/pachyderm/?project={project.id}'),
+            api.get(f'/api/storages/?project={project.id}'),
+            api.patch(f'/api/storages/pachyderm/{sid}', {'title': 'renamed', 'auth_token': ''}, format='json'),
+            api.post(f'/api/storages/pachyderm/{sid}/sync'),
+        ):
+            assert token not in response.content.decode()
+            assert response.status_code in (200, 201), response.content
+        storage = PachydermImportStorage.objects.get(id=sid)
+        assert storage.auth_token == token and storage.title == 'renamed'
+        assert storage.status == 'completed' and token not in json.dumps(storage.meta) + (storage.traceback or '')
+
+
+# ----------------------------------------------------------------------------- proxy
+def _proxy(api, task, headers=None):
+    fileuri = next(v for v in task.data.values() if isinstance(v, str) and v.startswith('pfs://'))
+    encoded = base64.urlsafe_b64encode(fileuri.encode()).decode()
+    return api.get(f'/tasks/{task.id}/resolve/?fileuri={encoded}', headers=headers or {})
+
+
+def test_proxy_streams_full_file_and_ranges(api, project, pfs, images):
+    sid = create(api, project, pfs, use_blob_urls=True, regex_filter=r'a\.png$').json()['id']
+    sync(api, sid)
+    task = Task.objects.get(project=project)
+    full = _proxy(api, task)
+    assert full.status_code == 200
+    assert b''.join(full.streaming_content) == PNG
+    assert full['Content-Type'] == 'image/png' and full['Content-Length'] == str(len(PNG))
+    part = _proxy(api, task, {'Range': 'bytes=100-199'})
+    assert part.status_code == 206
+    assert b''.join(part.streaming_content) == PNG[100:200]
+    assert part['Content-Range'] == f'bytes 100-199/{len(PNG)}'
+    tail = _proxy(api, task, {'Range': f'bytes={len(PNG) - 10}-'})
+    assert b''.join(tail.streaming_content) == PNG[-10:]
+
+
+def test_storage_resolves_only_its_own_repo_and_prefix(project, images):
+    storage = PachydermImportStorage(project=project, repo='images', prefix='sub', pachd_address='x:1')
+    good = f'pfs://default/images@{images}/sub/c.png'
+    assert storage.can_resolve_url(good)
+    for bad in [
+        f'pfs://default/other@{images}/sub/c.png', f'pfs://proj2/images@{images}/sub/c.png',
+        f'pfs://default/images@{images}/a.png', f'pfs://default/images@{images}/sub/../a.png',
+        's3://bucket/sub/c.png', '', None, 42, {'a': 1}, ['x'], 'pfs://', 'pfs://default/images/sub/c.png',
+        '\x00', 'pfs://default/images@' + 'a' * 5000,
+    ]:
+        assert storage.can_resolve_url(bad) is False, bad
+    assert uri.parse(good).path == 'sub/c.png'
+
+
+def test_proxy_refuses_uri_of_another_repo(api, project, pfs, pfs_client, images):
+    pfs_client.create_repo('default', 'secret')
+    other_commit = put(pfs_client, 'secret', {'s.png': PNG})
+    sid = create(api, project, pfs, use_blob_urls=True, regex_filter=r'a\.png$').json()['id']
+    sync(api, sid)
+    task = Task.objects.get(project=project)
+    crafted = base64.urlsafe_b64encode(f'pfs://default/secret@{other_commit}/s.png'.encode()).decode()
+    r = api.get(f'/tasks/{task.id}/resolve/?fileuri={crafted}')
+    assert r.status_code == 404
+
+
+# ----------------------------------------------------------------------------- API surface
+def test_type_listed_and_files_preview(api, project, pfs, images):
+    types = api.get('/api/storages/types').json()
+    assert {'name': 'pachyderm', 'title': 'Pachyderm'} in types
+    assert {t['name'] for t in types} >= {'s3', 'gcs', 'azure', 'redis', 'pachyderm'}
+    export_types = api.get('/api/storages/export/types').json()
+    assert 'pachyderm' in {t['name'] for t in export_types}
+    r = api.post('/api/storages/pachyderm/files', {'project': project.id, 'pachd_address': pfs.address,
+                                                   'repo': 'images', 'limit': 2}, format='json')
+    assert r.status_code == 200, r.content
+    files = r.json()['files']
+    assert [f['key'] for f in files[:2]] == ['a.png', 'b.png'] and files[2]['key'] is None
+    assert files[0]['size'] == len(PNG) and files[0]['commit'] == images
+    sid = create(api, project, pfs, use_blob_urls=True).json()['id']
+    listed = api.get(f'/api/storages/?project={project.id}').json()
+    assert any(s['type'] == 'pachyderm' and s['id'] == sid for s in listed)
+    assert api.get('/api/storages/pachyderm/form').status_code == 200
+
+
+def test_outsider_cannot_see_or_use_storage(api, outsider_api, project, pfs, images):
+    sid = create(api, project, pfs, use_blob_urls=True).json()['id']
+    assert outsider_api.get(f'/api/storages/pachyderm/{sid}').status_code in (403, 404)
+    assert outsider_api.post(f'/api/storages/pachyderm/{sid}/sync').status_code in (403, 404)
+    assert outsider_api.get(f'/api/storages/pachyderm/?project={project.id}').status_code in (403, 404)
+    r = outsider_api.post('/api/storages/pachyderm/validate', {'id': sid}, format='json')
+    assert r.status_code in (400, 403, 404)
