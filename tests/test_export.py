@@ -1,0 +1,190 @@
+"""Target storage: one commit per sync, auto-export, deletes, failures, secrets."""
+import json
+
+import pytest
+from label_studio_pachyderm import exporter, pachd
+from label_studio_pachyderm.models import PachydermExportStorage, PachydermExportStorageLink
+from tasks.models import Annotation, Task
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+RESULT = [{
+    'from_name': 'label', 'to_name': 'image', 'type': 'rectanglelabels',
+    'value': {'x': 10, 'y': 20, 'width': 30, 'height': 40, 'rectanglelabels': ['Cat']},
+}]
+
+
+@pytest.fixture
+def labels(pfs_client):
+    pfs_client.create_repo('default', 'labels')
+
+
+def make_tasks(project, n):
+    return Task.objects.bulk_create([Task(project=project, data={'image': f'/img/{i}.png'}) for i in range(n)])
+
+
+def annotate(api, task, result=RESULT):
+    r = api.post(f'/api/tasks/{task.id}/annotations/', {'result': result}, format='json')
+    assert r.status_code == 201, r.content
+    return r.json()['id']
+
+
+def create_export(api, project, pfs, **fields):
+    body = {'project': project.id, 'title': 'labels', 'pachd_address': pfs.address, 'repo': 'labels', **fields}
+    r = api.post('/api/storages/export/pachyderm', body, format='json')
+    assert r.status_code == 201, r.content
+    return r.json()
+
+
+def commits(client, repo='labels'):
+    return list(client.list_commits('default', repo))
+
+
+def test_manual_sync_writes_all_annotations_in_one_commit(api, project, pfs, pfs_client, labels, settings):
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    tasks = make_tasks(project, 25)
+    ids = [annotate(api, t) for t in tasks]  # no export storage yet: nothing written
+    assert commits(pfs_client) == []
+    storage = create_export(api, project, pfs, prefix='ls')
+    r = api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync")
+    assert r.status_code == 200, r.content
+    data = r.json()
+    assert data['status'] == 'completed' and data['last_sync_count'] == 25
+    history = commits(pfs_client)
+    assert len(history) == 1 and data['last_exported_commit'] == history[0].id
+    assert f"project {project.id}" in history[0].description and '25 annotations' in history[0].description
+    files = sorted(f.path for f in pfs_client.list_files('default', 'labels', 'master'))
+    assert files == sorted(f'ls/{t.id}.json' for t in tasks)
+    body = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'ls/{tasks[0].id}.json'))
+    assert body['id'] == tasks[0].id and body['annotations'][0]['id'] == ids[0]
+    assert body['annotations'][0]['result'] == RESULT
+    assert PachydermExportStorageLink.objects.filter(storage_id=storage['id']).count() == 25
+
+
+def test_file_contents_equal_label_studio_serializers(api, project, pfs, pfs_client, labels, settings):
+    from data_export.serializers import ExportDataSerializer
+    from io_storages.serializers import StorageAnnotationSerializer
+
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    task = make_tasks(project, 1)[0]
+    aid = annotate(api, task)
+    storage = PachydermExportStorage.objects.get(id=create_export(api, project, pfs)['id'])
+    exporter.export_annotations(storage, annotation_ids=[aid])
+    written = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'{task.id}.json'))
+    expected = ExportDataSerializer(task, context={'project': project},
+                                    expand=['annotations.reviews', 'annotations.completed_by']).data
+    assert written == json.loads(json.dumps(expected))
+
+    settings.PACHYDERM_EXPORT_LAYOUT = 'annotation'
+    exporter.export_annotations(storage, annotation_ids=[aid])
+    written = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'{aid}.json'))
+    expected = StorageAnnotationSerializer(Annotation.objects.get(id=aid), context={'project': project}).data
+    assert written == json.loads(json.dumps(expected))
+
+
+def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):
+    create_export(api, project, pfs)
+    before = len(commits(pfs_client))
+    task = make_tasks(project, 1)[0]
+    annotate(api, task)
+    assert len(commits(pfs_client)) == before + 1
+    body = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'{task.id}.json'))
+    assert body['annotations'][0]['result'] == RESULT
+
+
+def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels, pfs):
+    from label_studio_pachyderm import jobs
+    from label_studio_pachyderm.localpfs import start_server
+
+    storage = create_export(api, project, pfs)
+    port = pfs.port
+    pfs.stop()
+    tasks = make_tasks(project, 5)
+    for task in tasks:
+        annotate(api, task)  # 201 each time, though pachd is down
+    stored = PachydermExportStorage.objects.get(id=storage['id'])
+    assert stored.status == 'completed_with_errors' and 'The next sync exports it' in stored.traceback
+    assert Annotation.objects.filter(project=project).count() == 5
+
+    jobs._unreachable_until.clear()
+    with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
+        r = api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync")
+        assert r.status_code == 200 and r.json()['status'] == 'completed', r.content
+        client = pachd.PachdClient(again.address)
+        files = {f.path for f in client.list_files('default', 'labels', 'master')}
+        assert files == {f'{t.id}.json' for t in tasks}
+
+
+def test_failure_mid_commit_leaves_branch_head_unchanged(api, project, pfs, pfs_client, labels, monkeypatch,
+                                                          settings):
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    storage_data = create_export(api, project, pfs)
+    tasks = make_tasks(project, 10)
+    for t in tasks[:3]:
+        annotate(api, t)
+    head_before = pfs_client.branch_head('default', 'labels', 'master')
+    for t in tasks[3:]:
+        Annotation.objects.create(task=t, project=project, result=RESULT, completed_by=project.created_by)
+
+    calls = {'n': 0}
+    real = exporter._Export._task_ops
+
+    def exploding(self):
+        for op in real(self):
+            calls['n'] += 1
+            if calls['n'] == 5:
+                raise RuntimeError('disk on fire')
+            yield op
+
+    monkeypatch.setattr(exporter._Export, '_task_ops', exploding)
+    r = api.post(f"/api/storages/export/pachyderm/{storage_data['id']}/sync")
+    assert r.status_code == 200
+    assert r.json()['status'] == 'failed' and 'disk on fire' in r.json()['traceback']
+    assert pfs_client.branch_head('default', 'labels', 'master') == head_before
+    assert len(commits(pfs_client)) == 3
+
+
+def test_delete_removes_file_only_when_allowed(api, project, pfs, pfs_client, labels):
+    on = create_export(api, project, pfs, prefix='on', can_delete_objects=True)
+    off = create_export(api, project, pfs, prefix='off', can_delete_objects=False)
+    task = make_tasks(project, 1)[0]
+    aid = annotate(api, task)
+    paths = {f.path for f in pfs_client.list_files('default', 'labels', 'master')}
+    assert paths == {f'on/{task.id}.json', f'off/{task.id}.json'}
+    assert api.delete(f'/api/annotations/{aid}/').status_code == 204
+    paths = {f.path for f in pfs_client.list_files('default', 'labels', 'master')}
+    assert paths == {f'off/{task.id}.json'}
+    assert on and off
+
+
+def test_delete_with_pachd_down_still_deletes_annotation(api, project, pfs, labels):
+    create_export(api, project, pfs, can_delete_objects=True)
+    task = make_tasks(project, 1)[0]
+    aid = annotate(api, task)
+    pfs.stop()
+    assert api.delete(f'/api/annotations/{aid}/').status_code == 204
+    assert not Annotation.objects.filter(id=aid).exists()
+
+
+def test_export_validation_and_missing_branch(api, project, pfs, pfs_client, labels):
+    bad = api.post('/api/storages/export/pachyderm/validate',
+                   {'project': project.id, 'pachd_address': pfs.address, 'repo': 'nope'}, format='json')
+    assert bad.status_code == 400 and 'repo' in json.dumps(bad.json())
+    ok = api.post('/api/storages/export/pachyderm/validate',
+                  {'project': project.id, 'pachd_address': pfs.address, 'repo': 'labels', 'branch': 'new-branch'},
+                  format='json')
+    assert ok.status_code == 200, ok.content
+    create_export(api, project, pfs, branch='new-branch')
+    annotate(api, make_tasks(project, 1)[0])
+    assert pfs_client.branch_head('default', 'labels', 'new-branch')
+
+
+def test_export_token_never_returned(api, project, pfs, labels):
+    r = api.post('/api/storages/export/pachyderm', {'project': project.id, 'pachd_address': pfs.address,
+                                                     'repo': 'labels', 'auth_token': 'tok-123-secret'}, format='json')
+    assert r.status_code == 201 and 'tok-123-secret' not in r.content.decode()
+    sid = r.json()['id']
+    for resp in (api.get(f'/api/storages/export/pachyderm/{sid}'), api.get(f'/api/storages/export?project={project.id}'),
+                 api.post(f'/api/storages/export/pachyderm/{sid}/sync')):
+        assert 'tok-123-secret' not in resp.content.decode()
+    assert api.get('/api/storages/pachyderm/export/').status_code in (200, 400)
