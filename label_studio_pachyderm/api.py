@@ -30,7 +30,7 @@ from rest_framework.response import Response
 
 from . import pachd
 from .errors import validation_error
-from .models import PachydermExportStorage, PachydermImportStorage
+from .models import PachydermExportStorage, PachydermImportStorage, is_project_member
 from .serializers import PachydermExportStorageSerializer, PachydermImportStorageSerializer
 
 TAG = 'Storage: Pachyderm'
@@ -94,6 +94,25 @@ def _schema(summary, description, request=None, responses=None, examples=(), par
 
 
 # ----------------------------------------------------------------------------- list / detail
+class _MemberListMixin:
+    """Lists and creates only in projects of the user's own organization."""
+
+    def get_queryset(self):
+        project = Project.objects.filter(pk=self.request.query_params.get('project') or 0).first()
+        if project is not None and not is_project_member(self.request.user, project):
+            raise PermissionDenied('You are not a member of this project\'s organization.')
+        return super().get_queryset()
+
+    def check_member(self, serializer):
+        project = serializer.validated_data.get('project')
+        if project is not None and not is_project_member(self.request.user, project):
+            raise PermissionDenied('You are not a member of this project\'s organization.')
+
+    def perform_create(self, serializer):
+        self.check_member(serializer)
+        return super().perform_create(serializer)
+
+
 @method_decorator(name='get', decorator=_schema(
     'List Pachyderm import storages', 'Pachyderm source storages of a project.',
     responses=PachydermImportStorageSerializer(many=True), parameters=[_PROJECT_PARAM],
@@ -103,7 +122,7 @@ def _schema(summary, description, request=None, responses=None, examples=(), par
     'Checks the connection (pachd, token, repo, branch or commit, matching files) before saving.',
     request=PachydermImportStorageSerializer, responses={201: PachydermImportStorageSerializer},
     examples=[_IMPORT_EXAMPLE, _IMPORT_RESPONSE_EXAMPLE, _ERROR_EXAMPLE]))
-class PachydermImportStorageListAPI(ImportStorageListAPI):
+class PachydermImportStorageListAPI(_MemberListMixin, ImportStorageListAPI):
     queryset = PachydermImportStorage.objects.all()
     serializer_class = PachydermImportStorageSerializer
 
@@ -131,16 +150,14 @@ class PachydermImportStorageDetailAPI(ImportStorageDetailAPI):
     'Checks pachd, token and repo; a missing branch is created by the first write.',
     request=PachydermExportStorageSerializer, responses={201: PachydermExportStorageSerializer},
     examples=[_EXPORT_EXAMPLE, _EXPORT_RESPONSE_EXAMPLE, _ERROR_EXAMPLE]))
-class PachydermExportStorageListAPI(ExportStorageListAPI):
+class PachydermExportStorageListAPI(_MemberListMixin, ExportStorageListAPI):
     queryset = PachydermExportStorage.objects.all()
     serializer_class = PachydermExportStorageSerializer
 
     def perform_create(self, serializer):
         # The serializer already checked the connection; Label Studio's view checks it
         # again and turns any error into a 500-prone message, so skip straight to saving.
-        project = serializer.validated_data.get('project')
-        if project is not None and not project.has_permission(self.request.user):
-            raise PermissionDenied('You do not have permission to create storages for this project.')
+        self.check_member(serializer)
         storage = serializer.save()
         if settings.SYNC_ON_TARGET_STORAGE_CREATION:
             storage.sync()
@@ -232,7 +249,7 @@ class _CheckAPI(generics.GenericAPIView):
         project_id = request.data.get('project') or (instance.project_id if instance else None)
         if project_id is not None:
             project = Project.objects.filter(pk=project_id).first()
-            if project is None or not project.has_permission(request.user):
+            if project is None or not is_project_member(request.user, project):
                 raise PermissionDenied('You do not have permission to use storages of this project.')
         serializer = self.serializer_class(instance=instance, data=request.data, partial=instance is not None)
         serializer.require_files = self.require_files

@@ -221,12 +221,29 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
         import_storage(self, PachydermImportStorageLink, full_rescan=full_rescan)
 
 
+def is_project_member(user, project) -> bool:
+    """Label Studio OSS allows any user of the instance (it assumes one organization);
+    Pachyderm credentials are worth more, so the plugin also requires membership of
+    the project's organization."""
+    if not project.has_permission(user):
+        return False
+    return bool(project.organization_id) and project.organization.has_user(user) and not (
+        project.organization.has_deleted(user)
+    )
+
+
 class PachydermImportStorage(ProjectStorageMixin, PachydermImportStorageBase):
+    def has_permission(self, user):
+        return is_project_member(user, self.project)
+
     class Meta:
         abstract = False
 
 
 class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
+    def has_permission(self, user):
+        return is_project_member(user, self.project)
+
     last_exported_commit = models.TextField(blank=True, default='', help_text='Commit the last export wrote')
 
     def validate_connection(self, client=None):

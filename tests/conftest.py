@@ -5,6 +5,9 @@ import tempfile
 # Label Studio keeps its data (and, for SQLite, its database) here; never the user's home.
 os.environ.setdefault('LABEL_STUDIO_BASE_DATA_DIR', tempfile.mkdtemp(prefix='lsp-test-data-'))
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'label_studio_pachyderm.settings')
+# No crash reports from test runs to Label Studio's Sentry.
+os.environ.setdefault('SENTRY_DSN', '')
+os.environ.setdefault('FRONTEND_SENTRY_DSN', '')
 
 import pytest  # noqa: E402
 

@@ -1,0 +1,89 @@
+"""Fixtures for the pachd client and CLI tests: local PFS servers on ephemeral loopback ports.
+
+Import the fixtures by name into a test module (pytest picks up fixtures found in
+the module's namespace).
+"""
+import socket
+import threading
+
+import pytest
+
+from label_studio_pachyderm import pachd
+
+# Shaped like a real token and unusual enough that finding it in a message means a leak.
+TOKEN = 'lsp0test0token0c0ffee0d00d0f00d0bad0cafe'
+PROJECT = 'default'
+
+
+@pytest.fixture
+def local_pfs(tmp_path):
+    """A local PFS server without auth."""
+    from label_studio_pachyderm.localpfs import start_server
+
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs-data'), None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def local_pfs_auth(tmp_path):
+    """A local PFS server that requires TOKEN."""
+    from label_studio_pachyderm.localpfs import start_server
+
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs-auth-data'), TOKEN)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pachd_client(local_pfs):
+    client = pachd.PachdClient(local_pfs.address, timeout=5)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def images_repo(pachd_client):
+    """An empty repo 'images' in the default project."""
+    pachd_client.create_repo(PROJECT, 'images')
+    return 'images'
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mute_port():
+    """A loopback port that accepts TCP connections and never says a word (no HTTP/2)."""
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                accepted.append(conn)  # hold it open, read nothing, write nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(1)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def commit_ids(client, repo, branch=None):
+    return [c.id for c in client.list_commits(PROJECT, repo, branch)]

@@ -1,0 +1,608 @@
+"""The pachd client layer against the local PFS server, over real gRPC on loopback."""
+import io
+import threading
+import time
+
+import grpc
+import pytest
+
+from label_studio_pachyderm import pachd
+from label_studio_pachyderm.pachd import FileOp
+from pfs_fixtures import (  # noqa: F401  (fixtures are found by name)
+    PROJECT, TOKEN, closed_port, commit_ids, images_repo, local_pfs, local_pfs_auth, mute_port, pachd_client,
+)
+
+
+def put(client, repo, files, branch='master', **kwargs):
+    return client.write_commit(PROJECT, repo, branch, [FileOp.put(p, d) for p, d in files.items()], **kwargs)
+
+
+# ----------------------------------------------------------------------------- addresses
+@pytest.mark.parametrize('text, host, port, tls', [
+    ('grpc://pachd.example:30651', 'pachd.example', 30651, False),
+    ('grpcs://pachd.example:443', 'pachd.example', 443, True),
+    ('http://10.0.0.5:80', '10.0.0.5', 80, False),
+    ('https://pachd.example', 'pachd.example', 30650, True),
+    ('localhost:30650', 'localhost', 30650, False),
+    ('localhost', 'localhost', 30650, False),
+    ('  GRPC://Pachd.Example:1  ', 'pachd.example', 1, False),
+    ('[::1]:30650', '::1', 30650, False),
+    ('grpcs://[fe80::1]', 'fe80::1', 30650, True),
+    ('grpc://pachd.example:30650/', 'pachd.example', 30650, False),
+])
+def test_parse_address_accepts(text, host, port, tls):
+    address = pachd.parse_address(text)
+    assert (address.host, address.port, address.tls) == (host, port, tls)
+
+
+def test_address_url_and_target_bracket_ipv6():
+    address = pachd.parse_address('[::1]:123')
+    assert address.url == 'grpc://[::1]:123'
+    assert address.target == '[::1]:123'
+    assert pachd.parse_address('grpcs://h').url == 'grpcs://h:30650'
+
+
+@pytest.mark.parametrize('text, problem', [
+    ('', 'empty'),
+    ('   ', 'empty'),
+    ('ftp://host:1', "unsupported scheme 'ftp'"),
+    ('unix:///var/run/pachd.sock', "unsupported scheme 'unix'"),
+    ('grpc://host:30650/api', 'path'),
+    ('grpc://host:30650?x=1', 'query'),
+    ('grpc://host:30650#frag', 'fragment'),
+    ('grpc://:30650', 'host is empty'),
+    ('grpc://host:port', 'port must be a number'),
+    ('host:0', 'port must be a number from 1 to 65535'),
+    ('host:65536', 'port must be a number from 1 to 65535'),
+    ('host:', 'port is empty'),
+    ('::1', 'IPv6'),
+    ('[zz::1]:1', 'IPv6'),
+    ('ho st:1', 'white space'),
+    ('bad_host!:1', 'not a valid host name'),
+])
+def test_parse_address_rejects_with_the_problem_named(text, problem):
+    with pytest.raises(pachd.PachdInvalidArgument) as info:
+        pachd.parse_address(text)
+    message = str(info.value)
+    assert problem in message
+    assert 'grpc://host:port' in message and 'grpcs://host:port' in message  # the accepted forms
+
+
+def test_parse_address_rejects_user_info_without_echoing_it():
+    with pytest.raises(pachd.PachdInvalidArgument) as info:
+        pachd.parse_address(f'grpc://admin:{TOKEN}@host:30650')
+    assert 'user name or password' in str(info.value)
+    assert TOKEN not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- reaching pachd
+def test_closed_port_fails_fast_with_unavailable(closed_port):
+    client = pachd.PachdClient(f'127.0.0.1:{closed_port}', timeout=5)
+    calls = [
+        client.check,
+        lambda: client.inspect_repo(PROJECT, 'images'),
+        lambda: list(client.list_files(PROJECT, 'images', 'master')),
+        lambda: client.read_file(PROJECT, 'images', 'master', 'a.txt'),
+        lambda: client.write_commit(PROJECT, 'images', 'master', [FileOp.put('a', b'1')]),
+    ]
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(pachd.PachdUnavailable) as info:
+            call()
+        assert time.monotonic() - started < 2.5
+        assert str(info.value).startswith(f'cannot reach pachd at grpc://127.0.0.1:{closed_port}: ')
+
+
+def test_mute_server_fails_within_the_timeout(mute_port):
+    client = pachd.PachdClient(f'grpc://127.0.0.1:{mute_port}', timeout=1)
+    for call in (client.check, lambda: list(client.list_repos()), lambda: list(client.list_commits(PROJECT, 'r')),
+                 lambda: client.write_commit(PROJECT, 'r', 'master', [FileOp.put('a', b'1')])):
+        started = time.monotonic()
+        with pytest.raises(pachd.PachdUnavailable) as info:
+            call()
+        elapsed = time.monotonic() - started
+        assert 0.8 < elapsed < 3, elapsed
+        assert f'cannot reach pachd at grpc://127.0.0.1:{mute_port}' in str(info.value)
+
+
+def test_check_returns_the_version(pachd_client):
+    version = pachd_client.check()
+    assert version.startswith('2.')
+
+
+def test_long_reads_are_not_cut_off_by_the_timeout(local_pfs, tmp_path):
+    client = pachd.PachdClient(local_pfs.address, timeout=0.5)
+    client.create_repo(PROJECT, 'big')
+    data = bytes(range(256)) * (4 * 4096)  # 4 MiB
+    put(client, 'big', {'blob.bin': data})
+    received = []
+    with client.read_file(PROJECT, 'big', 'master', 'blob.bin') as stream:
+        for chunk in stream.iter_chunks(1024 * 1024):
+            received.append(chunk)
+            time.sleep(0.3)  # the whole read takes > 1 s, twice the timeout
+    assert b''.join(received) == data
+
+
+# ----------------------------------------------------------------------------- projects and repos
+def test_projects_and_repos(pachd_client):
+    pachd_client.create_project('vision')
+    pachd_client.create_project('vision')  # exist_ok by default
+    with pytest.raises(pachd.PachdAlreadyExists):
+        pachd_client.create_project('vision', exist_ok=False)
+
+    pachd_client.create_repo('vision', 'frames', description='video frames')
+    pachd_client.create_repo(PROJECT, 'frames')
+    with pytest.raises(pachd.PachdAlreadyExists) as info:
+        pachd_client.create_repo('vision', 'frames')
+    assert "repo 'frames' already exists in project 'vision'" in str(info.value)
+    pachd_client.create_repo('vision', 'frames', exist_ok=True)
+
+    info = pachd_client.inspect_repo('vision', 'frames')
+    assert (info.project, info.name, info.description, info.branches) == ('vision', 'frames', 'video frames', ())
+    assert [(r.project, r.name) for r in pachd_client.list_repos('vision')] == [('vision', 'frames')]
+    assert {(r.project, r.name) for r in pachd_client.list_repos()} == {('vision', 'frames'), (PROJECT, 'frames')}
+
+    put(pachd_client, 'frames', {'a': b'12345'})
+    info = pachd_client.inspect_repo(PROJECT, 'frames')
+    assert info.branches == ('master',)
+    assert info.size_bytes == 5
+
+
+def test_bad_names_are_invalid_arguments(pachd_client):
+    with pytest.raises(pachd.PachdInvalidArgument) as info:
+        pachd_client.create_repo(PROJECT, 'no.dots')
+    assert 'no.dots' in str(info.value)
+
+
+# ----------------------------------------------------------------------------- branches and commits
+def test_branches_commits_and_resolution(pachd_client, images_repo):
+    first = put(pachd_client, images_repo, {'a.txt': b'a'}, description='one')
+    second = put(pachd_client, images_repo, {'b.txt': b'b'}, description='two')
+    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == second
+    assert pachd_client.resolve_commit(PROJECT, images_repo, 'master') == second
+    assert pachd_client.resolve_commit(PROJECT, images_repo, 'master', first) == first
+
+    info = pachd_client.inspect_commit(PROJECT, images_repo, second)
+    assert (info.id, info.repo, info.project, info.branch, info.parent, info.description, info.finished) == (
+        second, images_repo, PROJECT, 'master', first, 'two', True)
+    assert info.started is not None
+
+    # Newest first; ``limit`` keeps the newest.
+    assert commit_ids(pachd_client, images_repo, 'master') == [second, first]
+    assert [c.id for c in pachd_client.list_commits(PROJECT, images_repo, limit=1)] == [second]
+
+    pachd_client.create_branch(PROJECT, images_repo, 'pinned', head=first)
+    assert pachd_client.branch_head(PROJECT, images_repo, 'pinned') == first
+    assert [e.path for e in pachd_client.list_files(PROJECT, images_repo, 'pinned')] == ['a.txt']
+
+
+def test_resolve_commit_rejects_what_is_not_a_commit_id(pachd_client, images_repo):
+    with pytest.raises(pachd.PachdInvalidArgument):
+        pachd_client.resolve_commit(PROJECT, images_repo, 'master', 'master')
+
+
+def test_not_found_names_what_is_missing(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'cats/1.jpg': b'meow'})
+    ghost = '0123456789abcdef0123456789abcdef'
+    cases = [
+        (lambda: pachd_client.inspect_repo('nowhere', 'images'), 'project', 'nowhere'),
+        (lambda: pachd_client.create_repo('nowhere', 'images'), 'project', 'nowhere'),
+        (lambda: pachd_client.inspect_repo(PROJECT, 'ghost'), 'repo', 'default/ghost'),
+        (lambda: pachd_client.branch_head(PROJECT, 'ghost', 'master'), 'repo', 'default/ghost'),
+        (lambda: pachd_client.branch_head(PROJECT, images_repo, 'dev'), 'branch', 'default/images@dev'),
+        (lambda: pachd_client.resolve_commit(PROJECT, images_repo, 'master', ghost), 'commit',
+         f'default/images@{ghost}'),
+        (lambda: pachd_client.resolve_commit(PROJECT, 'ghost', 'master', ghost), 'repo', 'default/ghost'),
+        (lambda: pachd_client.inspect_commit(PROJECT, images_repo, ghost), 'commit', f'default/images@{ghost}'),
+        (lambda: list(pachd_client.list_commits(PROJECT, 'ghost')), 'repo', 'default/ghost'),
+        (lambda: list(pachd_client.list_commits(PROJECT, images_repo, 'dev')), 'branch', 'default/images@dev'),
+        (lambda: list(pachd_client.list_files(PROJECT, images_repo, ghost)), 'commit', f'default/images@{ghost}'),
+        (lambda: list(pachd_client.list_files(PROJECT, images_repo, 'dev')), 'branch', 'default/images@dev'),
+        (lambda: list(pachd_client.list_files(PROJECT, images_repo, commit, 'dogs')), 'file',
+         f'default/images@{commit}:/dogs'),
+        (lambda: pachd_client.inspect_file(PROJECT, images_repo, commit, 'cats/2.jpg'), 'file',
+         f'default/images@{commit}:/cats/2.jpg'),
+        (lambda: pachd_client.read_file(PROJECT, images_repo, commit, '/cats/2.jpg'), 'file',
+         f'default/images@{commit}:/cats/2.jpg'),
+        (lambda: pachd_client.get_file_bytes(PROJECT, 'ghost', commit, 'a'), 'repo', 'default/ghost'),
+        (lambda: list(pachd_client.diff(PROJECT, images_repo, ghost, commit)), 'commit', f'default/images@{ghost}'),
+        (lambda: pachd_client.write_commit(PROJECT, 'ghost', 'master', [FileOp.put('a', b'1')]), 'repo',
+         'default/ghost'),
+        (lambda: pachd_client.write_commit(PROJECT, images_repo, 'dev', [FileOp.put('a', b'1')],
+                                           create_branch=False), 'branch', 'default/images@dev'),
+    ]
+    for call, kind, name in cases:
+        with pytest.raises(pachd.PachdNotFound) as info:
+            call()
+        assert (info.value.kind, info.value.name) == (kind, name), str(info.value)
+        message = str(info.value)
+        assert kind in message and name.split('/')[-1].split('@')[0] in message
+        if kind != 'project':
+            assert "project 'default'" in message
+    # Nothing above wrote a commit.
+    assert commit_ids(pachd_client, images_repo) == [commit]
+
+
+def test_missing_directory_in_a_flat_listing_is_empty(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'a': b'1'})
+    assert list(pachd_client.list_files(PROJECT, images_repo, commit, 'nothing/here', recursive=False)) == []
+
+
+# ----------------------------------------------------------------------------- writing
+def test_many_files_in_exactly_one_commit(pachd_client, images_repo):
+    base = put(pachd_client, images_repo, {'keep.txt': b'keep'})
+    files = {f'batch/{i:04d}.json': f'{{"i": {i}}}'.encode() for i in range(300)}
+    commit = pachd_client.write_commit(PROJECT, images_repo, 'master',
+                                       (FileOp.put(p, d) for p, d in files.items()), description='batch')
+    assert commit_ids(pachd_client, images_repo) == [commit, base]
+    assert pachd_client.inspect_commit(PROJECT, images_repo, commit).parent == base
+    listed = {e.path: e for e in pachd_client.list_files(PROJECT, images_repo, commit, 'batch')}
+    assert set(listed) == set(files)
+    assert all(e.commit == commit and e.size == len(files[p]) for p, e in listed.items())
+    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'batch/0042.json') == b'{"i": 42}'
+    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'keep.txt') == b'keep'
+
+
+def test_put_overwrites_delete_removes_and_data_forms(pachd_client, images_repo):
+    put(pachd_client, images_repo, {'a.txt': b'old content', 'gone.txt': b'x', 'dir/x': b'1', 'dir/y': b'2'})
+    odd_chunks = [b'a' * 700_000, b'b' * 1_500_000, b'', b'c' * 3, b'd' * 1_048_576]
+    commit = pachd_client.write_commit(PROJECT, images_repo, 'master', [
+        FileOp.put('a.txt', b'new'),
+        FileOp.remove('gone.txt'),
+        FileOp.remove('dir/'),
+        FileOp.put('chunks.bin', iter(odd_chunks)),
+        FileOp.put('file-object.bin', io.BytesIO(b'z' * 2_500_000)),
+        FileOp.put('empty', b''),
+        FileOp.put('/leading/slash.txt', bytearray(b'ok')),
+    ])
+    paths = {e.path: e.size for e in pachd_client.list_files(PROJECT, images_repo, commit)}
+    assert paths == {'a.txt': 3, 'chunks.bin': sum(map(len, odd_chunks)), 'file-object.bin': 2_500_000,
+                     'empty': 0, 'leading/slash.txt': 2}
+    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'a.txt') == b'new'  # replaced, not appended
+    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'chunks.bin') == b''.join(odd_chunks)
+
+
+def test_first_write_creates_the_branch(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'a': b'1'}, branch='labels')
+    assert pachd_client.branch_head(PROJECT, images_repo, 'labels') == commit
+
+
+def test_ops_are_consumed_on_the_calling_thread(pachd_client, images_repo):
+    seen = set()
+
+    def ops():
+        for i in range(20):
+            seen.add(threading.get_ident())
+            yield FileOp.put(f'{i}.txt', b'x' * 300_000)
+
+    pachd_client.write_commit(PROJECT, images_repo, 'master', ops())
+    assert seen == {threading.get_ident()}
+
+
+def test_description_callable_is_evaluated_after_the_ops(pachd_client, images_repo):
+    written = []
+
+    def ops():
+        for name in ('a', 'b', 'c'):
+            written.append(name)
+            yield FileOp.put(name, name.encode())
+
+    commit = pachd_client.write_commit(PROJECT, images_repo, 'master', ops(),
+                                       description=lambda: f'wrote {",".join(written)}')
+    assert pachd_client.inspect_commit(PROJECT, images_repo, commit).description == 'wrote a,b,c'
+
+
+class Boom(Exception):
+    pass
+
+
+def test_failing_ops_leave_the_branch_as_it_was(pachd_client, images_repo):
+    base = put(pachd_client, images_repo, {'a.txt': b'a'})
+
+    def ops():
+        for i in range(50):
+            yield FileOp.put(f'new/{i}.bin', b'x' * 100_000)
+        raise Boom('the database went away')
+
+    with pytest.raises(Boom, match='the database went away'):
+        pachd_client.write_commit(PROJECT, images_repo, 'master', ops())
+    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == base
+    assert commit_ids(pachd_client, images_repo) == [base]
+    assert [e.path for e in pachd_client.list_files(PROJECT, images_repo, 'master')] == ['a.txt']
+    # And the branch takes the next write normally (nothing was left open on it).
+    after = put(pachd_client, images_repo, {'b.txt': b'b'})
+    assert pachd_client.inspect_commit(PROJECT, images_repo, after).parent == base
+
+
+def test_failing_ops_on_a_new_branch_leave_no_branch(pachd_client, images_repo):
+    def ops():
+        yield FileOp.put('a', b'1')
+        raise Boom('no')
+
+    with pytest.raises(Boom):
+        pachd_client.write_commit(PROJECT, images_repo, 'fresh', ops())
+    with pytest.raises(pachd.PachdNotFound) as info:
+        pachd_client.branch_head(PROJECT, images_repo, 'fresh')
+    assert info.value.kind == 'branch'
+    assert commit_ids(pachd_client, images_repo) == []
+
+
+def test_pachd_rejecting_a_file_mid_stream_leaves_the_branch_as_it_was(pachd_client, images_repo):
+    base = put(pachd_client, images_repo, {'a.txt': b'a'})
+    ops = [FileOp.put(f'ok/{i}', b'1' * 1000) for i in range(10)] + [FileOp.put('bad*name', b'2')]
+    with pytest.raises(pachd.PachdInvalidArgument) as info:
+        pachd_client.write_commit(PROJECT, images_repo, 'master', ops)
+    assert 'bad*name' in str(info.value)
+    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == base
+    assert commit_ids(pachd_client, images_repo) == [base]
+
+
+def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_open(local_pfs, images_repo,
+                                                                                  pachd_client):
+    from label_studio_pachyderm.localpfs import start_server
+
+    base = put(pachd_client, images_repo, {'a.txt': b'a'})
+
+    def ops():
+        for i in range(5):
+            yield FileOp.put(f'{i}', b'x' * 10_000)
+        local_pfs.stop(grace=0)
+        for i in range(5, 50):
+            yield FileOp.put(f'{i}', b'x' * 200_000)
+
+    with pytest.raises(pachd.PachdUnavailable) as info:
+        pachd_client.write_commit(PROJECT, images_repo, 'master', ops())
+    message = str(info.value)
+    assert message.startswith('cannot reach pachd at ')
+    # With pachd gone the open commit cannot be dropped; the message says which one it is.
+    assert 'could not be dropped' in message
+
+    restarted = start_server('127.0.0.1', 0, local_pfs.data_dir, None)
+    try:
+        client = pachd.PachdClient(restarted.address, timeout=5)
+        head = client.branch_head(PROJECT, images_repo, 'master')
+        assert head != base and f'commit {head} could not be dropped' in message
+        assert client.inspect_commit(PROJECT, images_repo, head).finished is False
+        # Nothing of the broken stream landed in it.
+        assert [e.path for e in client.list_files(PROJECT, images_repo, head)] == ['a.txt']
+        # The next write says what blocks it instead of failing obscurely.
+        with pytest.raises(pachd.PachdError) as blocked:
+            put(client, images_repo, {'b.txt': b'b'})
+        assert blocked.value.code == 'FAILED_PRECONDITION'
+        assert 'an earlier one was interrupted' in str(blocked.value) and head in str(blocked.value)
+    finally:
+        restarted.stop()
+
+
+def test_wrong_item_types_in_ops_fail_cleanly(pachd_client, images_repo):
+    base = put(pachd_client, images_repo, {'a': b'1'})
+    with pytest.raises(TypeError):
+        pachd_client.write_commit(PROJECT, images_repo, 'master', [FileOp.put('b', 'text, not bytes')])
+    with pytest.raises(TypeError):
+        pachd_client.write_commit(PROJECT, images_repo, 'master', [('b', b'1')])
+    with pytest.raises(pachd.PachdInvalidArgument):
+        pachd_client.write_commit(PROJECT, images_repo, 'master', [FileOp.put('/', b'1')])
+    assert commit_ids(pachd_client, images_repo) == [base]
+
+
+# ----------------------------------------------------------------------------- reading
+def test_listing_is_streamed_and_skips_directories(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'a/1.jpg': b'1', 'a/b/2.jpg': b'22', 'c.jpg': b'333'})
+    listing = pachd_client.list_files(PROJECT, images_repo, commit)
+    assert iter(listing) is listing  # a generator, not a list
+    assert [(e.path, e.size, e.is_dir) for e in listing] == [('a/1.jpg', 1, False), ('a/b/2.jpg', 2, False),
+                                                             ('c.jpg', 3, False)]
+    flat = pachd_client.list_files(PROJECT, images_repo, commit, 'a', recursive=False)
+    assert [e.path for e in flat] == ['a/1.jpg']
+    with_dirs = pachd_client.list_files(PROJECT, images_repo, commit, '/a/', recursive=False, include_dirs=True)
+    assert [(e.path, e.is_dir) for e in with_dirs] == [('a/1.jpg', False), ('a/b', True)]
+    entry = pachd_client.inspect_file(PROJECT, images_repo, commit, 'a/b/2.jpg')
+    assert (entry.path, entry.size, entry.commit, entry.is_dir) == ('a/b/2.jpg', 2, commit, False)
+    assert len(entry.hash) == 64 and entry.committed is not None
+    # A branch name reads its head; entries name the commit they were listed from.
+    assert {e.commit for e in pachd_client.list_files(PROJECT, images_repo, 'master')} == {commit}
+
+
+def test_read_ranges(pachd_client, images_repo):
+    data = bytes(range(256)) * 40_000  # ~10 MiB, several server messages
+    commit = put(pachd_client, images_repo, {'blob': data})
+
+    def read(offset=0, length=None, chunk=1024 * 1024):
+        stream = pachd_client.read_file(PROJECT, images_repo, commit, 'blob', offset=offset, length=length)
+        chunks = list(stream.iter_chunks(chunk))
+        assert all(len(c) == chunk for c in chunks[:-1]) and all(0 < len(c) <= chunk for c in chunks)
+        return stream, b''.join(chunks)
+
+    stream, body = read()
+    assert body == data and (stream.size, stream.offset, stream.length) == (len(data), 0, len(data))
+    assert read(offset=5, length=10)[1] == data[5:15]
+    assert read(offset=3_000_000, length=4_500_000, chunk=65536)[1] == data[3_000_000:7_500_000]
+    assert read(offset=len(data) - 7)[1] == data[-7:]
+    stream, body = read(offset=len(data) + 10)
+    assert body == b'' and stream.length == 0
+    assert read(offset=0, length=0)[1] == b''
+    assert read(offset=100, length=len(data) * 2)[1] == data[100:]
+    with pytest.raises(pachd.PachdInvalidArgument):
+        pachd_client.read_file(PROJECT, images_repo, commit, 'blob', offset=-1)
+
+
+def test_reading_a_directory_is_refused(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'d/a': b'1'})
+    with pytest.raises(pachd.PachdInvalidArgument, match='is a directory'):
+        pachd_client.read_file(PROJECT, images_repo, commit, 'd')
+
+
+def test_get_file_bytes_max_bytes(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'t.json': b'[1, 2, 3]'})
+    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=9) == b'[1, 2, 3]'
+    with pytest.raises(pachd.PachdInvalidArgument, match='more than 8'):
+        pachd_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=8)
+
+
+def test_close_cancels_the_stream_mid_way(pachd_client, images_repo):
+    data = b'q' * (16 * 1024 * 1024)
+    commit = put(pachd_client, images_repo, {'big': data})
+    stream = pachd_client.read_file(PROJECT, images_repo, commit, 'big')
+    chunks = stream.iter_chunks(64 * 1024)
+    assert len(next(chunks)) == 64 * 1024
+    stream.close()
+    assert list(chunks) == []  # the iteration ends, no error
+    call = stream._stream._call
+    assert call.code() == grpc.StatusCode.CANCELLED  # the RPC itself was cancelled, pachd stops sending
+    with pytest.raises(pachd.PachdError, match='read already'):
+        next(stream.iter_chunks())
+
+
+def test_close_from_another_thread_stops_a_blocked_reader(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {'big': b'w' * (8 * 1024 * 1024)})
+    stream = pachd_client.read_file(PROJECT, images_repo, commit, 'big')
+    received = []
+    started = threading.Event()
+
+    def reader():
+        for chunk in stream.iter_chunks(1024):
+            received.append(len(chunk))
+            started.set()
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert started.wait(5)
+    stream.close()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert 0 < sum(received) < 8 * 1024 * 1024
+
+
+def test_abandoned_listing_cancels_its_stream(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {f'{i:03d}': b'1' for i in range(200)})
+    listing = pachd_client.list_files(PROJECT, images_repo, commit)
+    assert next(listing).path == '000'
+    listing.close()
+    # The connection is still fine for the next call.
+    assert len(list(pachd_client.list_files(PROJECT, images_repo, commit))) == 200
+
+
+def test_diff(pachd_client, images_repo):
+    old = put(pachd_client, images_repo, {'img/a.jpg': b'a', 'img/b.jpg': b'b', 'img/c.jpg': b'c',
+                                          'other/x': b'x'})
+    new = pachd_client.write_commit(PROJECT, images_repo, 'master', [
+        FileOp.put('img/b.jpg', b'bbb'), FileOp.remove('img/c.jpg'), FileOp.put('img/new/d.jpg', b'dd'),
+        FileOp.put('other/y', b'y'),
+    ])
+    changes = sorted((d.path, d.change, d.size) for d in pachd_client.diff(PROJECT, images_repo, old, new))
+    assert changes == [('img/b.jpg', 'modified', 3), ('img/c.jpg', 'deleted', 0), ('img/new/d.jpg', 'added', 2),
+                       ('other/y', 'added', 1)]
+    under = sorted((d.path, d.change) for d in pachd_client.diff(PROJECT, images_repo, old, new, 'img'))
+    assert under == [('img/b.jpg', 'modified'), ('img/c.jpg', 'deleted'), ('img/new/d.jpg', 'added')]
+    modified = next(d for d in pachd_client.diff(PROJECT, images_repo, old, new) if d.change == 'modified')
+    assert modified.hash == pachd_client.inspect_file(PROJECT, images_repo, new, 'img/b.jpg').hash
+    everything = sorted((d.path, d.change) for d in pachd_client.diff(PROJECT, images_repo, '', new, 'img'))
+    assert everything == [('img/a.jpg', 'added'), ('img/b.jpg', 'added'), ('img/new/d.jpg', 'added')]
+    assert list(pachd_client.diff(PROJECT, images_repo, new, new)) == []
+
+
+# ----------------------------------------------------------------------------- auth and secrets
+def test_auth_token_required_and_checked(local_pfs_auth, monkeypatch):
+    address = local_pfs_auth.address
+    # The server's environment must never stand in for a storage's missing token.
+    monkeypatch.setenv('PACH_PYTHON_AUTH_TOKEN', TOKEN)
+    monkeypatch.setenv('PACH_PYTHON_OIDC_TOKEN', 'an-oidc-id-token')
+    anonymous = pachd.PachdClient(address, timeout=3)
+    wrong = pachd.PachdClient(address, auth_token='not-the-token', timeout=3)
+    for client in (anonymous, wrong):
+        for call in (client.check, lambda: list(client.list_repos()),
+                     lambda: client.create_repo(PROJECT, 'r'),
+                     lambda: client.write_commit(PROJECT, 'r', 'master', [FileOp.put('a', b'1')])):
+            with pytest.raises(pachd.PachdAuthError) as info:
+                call()
+            assert str(info.value).startswith('pachd rejected the auth token (missing, wrong or expired)')
+            assert info.value.code == 'UNAUTHENTICATED'
+
+    right = pachd.PachdClient(address, auth_token=TOKEN, timeout=3)
+    assert right.check().startswith('2.')
+    right.create_repo(PROJECT, 'r')
+    commit = put(right, 'r', {'a': b'1'})
+    assert right.get_file_bytes(PROJECT, 'r', commit, 'a') == b'1'
+
+
+def test_token_never_appears_in_messages_or_reprs(local_pfs_auth, closed_port):
+    client = pachd.PachdClient(local_pfs_auth.address, auth_token=TOKEN, timeout=3)
+    assert TOKEN not in repr(client) and 'auth=token' in repr(client)
+    assert TOKEN not in repr(vars(client)['_sdk'].__dict__)
+    # A repo named like the token: pachd's and our messages would quote it.
+    errors = []
+    for call in (lambda: client.inspect_repo(PROJECT, TOKEN),
+                 lambda: client.branch_head(PROJECT, TOKEN, 'master'),
+                 lambda: client.inspect_repo(TOKEN, 'x'),
+                 lambda: client.write_commit(PROJECT, TOKEN, 'master', [FileOp.put('a', b'1')])):
+        with pytest.raises(pachd.PachdError) as info:
+            call()
+        errors.append(info.value)
+    unreachable = pachd.PachdClient(f'127.0.0.1:{closed_port}', auth_token=TOKEN, timeout=1)
+    with pytest.raises(pachd.PachdUnavailable) as info:
+        unreachable.check()
+    errors.append(info.value)
+    for err in errors:
+        assert TOKEN not in str(err) and TOKEN not in repr(err)
+        assert TOKEN not in getattr(err, 'name', '')
+    assert '***' in str(errors[0])
+
+
+def test_token_with_bad_characters_is_refused_without_echo():
+    with pytest.raises(pachd.PachdInvalidArgument) as info:
+        pachd.PachdClient('127.0.0.1:1', auth_token='abc\ndef')
+    assert 'abc' not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- the shared clients
+def test_get_client_caches_per_settings(local_pfs):
+    pachd.clear_client_cache()
+    try:
+        first = pachd.get_client(local_pfs.address, None, None, 5)
+        assert pachd.get_client(local_pfs.address, None, None, 5) is first
+        assert pachd.get_client(local_pfs.address, TOKEN, None, 5) is not first
+        assert pachd.get_client(local_pfs.address, None, None, 6) is not first
+        assert pachd.get_client(local_pfs.address, None, None, None).timeout == pachd.DEFAULT_TIMEOUT
+
+        got = []
+        barrier = threading.Barrier(8)
+
+        def fetch():
+            barrier.wait()
+            got.append(pachd.get_client(local_pfs.address, 'thread-token', None, 5))
+
+        threads = [threading.Thread(target=fetch) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len({id(c) for c in got}) == 1
+        first.check()
+    finally:
+        pachd.clear_client_cache()
+    assert first._closed
+
+
+def test_one_client_serves_many_threads(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {f'{i}.txt': str(i).encode() * 1000 for i in range(16)})
+    results = {}
+
+    def worker(i):
+        results[i] = pachd_client.get_file_bytes(PROJECT, images_repo, commit, f'{i}.txt')
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {i: str(i).encode() * 1000 for i in range(16)}
+
+
+def test_closed_client_refuses_calls(local_pfs):
+    client = pachd.PachdClient(local_pfs.address)
+    client.close()
+    with pytest.raises(pachd.PachdError, match='closed'):
+        list(client.list_repos())
+    with pytest.raises(pachd.PachdError, match='closed'):
+        client.write_commit(PROJECT, 'r', 'master', [])
