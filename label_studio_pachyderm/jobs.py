@@ -25,13 +25,24 @@ _COALESCE_PENDING = 'pachyderm:export:pending:{}'
 _COALESCE_SCHEDULED = 'pachyderm:export:scheduled:{}'
 
 
-def get_queue():
-    """The plugin's RQ queue, or None in inline mode."""
-    if not getattr(settings, 'PACHYDERM_REDIS_URL', ''):
-        return None
-    import django_rq
+_connections: dict = {}
 
-    return django_rq.get_queue(settings.PACHYDERM_RQ_QUEUE)
+
+def get_queue():
+    """The plugin's RQ queue, or None in inline mode.
+
+    Built from the plugin settings at call time (not from django-rq's RQ_QUEUES,
+    which is read once at import), so the mode follows the settings in force.
+    """
+    url = getattr(settings, 'PACHYDERM_REDIS_URL', '')
+    if not url:
+        return None
+    from redis import Redis
+    from rq import Queue
+
+    if url not in _connections:
+        _connections[url] = Redis.from_url(url)
+    return Queue(settings.PACHYDERM_RQ_QUEUE, connection=_connections[url])
 
 
 # ----------------------------------------------------------------------------- failure bookkeeping

@@ -102,3 +102,23 @@ def outsider_api(db):
     client = APIClient()
     client.force_authenticate(make_user('outsider@example.com', org_title='Other org'))
     return client
+
+
+@pytest.fixture(scope='session')
+def django_db_modify_db_settings(tmp_path_factory):
+    """A file-based SQLite test database, so a real RQ worker process can share it."""
+    from django.conf import settings
+
+    db = settings.DATABASES['default']
+    if db['ENGINE'].endswith('sqlite3'):
+        db.setdefault('TEST', {})['NAME'] = str(tmp_path_factory.mktemp('db') / 'test.sqlite3')
+
+
+def require_service(name: str, reachable: bool, how: str):
+    """Fail loudly in CI when a service a test needs is absent; skip (visibly) elsewhere."""
+    if reachable:
+        return
+    message = f'{name} is not reachable: {how}'
+    if os.environ.get('CI'):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -105,6 +105,28 @@ def test_mute_server_fails_within_the_timeout(mute_port):
         assert f'cannot reach pachd at grpc://127.0.0.1:{mute_port}' in str(info.value)
 
 
+def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(local_pfs, pachd_client, images_repo):
+    from label_studio_pachyderm.localpfs import start_server
+
+    commit = put(pachd_client, images_repo, {'a.txt': b'a'})
+    port = local_pfs.port
+    local_pfs.stop(grace=0)
+    for _ in range(3):  # several failures: gRPC backs off between connection attempts
+        with pytest.raises(pachd.PachdUnavailable):
+            pachd_client.inspect_commit(PROJECT, images_repo, commit)
+        with pytest.raises(pachd.PachdUnavailable):
+            list(pachd_client.list_files(PROJECT, images_repo, commit))
+    with start_server('127.0.0.1', port, local_pfs.data_dir, None):
+        # Straight away: no "cannot reach" while the channel waits out its backoff.
+        assert pachd_client.inspect_commit(PROJECT, images_repo, commit).id == commit
+    local_pfs_again = start_server('127.0.0.1', port, local_pfs.data_dir, None)
+    try:
+        time.sleep(0.5)
+        assert [e.path for e in pachd_client.list_files(PROJECT, images_repo, commit)] == ['a.txt']
+    finally:
+        local_pfs_again.stop()
+
+
 def test_check_returns_the_version(pachd_client):
     version = pachd_client.check()
     assert version.startswith('2.')

@@ -1,0 +1,764 @@
+"""The local PFS server, driven by the official pachyderm_sdk client over real gRPC."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+import grpc
+import psutil
+import pytest
+from pachyderm_sdk import Client
+from pachyderm_sdk.api import pfs
+from pachyderm_sdk.errors import AuthServiceNotActivated
+
+from label_studio_pachyderm.localpfs import LocalPFSError, start_server
+
+OK = grpc.StatusCode
+
+
+# ----------------------------------------------------------------------------- helpers
+@pytest.fixture
+def server(tmp_path):
+    with start_server('127.0.0.1', 0, str(tmp_path / 'pfs')) as srv:
+        yield srv
+
+
+@pytest.fixture
+def client(server):
+    return Client(host='127.0.0.1', port=server.port)
+
+
+@pytest.fixture
+def repo(client):
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
+    return 'images'
+
+
+@contextmanager
+def rpc_error(code, fragment=None):
+    with pytest.raises(grpc.RpcError) as info:
+        yield info
+    assert info.value.code() == code, info.value.details()
+    if fragment is not None:
+        assert fragment in info.value.details(), info.value.details()
+
+
+@contextmanager
+def quiet_logger(name):
+    """Silence a logger for a deliberate failure (its ERROR would reach error reporting)."""
+    logger = logging.getLogger(name)
+    was_disabled, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = was_disabled
+
+
+def put(client, branch_uri, files, description=''):
+    """One commit on ``branch_uri`` writing ``files`` ({path: bytes}); returns its id."""
+    with client.pfs.commit(branch=pfs.Branch.from_uri(branch_uri), description=description) as commit:
+        for path, data in files.items():
+            commit.put_file_from_bytes(path, data)
+    return commit.id
+
+
+def read(client, file_uri, offset=0):
+    return b''.join(chunk.value for chunk in client.pfs.get_file(file=pfs.File.from_uri(file_uri), offset=offset))
+
+
+def listing(client, file_uri):
+    return [(fi.file.path, fi.file_type, fi.size_bytes) for fi in client.pfs.list_file(file=pfs.File.from_uri(file_uri))]
+
+
+def walk(client, file_uri):
+    return [fi.file.path for fi in client.pfs.walk_file(file=pfs.File.from_uri(file_uri))]
+
+
+def glob(client, commit_uri, pattern):
+    return [fi.file.path for fi in client.pfs.glob_file(commit=pfs.Commit.from_uri(commit_uri), pattern=pattern)]
+
+
+def varint(value):
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def field(number, payload):
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def is_finished(commit_info):
+    # betterproto decodes an unset timestamp as the epoch
+    return commit_info.finished.timestamp() > 0
+
+
+def raw_add_file(path, data):
+    """ModifyFileRequest{add_file: AddFile{path, raw: BytesValue{data}}}, encoded by hand
+    because building 100k messages with betterproto takes minutes."""
+    return field(2, field(1, path.encode()) + field(3, field(1, data)))
+
+
+# ----------------------------------------------------------------------------- projects, repos
+def test_version_and_default_project(client):
+    version = client.get_version()
+    assert (version.major, version.minor, version.additional) == (2, 12, 'localpfs')
+    assert 'default' in [p.project.name for p in client.pfs.list_project()]
+    assert client.pfs.inspect_project(project=pfs.Project(name='')).project.name == 'default'
+
+
+def test_project_lifecycle(client):
+    client.pfs.create_project(project=pfs.Project(name='lab'), description='first')
+    with rpc_error(OK.ALREADY_EXISTS, 'project lab already exists'):
+        client.pfs.create_project(project=pfs.Project(name='lab'))
+    client.pfs.create_project(project=pfs.Project(name='lab'), description='second', update=True)
+    assert client.pfs.inspect_project(project=pfs.Project(name='lab')).description == 'second'
+    with rpc_error(OK.INVALID_ARGUMENT, 'bad.name'):
+        client.pfs.create_project(project=pfs.Project(name='bad.name'))
+
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('lab/scans'))
+    with rpc_error(OK.FAILED_PRECONDITION, 'repo lab/scans still exists'):
+        client.pfs.delete_project(project=pfs.Project(name='lab'))
+    client.pfs.delete_project(project=pfs.Project(name='lab'), force=True)
+    assert not client.pfs.project_exists(pfs.Project(name='lab'))
+    assert [r.repo.name for r in client.pfs.list_repo()] == []
+    with rpc_error(OK.NOT_FOUND, 'project "lab" not found'):
+        client.pfs.inspect_project(project=pfs.Project(name='lab'))
+
+
+def test_repo_lifecycle(client):
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('images'), description='cats')
+    client.pfs.create_project(project=pfs.Project(name='other'))
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('other/images'))
+    with rpc_error(OK.ALREADY_EXISTS, 'repo default/images already exists'):
+        client.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('images'), description='dogs', update=True)
+
+    info = client.pfs.inspect_repo(repo=pfs.Repo.from_uri('images'))
+    assert (info.repo.project.name, info.repo.name, info.description) == ('default', 'images', 'dogs')
+    assert info.branches == []  # creating a repo creates no branch
+    assert list(client.pfs.list_branch(repo=pfs.Repo.from_uri('images'))) == []
+
+    everywhere = sorted(str(r.repo) for r in client.pfs.list_repo())
+    assert everywhere == ['default/images', 'other/images']
+    only_other = [str(r.repo) for r in client.pfs.list_repo(projects=[pfs.Project(name='other')])]
+    assert only_other == ['other/images']
+
+    with rpc_error(OK.INVALID_ARGUMENT, 'name (my.repo) invalid'):
+        client.pfs.create_repo(repo=pfs.Repo.from_uri('my.repo'))
+    with rpc_error(OK.NOT_FOUND, 'project "nowhere" not found'):
+        client.pfs.create_repo(repo=pfs.Repo.from_uri('nowhere/images'))
+
+    assert client.pfs.delete_repo(repo=pfs.Repo.from_uri('images')).deleted
+    assert not client.pfs.delete_repo(repo=pfs.Repo.from_uri('images')).deleted  # pachd: no error
+    with rpc_error(OK.NOT_FOUND, 'repo default/images not found'):
+        client.pfs.inspect_repo(repo=pfs.Repo.from_uri('images'))
+    deleted = client.pfs.delete_repos(projects=[pfs.Project(name='other')])
+    assert [str(r) for r in deleted.repos] == ['other/images']
+    assert list(client.pfs.list_repo()) == []
+
+
+# ----------------------------------------------------------------------------- branches, commits
+def test_branches(client, repo):
+    first = put(client, 'images@master', {'/a.txt': b'a'})  # the first commit creates the branch
+    branch = client.pfs.inspect_branch(branch=pfs.Branch.from_uri('images@master'))
+    assert branch.head.id == first and branch.head.branch.name == 'master'
+
+    client.pfs.create_branch(branch=pfs.Branch.from_uri('images@review'), head=pfs.Commit.from_uri(f'images@{first}'))
+    assert read(client, 'images@review:/a.txt') == b'a'
+    client.pfs.create_branch(branch=pfs.Branch.from_uri('images@empty'))
+    empty_head = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@empty'))
+    assert empty_head.origin.kind == pfs.OriginKind.AUTO and is_finished(empty_head)
+    assert listing(client, 'images@empty:/') == []
+
+    names = sorted(b.branch.name for b in client.pfs.list_branch(repo=pfs.Repo.from_uri('images')))
+    assert names == ['empty', 'master', 'review']
+    client.pfs.delete_branch(branch=pfs.Branch.from_uri('images@review'))
+    with rpc_error(OK.NOT_FOUND, 'branch "review" not found in repo default/images'):
+        client.pfs.inspect_branch(branch=pfs.Branch.from_uri('images@review'))
+    # the commit outlives the branch, as in pachd
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f'images@{first}')).commit.id == first
+    with rpc_error(OK.INVALID_ARGUMENT, 'name (bad.branch) invalid'):
+        client.pfs.create_branch(branch=pfs.Branch(repo=pfs.Repo.from_uri('images'), name='bad.branch'))
+
+
+def test_open_commit_is_invisible_through_the_branch(client, repo):
+    first = put(client, 'images@master', {'/a.txt': b'one'})
+    open_commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'), description='wip')
+    assert re.fullmatch(r'[0-9a-f]{32}', open_commit.id)
+    client.pfs.put_file_from_bytes(commit=open_commit, path='/b.txt', data=b'two')
+
+    # the branch head moves at once ...
+    assert client.pfs.inspect_branch(branch=pfs.Branch.from_uri('images@master')).head.id == open_commit.id
+    info = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master'))
+    assert info.commit.id == open_commit.id and not is_finished(info) and info.parent_commit.id == first
+    # ... but reading the branch shows the last finished commit, and says which one it read
+    assert [p for p, _, _ in listing(client, 'images@master:/')] == ['/a.txt']
+    file_info = client.pfs.inspect_file(file=pfs.File.from_uri('images@master:/a.txt'))
+    assert file_info.file.commit.id == first
+    with rpc_error(OK.NOT_FOUND):
+        read(client, 'images@master:/b.txt')
+    # named by id, the open commit shows what was written to it
+    assert read(client, f'images@{open_commit.id}:/b.txt') == b'two'
+
+    with rpc_error(OK.FAILED_PRECONDITION, f'parent commit default/images@{open_commit.id} has not been finished'):
+        client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+
+    client.pfs.finish_commit(commit=open_commit, description='done')
+    assert read(client, 'images@master:/b.txt') == b'two'
+    finished = client.pfs.inspect_commit(commit=open_commit)
+    assert finished.description == 'done' and is_finished(finished)
+    assert finished.details.size_bytes == len(b'one') + len(b'two')
+    with rpc_error(OK.FAILED_PRECONDITION, f'commit default/images@{open_commit.id} has already finished'):
+        client.pfs.finish_commit(commit=open_commit)
+    with rpc_error(OK.FAILED_PRECONDITION, 'has already finished'):
+        client.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri(f'images@{open_commit.id}'), path='/c', data=b'')
+
+
+def test_first_open_commit_of_a_branch_reads_as_empty(client, repo):
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+    client.pfs.put_file_from_bytes(commit=commit, path='/x', data=b'x')
+    assert listing(client, 'images@master:/') == []
+    assert walk(client, 'images@master:/') == []
+    client.pfs.finish_commit(commit=commit)
+    assert walk(client, 'images@master:/') == ['/', '/x']
+
+
+def test_commit_history(client, repo):
+    ids = [put(client, 'images@master', {f'/{n}.txt': str(n).encode()}) for n in range(4)]
+    listed = [c.commit.id for c in client.pfs.list_commit(repo=pfs.Repo.from_uri('images'))]
+    assert listed == ids[::-1]  # newest first
+    assert [c.commit.id for c in client.pfs.list_commit(repo=pfs.Repo.from_uri('images'), number=2)] == ids[:1:-1]
+    oldest_first = client.pfs.list_commit(repo=pfs.Repo.from_uri('images'), reverse=True)
+    assert [c.commit.id for c in oldest_first] == ids
+    to_from = client.pfs.list_commit(repo=pfs.Repo.from_uri('images'), to=pfs.Commit.from_uri(f'images@{ids[3]}'),
+                                     from_=pfs.Commit.from_uri(f'images@{ids[1]}'))
+    assert [c.commit.id for c in to_from] == [ids[3], ids[2]]
+
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master^')).commit.id == ids[2]
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master~3')).commit.id == ids[0]
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master.1')).commit.id == ids[0]
+    assert [p for p, _, _ in listing(client, 'images@master^^:/')] == ['/0.txt', '/1.txt']
+    middle = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f'images@{ids[1]}'))
+    assert middle.parent_commit.id == ids[0] and [c.id for c in middle.child_commits] == [ids[2]]
+    with rpc_error(OK.NOT_FOUND, 'commit default/images@master~9 not found'):
+        client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master~9'))
+    missing = 'ab' * 6 + '4' + 'c' * 19
+    with rpc_error(OK.NOT_FOUND, f'commit default/images@{missing} not found'):
+        client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f'images@{missing}'))
+    # a commit named together with a branch is found by its id
+    both = pfs.Commit(repo=pfs.Repo.from_uri('images'), id=ids[1], branch=pfs.Branch.from_uri('images@master'))
+    assert client.pfs.inspect_commit(commit=both).commit.id == ids[1]
+
+
+def test_inspect_commit_waits_for_finish(client, repo):
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+    timer = threading.Timer(0.4, lambda: client.pfs.finish_commit(commit=commit))
+    started = time.monotonic()
+    timer.start()
+    info = client.pfs.wait_commit(commit)
+    assert is_finished(info) and time.monotonic() - started >= 0.35
+    timer.join()
+
+
+def test_many_commits_chain_reads_stay_right(client, repo):
+    # Enough commits to pass the point where the store keeps a full copy of the tree.
+    expected, ids = {}, []
+    for n in range(40):
+        with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+            commit.put_file_from_bytes(f'/f{n:02d}', b'%d' % n)
+            expected[f'/f{n:02d}'] = b'%d' % n
+            if n % 3 == 0 and n:
+                commit.delete_file(path=f'/f{n - 1:02d}')
+                expected.pop(f'/f{n - 1:02d}')
+        ids.append(commit.id)
+        if n == 9:
+            at_nine = dict(expected)
+    assert walk(client, 'images@master:/')[1:] == sorted(expected)
+    assert read(client, 'images@master:/f39') == b'39'
+    assert [p for p, _, _ in listing(client, f'images@{ids[9]}:/')] == sorted(at_nine)
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master')).details.size_bytes == \
+        sum(len(v) for v in expected.values())
+
+
+def test_finished_with_error_is_skipped_by_branch_reads(client, repo):
+    good = put(client, 'images@master', {'/ok.txt': b'ok'})
+    failed = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+    client.pfs.put_file_from_bytes(commit=failed, path='/half.txt', data=b'partial')
+    client.pfs.finish_commit(commit=failed, error='export failed')
+    assert client.pfs.inspect_commit(commit=failed).error == 'export failed'
+    assert [p for p, _, _ in listing(client, 'images@master:/')] == ['/ok.txt']
+    assert client.pfs.inspect_file(file=pfs.File.from_uri('images@master:/ok.txt')).file.commit.id == good
+    # the next commit builds on the last good one, as pachd does
+    put(client, 'images@master', {'/next.txt': b'n'})
+    assert [p for p, _, _ in listing(client, 'images@master:/')] == ['/next.txt', '/ok.txt']
+
+
+def test_drop_commit_set(server, client, repo):
+    first = put(client, 'images@master', {'/keep.txt': b'keep'})
+    second = put(client, 'images@master', {'/drop.bin': os.urandom(200_000)})
+    with rpc_error(OK.FAILED_PRECONDITION, f'cannot drop a commit that has children: default/images@{first}'):
+        client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=first))
+    client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=second))
+    assert client.pfs.inspect_branch(branch=pfs.Branch.from_uri('images@master')).head.id == first
+    assert [p for p, _, _ in listing(client, 'images@master:/')] == ['/keep.txt']
+    assert not client.pfs.commit_exists(pfs.Commit.from_uri(f'images@{second}'))
+    blob_files = [name for _, _, files in os.walk(os.path.join(server.data_dir, 'blobs')) for name in files]
+    assert blob_files == []  # the dropped content is gone from disk
+
+    client.pfs.drop_commit(commit=pfs.Commit.from_uri(f'images@{first}'))  # the branch's only commit
+    assert not client.pfs.branch_exists(pfs.Branch.from_uri('images@master'))
+    with rpc_error(OK.NOT_FOUND, 'no commits found for commitset'):
+        client.pfs.drop_commit_set(commit_set=pfs.CommitSet(id=first))
+
+
+# ----------------------------------------------------------------------------- writing files
+def test_put_overwrite_append_and_chunks(client, repo):
+    put(client, 'images@master', {'/notes.txt': b'hello'})
+    with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+        commit.put_file_from_bytes('/notes.txt', b' world', append=True)
+        commit.put_file_from_bytes('/other.txt', b'first')
+        commit.put_file_from_bytes('/other.txt', b'second')  # a put replaces
+    assert read(client, 'images@master:/notes.txt') == b'hello world'
+    assert read(client, 'images@master:/other.txt') == b'second'
+
+    # Chunks of one file in one stream concatenate, as the sdk sends big files.
+    chunks = [os.urandom(300_000) for _ in range(4)]
+    ops = [pfs.ModifyFileRequest(set_commit=pfs.Commit.from_uri('images@master')),
+           pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path='/big.bin')),
+           pfs.ModifyFileRequest(add_file=pfs.AddFile(path='/big.bin', raw=b''))]
+    ops += [pfs.ModifyFileRequest(add_file=pfs.AddFile(path='/big.bin', raw=c)) for c in chunks]
+    client.pfs.modify_file(iter(ops))  # a finished head: a new commit is made for the stream
+    assert read(client, 'images@master:/big.bin') == b''.join(chunks)
+    assert len(list(client.pfs.list_commit(repo=pfs.Repo.from_uri('images')))) == 3
+
+    put(client, 'images@master', {'/empty': b''})
+    assert read(client, 'images@master:/empty') == b''
+    assert client.pfs.inspect_file(file=pfs.File.from_uri('images@master:/empty')).size_bytes == 0
+
+
+def test_write_to_a_new_branch_creates_it(client, repo):
+    client.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri('images@fresh'), path='/a', data=b'a')
+    head = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@fresh'))
+    assert is_finished(head) and not head.parent_commit
+    assert read(client, 'images@fresh:/a') == b'a'
+
+
+def test_delete_files_and_directories(client, repo):
+    put(client, 'images@master', {'/cats/1.jpg': b'1', '/cats/2.jpg': b'2', '/cats/sub/3.jpg': b'3',
+                                  '/cats.txt': b'c', '/dogs/4.jpg': b'4'})
+    with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+        commit.delete_file(path='/cats/')
+        commit.delete_file(path='/dogs/4.jpg')
+        commit.delete_file(path='/not-there')
+    assert walk(client, 'images@master:/') == ['/', '/cats.txt']
+    with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+        commit.delete_file(path='/')
+        commit.put_file_from_bytes('/new.txt', b'n')  # applies after the delete, in order
+    assert walk(client, 'images@master:/') == ['/', '/new.txt']
+
+
+def test_copy_files_and_directories(client, repo):
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('other'))
+    put(client, 'other@master', {'/src/a.txt': b'A', '/src/deep/b.txt': b'B', '/one.txt': b'1'})
+    put(client, 'images@master', {'/log.txt': b'start-'})
+    with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+        commit.copy_file(src=pfs.File.from_uri('other@master:/src'), dst='/copied')
+        commit.copy_file(src=pfs.File.from_uri('other@master:/one.txt'), dst='/renamed.txt')
+        commit.copy_file(src=pfs.File.from_uri('other@master:/one.txt'), dst='/log.txt', append=True)
+    assert walk(client, 'images@master:/') == ['/', '/copied/', '/copied/a.txt', '/copied/deep/',
+                                               '/copied/deep/b.txt', '/log.txt', '/renamed.txt']
+    assert read(client, 'images@master:/copied/deep/b.txt') == b'B'
+    assert read(client, 'images@master:/log.txt') == b'start-1'
+    with rpc_error(OK.NOT_FOUND, 'file /nope not found in repo default/other'):
+        with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+            commit.copy_file(src=pfs.File.from_uri('other@master:/nope'), dst='/x')
+
+
+def test_invalid_paths_are_refused(client, repo):
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+    with rpc_error(OK.INVALID_ARGUMENT, 'path (/a/../b) invalid: relative file paths are not allowed'):
+        client.pfs.put_file_from_bytes(commit=commit, path='/a/../b', data=b'x')
+    with rpc_error(OK.INVALID_ARGUMENT, 'globbing character (*) not allowed'):
+        client.pfs.put_file_from_bytes(commit=commit, path='/a*.jpg', data=b'x')
+    with rpc_error(OK.INVALID_ARGUMENT, 'only printable ASCII'):
+        client.pfs.put_file_from_bytes(commit=commit, path='/caf\u00e9.jpg', data=b'x')
+    with rpc_error(OK.INVALID_ARGUMENT, 'relative file paths are not allowed'):
+        client.pfs.inspect_file(file=pfs.File.from_uri(f'images@{commit.id}:/../etc/passwd'))
+    client.pfs.finish_commit(commit=commit)
+    assert listing(client, 'images@master:/') == []  # nothing of the refused writes landed
+
+
+def test_broken_stream_changes_nothing(client, repo):
+    put(client, 'images@master', {'/before.txt': b'b'})
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+
+    def failing_ops():
+        yield pfs.ModifyFileRequest(set_commit=commit)
+        yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path='/partial.bin', raw=os.urandom(100_000)))
+        yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path='/before.txt'))
+        raise RuntimeError('the client crashed mid-upload')
+
+    with quiet_logger('grpc._channel'), pytest.raises(grpc.RpcError):
+        client.pfs.modify_file(failing_ops())
+    client.pfs.put_file_from_bytes(commit=commit, path='/complete.txt', data=b'c')
+    client.pfs.finish_commit(commit=commit)
+    assert walk(client, 'images@master:/') == ['/', '/before.txt', '/complete.txt']
+
+
+def test_concurrent_writers(client, repo):
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+    errors = []
+
+    def shared_commit(worker):
+        try:
+            for n in range(15):
+                client.pfs.put_file_from_bytes(commit=commit, path=f'/shared/{worker}-{n}', data=b'%d' % n)
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    def own_branch(worker):
+        try:
+            for n in range(5):
+                put(client, f'images@w{worker}', {f'/f{n}': b'%d-%d' % (worker, n)})
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=shared_commit, args=(w,)) for w in range(6)]
+    threads += [threading.Thread(target=own_branch, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    client.pfs.finish_commit(commit=commit)
+    assert len(walk(client, 'images@master:/shared')) == 1 + 6 * 15
+    assert len(list(client.pfs.list_commit(repo=pfs.Repo.from_uri('images')))) == 1 + 4 * 5
+    for worker in range(4):
+        assert read(client, f'images@w{worker}:/f4') == b'%d-4' % worker
+        assert len(walk(client, f'images@w{worker}:/')) == 6
+
+
+# ----------------------------------------------------------------------------- reading files
+@pytest.fixture
+def tree(client, repo):
+    files = {'/a.txt': b'aa', '/b/1.jpg': b'1111', '/b/2.png': b'22', '/b/c/3.jpg': b'333',
+             '/b.md': b'm', '/d-e/x.json': b'{}'}
+    commit_id = put(client, 'images@master', files)
+    return commit_id, files
+
+
+def test_list_file(client, tree):
+    assert listing(client, 'images@master:/') == [
+        ('/a.txt', pfs.FileType.FILE, 2), ('/b.md', pfs.FileType.FILE, 1), ('/b/', pfs.FileType.DIR, 9),
+        ('/d-e/', pfs.FileType.DIR, 2)]
+    assert listing(client, 'images@master:/b') == [
+        ('/b/1.jpg', pfs.FileType.FILE, 4), ('/b/2.png', pfs.FileType.FILE, 2), ('/b/c/', pfs.FileType.DIR, 3)]
+    assert listing(client, 'images@master:/b/1.jpg') == [('/b/1.jpg', pfs.FileType.FILE, 4)]
+    assert listing(client, 'images@master:/missing') == []
+    paged = client.pfs.list_file(file=pfs.File.from_uri('images@master:/'), number=2,
+                                 pagination_marker=pfs.File.from_uri('images@master:/a.txt'))
+    assert [fi.file.path for fi in paged] == ['/b.md', '/b/']
+
+
+def test_walk_glob_inspect(client, tree):
+    commit_id, files = tree
+    assert walk(client, 'images@master:/') == ['/', '/a.txt', '/b.md', '/b/', '/b/1.jpg', '/b/2.png', '/b/c/',
+                                               '/b/c/3.jpg', '/d-e/', '/d-e/x.json']
+    assert walk(client, 'images@master:/b/c') == ['/b/c/', '/b/c/3.jpg']
+    assert walk(client, 'images@master:/a.txt') == ['/a.txt']
+    with rpc_error(OK.NOT_FOUND, f'file /zzz not found in repo default/images at commit {commit_id}'):
+        walk(client, 'images@master:/zzz')
+
+    assert glob(client, 'images@master', '/*.jpg') == []
+    assert glob(client, 'images@master', '/b/*.jpg') == ['/b/1.jpg']
+    assert glob(client, 'images@master', '/**.jpg') == ['/b/1.jpg', '/b/c/3.jpg']
+    assert glob(client, 'images@master', '/b/?.{jpg,png}') == ['/b/1.jpg', '/b/2.png']
+    assert glob(client, 'images@master', '/[ab]*') == ['/a.txt', '/b.md', '/b/']
+    assert glob(client, 'images@master', '/*') == ['/a.txt', '/b.md', '/b/', '/d-e/']
+
+    info = client.pfs.inspect_file(file=pfs.File.from_uri('images@master:/b/1.jpg'))
+    assert (info.file_type, info.size_bytes, info.hash) == (pfs.FileType.FILE, 4, hashlib.sha256(b'1111').digest())
+    assert info.file.commit.id == commit_id and info.committed.timestamp() > 0
+    directory = client.pfs.inspect_file(file=pfs.File.from_uri('images@master:/b'))
+    assert (directory.file.path, directory.file_type, directory.size_bytes) == ('/b/', pfs.FileType.DIR, 9)
+    assert client.pfs.path_exists(pfs.File.from_uri('images@master:/d-e/x.json'))
+    assert not client.pfs.path_exists(pfs.File.from_uri('images@master:/d-e/y.json'))
+
+
+def test_get_file(client, tree):
+    assert read(client, 'images@master:/b/c/3.jpg') == b'333'
+    assert read(client, 'images@master:/b/1.jpg', offset=1) == b'111'
+    assert read(client, 'images@master:/b/1.jpg', offset=10) == b''
+    with client.pfs.pfs_file(file=pfs.File.from_uri('images@master:/a.txt')) as handle:
+        assert handle.read() == b'aa'
+    assert read(client, 'images@master:/b/c/*.jpg') == b'333'  # GetFile takes a glob, as in pachd
+    with rpc_error(OK.INVALID_ARGUMENT, 'cannot get directory'):
+        read(client, 'images@master:/b')
+    with rpc_error(OK.INVALID_ARGUMENT, 'matched multiple files'):
+        read(client, 'images@master:/b/*')
+    with rpc_error(OK.NOT_FOUND, 'file /nope.jpg not found in repo default/images at commit'):
+        read(client, 'images@master:/nope.jpg')
+
+
+def test_diff_file(client, tree):
+    first, _ = tree
+    with client.pfs.commit(branch=pfs.Branch.from_uri('images@master')) as commit:
+        commit.put_file_from_bytes('/a.txt', b'changed')
+        commit.delete_file(path='/b/2.png')
+        commit.put_file_from_bytes('/new/n.txt', b'n')
+    changes = {}
+    for d in client.pfs.diff_file(new_file=pfs.File.from_uri('images@master:/')):
+        old = d.old_file.file.path if d.old_file else None
+        new = d.new_file.file.path if d.new_file else None
+        changes[new or old] = (old is not None, new is not None)
+    assert changes == {'/': (True, True), '/a.txt': (True, True), '/b/': (True, True), '/b/2.png': (True, False),
+                       '/new/': (False, True), '/new/n.txt': (False, True)}
+    against_first = client.pfs.diff_file(new_file=pfs.File.from_uri(f'images@{commit.id}:/b'),
+                                         old_file=pfs.File.from_uri(f'images@{first}:/b'))
+    assert [(d.old_file.file.path, d.new_file.file.path if d.new_file else None) for d in against_first] == [
+        ('/b/', '/b/'), ('/b/2.png', None)]
+    unchanged = client.pfs.diff_file(new_file=pfs.File.from_uri('images@master:/b/c'),
+                                     old_file=pfs.File.from_uri(f'images@{first}:/b/c'))
+    assert list(unchanged) == []
+
+
+def test_not_found_errors_name_the_object(client, repo):
+    with rpc_error(OK.NOT_FOUND, 'repo default/nope not found'):
+        client.pfs.inspect_repo(repo=pfs.Repo.from_uri('nope'))
+    with rpc_error(OK.NOT_FOUND, 'branch "master" not found in repo default/images'):
+        client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master'))
+    with rpc_error(OK.NOT_FOUND, 'branch "master" not found in repo default/images'):
+        listing(client, 'images@master:/')
+    with rpc_error(OK.NOT_FOUND, 'repo default/nope not found'):
+        listing(client, 'nope@master:/')
+    assert not client.pfs.repo_exists(pfs.Repo.from_uri('nope'))
+    assert not client.pfs.branch_exists(pfs.Branch.from_uri('images@master'))
+    with rpc_error(OK.UNIMPLEMENTED, '/pfs_v2.API/Egress is not implemented by localpfs'):
+        client.pfs.egress(commit=pfs.Commit.from_uri('images@master'))
+    with rpc_error(OK.UNIMPLEMENTED, 'SquashCommitSet'):
+        client.pfs.squash_commit_set(commit_set=pfs.CommitSet(id='x'))
+
+
+# ----------------------------------------------------------------------------- auth, restart, startup
+def test_auth_token_required(tmp_path):
+    with start_server('127.0.0.1', 0, str(tmp_path / 'pfs'), auth_token='s3cret') as srv:
+        anonymous = Client(host='127.0.0.1', port=srv.port)
+        assert anonymous.get_version().additional == 'localpfs'  # open, as on pachd
+        with rpc_error(OK.UNAUTHENTICATED, 'no authentication token (try logging in)'):
+            list(anonymous.pfs.list_repo())
+        wrong = Client(host='127.0.0.1', port=srv.port, auth_token='guess')
+        with rpc_error(OK.UNAUTHENTICATED, 'provided auth token is corrupted or has expired'):
+            wrong.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
+        with rpc_error(OK.UNAUTHENTICATED):
+            wrong.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri('images@master'), path='/a', data=b'a')
+        good = Client(host='127.0.0.1', port=srv.port, auth_token='s3cret')
+        good.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
+        put(good, 'images@master', {'/a': b'a'})
+        assert read(good, 'images@master:/a') == b'a'
+        assert good.auth.who_am_i().username
+        with rpc_error(OK.UNAUTHENTICATED):
+            read(wrong, 'images@master:/a')
+
+
+def test_auth_off_ignores_tokens(client, server):
+    with_token = Client(host='127.0.0.1', port=server.port, auth_token='anything')
+    with_token.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
+    assert [r.repo.name for r in client.pfs.list_repo()] == ['images']
+    with pytest.raises(AuthServiceNotActivated):
+        client.auth.who_am_i()
+
+
+def test_restart_keeps_everything(tmp_path):
+    data_dir = str(tmp_path / 'pfs')
+    with start_server('127.0.0.1', 0, data_dir) as srv:
+        client = Client(host='127.0.0.1', port=srv.port)
+        client.pfs.create_project(project=pfs.Project(name='lab'))
+        client.pfs.create_repo(repo=pfs.Repo.from_uri('lab/images'))
+        big = os.urandom(150_000)
+        first = put(client, 'lab/images@master', {'/small.txt': b'small', '/big.bin': big}, description='one')
+        pending = client.pfs.start_commit(branch=pfs.Branch.from_uri('lab/images@master'))
+        client.pfs.put_file_from_bytes(commit=pending, path='/later.txt', data=b'later')
+    with start_server('127.0.0.1', 0, data_dir) as srv:
+        client = Client(host='127.0.0.1', port=srv.port)
+        assert read(client, 'lab/images@master:/big.bin') == big
+        assert read(client, f'lab/images@{first}:/small.txt') == b'small'
+        assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f'lab/images@{first}')).description == 'one'
+        reopened = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('lab/images@master'))
+        assert reopened.commit.id == pending.id and not is_finished(reopened)  # still open
+        client.pfs.finish_commit(commit=pending)
+        assert read(client, 'lab/images@master:/later.txt') == b'later'
+
+
+def test_startup_errors(tmp_path, server):
+    with pytest.raises(LocalPFSError, match='cannot listen on 127.0.0.1:%d' % server.port):
+        start_server('127.0.0.1', server.port, str(tmp_path / 'second'))
+    blocker = tmp_path / 'not-a-dir'
+    blocker.write_text('x')
+    with pytest.raises(LocalPFSError, match='is not writable'):
+        start_server('127.0.0.1', 0, str(blocker / 'pfs'))
+    with pytest.raises(LocalPFSError, match='in use by another localpfs server'):
+        start_server('127.0.0.1', 0, server.data_dir)
+    busy = subprocess.run([sys.executable, '-m', 'label_studio_pachyderm.localpfs', '--port', str(server.port),
+                           '--data-dir', str(tmp_path / 'third')], capture_output=True, text=True, timeout=30)
+    assert busy.returncode == 2 and 'cannot listen on' in busy.stderr
+
+
+# ----------------------------------------------------------------------------- scale
+class _RandomSource:
+    """A file-like source of ``size`` pseudo-random bytes that hashes what it hands out."""
+
+    def __init__(self, size):
+        self._left = size
+        self._block = os.urandom(1 << 20)
+        self._offset = 0
+        self.sha256 = hashlib.sha256()
+
+    def read(self, n=-1):
+        n = self._left if n < 0 else min(n, self._left)
+        out = bytearray()
+        while len(out) < n:
+            start = self._offset % len(self._block)
+            piece = self._block[start:start + n - len(out)]
+            out += piece
+            self._offset += len(piece) + 7  # shift, so the blocks do not repeat exactly
+        self._left -= n
+        self.sha256.update(out)
+        return bytes(out)
+
+
+class _PeakRSS:
+    """Samples the resident memory of some processes in the background; keeps the peaks."""
+
+    def __init__(self, *pids):
+        self._procs = [psutil.Process(pid) for pid in pids]
+        self.base = [p.memory_info().rss for p in self._procs]
+        self.peak = list(self.base)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            for i, proc in enumerate(self._procs):
+                self.peak[i] = max(self.peak[i], proc.memory_info().rss)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def growth_mb(self):
+        return [(peak - base) / 2**20 for peak, base in zip(self.peak, self.base)]
+
+
+def _populate(data_dir, repo, count):
+    """Write ``count`` small files in one commit through the store API (gRPC-free and fast)."""
+    from label_studio_pachyderm.localpfs.store import CommitRef, Store
+    from label_studio_pachyderm.localpfs.upload import Upload
+
+    store = Store(data_dir)
+    try:
+        store.create_repo('default', repo)
+        upload = Upload(store, CommitRef('default', repo, '', 'master'))
+        for n in range(count):
+            upload.add(f'/d{n % 10}/f{n:06d}.json', b'{"n": %d}' % n)
+        upload.commit()
+        started = time.monotonic()
+        with store.reading(CommitRef('default', repo, '', 'master')) as view:
+            walked = sum(1 for _ in view.walk('/'))
+        return walked, time.monotonic() - started
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope='module')
+def external_server(tmp_path_factory):
+    """A server in its own process, over a data dir holding a 100,000-file commit."""
+    data_dir = str(tmp_path_factory.mktemp('external') / 'pfs')
+    os.makedirs(data_dir)
+    walked, walk_seconds = _populate(data_dir, 'many', 100_000)
+    proc = subprocess.Popen([sys.executable, '-m', 'label_studio_pachyderm.localpfs', '--port', '0',
+                             '--data-dir', data_dir], stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:  # the server logs one line saying where it listens
+            seen.append(line)
+            match = re.search(r'listening on grpc://127\.0\.0\.1:(\d+)', line)
+            if match or len(seen) > 20:
+                break
+        assert match, seen
+        # keep reading its log, so a full pipe can never block the server
+        threading.Thread(target=proc.stderr.read, daemon=True).start()
+        yield {'port': int(match.group(1)), 'pid': proc.pid, 'walked': walked, 'walk_seconds': walk_seconds}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0  # SIGTERM is a clean stop
+
+
+def test_100k_files_walk(external_server):
+    assert external_server['walked'] == 100_000 + 10 + 1  # files, their 10 directories, the root
+    assert external_server['walk_seconds'] < 5, external_server  # the server's own work
+    channel = grpc.insecure_channel(f"127.0.0.1:{external_server['port']}")
+    raw_walk = channel.unary_stream('/pfs_v2.API/WalkFile', request_serializer=bytes,
+                                    response_deserializer=lambda b: b)
+    request = pfs.WalkFileRequest(file=pfs.File.from_uri('many@master:/'))
+    started = time.monotonic()
+    messages = list(raw_walk(request))
+    seconds = time.monotonic() - started
+    assert len(messages) == 100_011
+    # Per-message cost of gRPC in Python bounds this (~60-130 us/message on this class of machine).
+    assert seconds < 45, seconds
+    sample = [pfs.FileInfo.FromString(m) for m in messages[:3] + messages[-1:]]
+    assert [fi.file.path for fi in sample] == ['/', '/d0/', '/d0/f000000.json', '/d9/f099999.json']
+    assert sample[0].size_bytes == sum(len(b'{"n": %d}' % n) for n in range(100_000))
+    client = Client(host='127.0.0.1', port=external_server['port'])
+    assert [fi.file.path for fi in client.pfs.list_file(file=pfs.File.from_uri('many@master:/'))] == \
+        [f'/d{n}/' for n in range(10)]
+    assert read(client, 'many@master:/d7/f012347.json') == b'{"n": 12347}'
+    channel.close()
+
+
+def test_200mib_file_streams_with_bounded_memory(external_server):
+    client = Client(host='127.0.0.1', port=external_server['port'])
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('large'))
+    size = 200 * 2**20
+    source = _RandomSource(size)
+    with _PeakRSS(os.getpid(), external_server['pid']) as upload_memory:
+        with client.pfs.commit(branch=pfs.Branch.from_uri('large@master')) as commit:
+            commit.put_file_from_file(path='/video.bin', file=source)
+    assert client.pfs.inspect_file(file=pfs.File.from_uri('large@master:/video.bin')).size_bytes == size
+
+    received = hashlib.sha256()
+    with _PeakRSS(os.getpid(), external_server['pid']) as download_memory:
+        with client.pfs.pfs_file(file=pfs.File.from_uri('large@master:/video.bin')) as handle:
+            while True:
+                piece = handle.read(1 << 20)
+                if not piece:
+                    break
+                received.update(piece)
+    assert received.digest() == source.sha256.digest()
+    tail = read(client, 'large@master:/video.bin', offset=size - 10)
+    assert len(tail) == 10
+
+    client_up, server_up = upload_memory.growth_mb()
+    client_down, server_down = download_memory.growth_mb()
+    # The sdk sends 19 MB messages, so a few of them may be in flight at once; a whole
+    # 200 MiB file in memory on either side would blow well past these bounds.
+    assert server_up < 120 and server_down < 120, (server_up, server_down)
+    assert client_up < 150 and client_down < 150, (client_up, client_down)
