@@ -320,11 +320,21 @@ class PachydermImportStorageFilesAPI(_CheckAPI):
 
 
 # ----------------------------------------------------------------------------- form layout (legacy UI)
-@extend_schema(tags=[TAG], summary='Form layout of the Pachyderm import storage (legacy UI)')
+_FORM_RESPONSE = OpenApiResponse(description="Rows of fields for Label Studio's server-driven storage form")
+
+
 class PachydermImportStorageFormLayoutAPI(ImportStorageFormLayoutAPI):
-    pass
+    # Label Studio hides its form-layout views from the schema; ours are documented.
+    @extend_schema(exclude=False, tags=[TAG], summary='Form layout of the Pachyderm import storage',
+                   description='The import storage form for the legacy Cloud Storage UI (form_layout.yml).',
+                   responses={200: _FORM_RESPONSE})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
 
 
-@extend_schema(tags=[TAG], summary='Form layout of the Pachyderm export storage (legacy UI)')
 class PachydermExportStorageFormLayoutAPI(ExportStorageFormLayoutAPI):
-    pass
+    @extend_schema(exclude=False, tags=[TAG], summary='Form layout of the Pachyderm export storage',
+                   description='The export storage form for the legacy Cloud Storage UI (form_layout.yml).',
+                   responses={200: _FORM_RESPONSE})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
