@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback as tb
+from datetime import datetime
 
 from django.conf import settings
 from django.utils import timezone
@@ -107,13 +108,59 @@ def export_sync_job(storage_class, storage_id, only_new=False):
         storage.save_all_annotations()
 
 
+def _busy(storage) -> bool:
+    """Whether a sync of this storage is genuinely queued or running right now."""
+    if storage.status not in (storage.Status.QUEUED, storage.Status.IN_PROGRESS):
+        return False
+    meta = storage.meta or {}
+    if storage.status == storage.Status.QUEUED and storage.last_sync_job:
+        queue = get_queue()
+        if queue is None:
+            return False
+        from rq.job import Job
+
+        try:
+            job = Job.fetch(storage.last_sync_job, connection=queue.connection)
+        except Exception:
+            return False  # the job is gone: nothing will run it
+        return job.get_status(refresh=True) in ('queued', 'started', 'deferred', 'scheduled')
+    stamp = meta.get('time_last_ping') or meta.get('time_queued')
+    if not stamp:
+        return False
+    age = (timezone.now() - datetime.fromisoformat(stamp)).total_seconds()
+    return age < settings.STORAGE_IN_PROGRESS_TIMER * 5
+
+
+def claim_sync(storage) -> bool:
+    """Move the storage to QUEUED unless a sync is already queued or running.
+
+    One conditional UPDATE, so two requests (or a request and a worker) racing on
+    any database cannot both start a sync: Label Studio's own check locks rows on
+    PostgreSQL only, and a second concurrent import would duplicate tasks.
+    """
+    storage.refresh_from_db()
+    if _busy(storage):
+        logger.info('Pachyderm storage %s: a sync is already %s; not starting another', storage.id, storage.status)
+        return False
+    # Status and the queued time in the same statement: a concurrent request must
+    # never see QUEUED without the time that proves it fresh.
+    meta = {'attempts': (storage.meta or {}).get('attempts', 0) + 1, 'time_queued': str(timezone.now())}
+    claimed = type(storage).objects.filter(pk=storage.pk, status=storage.status).update(
+        status=storage.Status.QUEUED, meta=meta, last_sync=None, last_sync_count=None, last_sync_job=None
+    )
+    if not claimed:
+        return False
+    storage.refresh_from_db()
+    return True
+
+
 def run_import_sync(storage, full_rescan=False):
-    if storage.info_set_queued():
+    if claim_sync(storage):
         _run(import_sync_job, storage, full_rescan)
 
 
 def run_export_sync(storage, only_new=False):
-    if storage.info_set_queued():
+    if claim_sync(storage):
         _run(export_sync_job, storage, only_new)
 
 

@@ -6,9 +6,16 @@ Two layouts, same views:
 * an explicit layout ``api/storages/pachyderm/{import,export}/...``.
 Ours come first so Label Studio's unanchored patterns cannot capture them.
 """
-from django.urls import include, path
+import os
+
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from . import api
+
+# Label Studio serves /static/ from its own collected files only; the plugin's browser
+# script and icon are served from the package, so `pip install` is all it takes.
+_STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'static', 'label_studio_pachyderm')
 
 _import = {
     'list': api.PachydermImportStorageListAPI.as_view(),
@@ -56,6 +63,7 @@ storage_patterns = [
 ]
 
 urlpatterns = [
+    re_path(r'^static/label_studio_pachyderm/(?P<path>[\w.-]+)$', serve, {'document_root': _STATIC_DIR}),
     path('api/storages/', include((storage_patterns, app_name))),
     path('', include('core.urls')),
 ]

@@ -4,7 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# Label Studio reads these when its settings load (before any test code runs): a throwaway
+# data dir, and no crash reports, analytics or version checks from test runs.
 export LABEL_STUDIO_BASE_DATA_DIR="${LABEL_STUDIO_BASE_DATA_DIR:-$(mktemp -d -t lsp-test-XXXX)}"
+export SENTRY_DSN="" FRONTEND_SENTRY_DSN="" COLLECT_ANALYTICS=false LATEST_VERSION_CHECK=false
 echo "==> backend tests (pytest, real Label Studio + local PFS over gRPC)"
 .venv/bin/pytest "$@"
 

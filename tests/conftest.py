@@ -2,12 +2,9 @@
 import os
 import tempfile
 
-# Label Studio keeps its data (and, for SQLite, its database) here; never the user's home.
-os.environ.setdefault('LABEL_STUDIO_BASE_DATA_DIR', tempfile.mkdtemp(prefix='lsp-test-data-'))
+# pytest-django loads the settings before this file runs, so the environment Label
+# Studio reads at start-up (data dir, Sentry, analytics) is set by scripts/test.sh.
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'label_studio_pachyderm.settings')
-# No crash reports from test runs to Label Studio's Sentry.
-os.environ.setdefault('SENTRY_DSN', '')
-os.environ.setdefault('FRONTEND_SENTRY_DSN', '')
 
 import pytest  # noqa: E402
 
@@ -111,7 +108,10 @@ def django_db_modify_db_settings(tmp_path_factory):
 
     db = settings.DATABASES['default']
     if db['ENGINE'].endswith('sqlite3'):
-        db.setdefault('TEST', {})['NAME'] = str(tmp_path_factory.mktemp('db') / 'test.sqlite3')
+        # On tmpfs when there is one: Label Studio's ~200 migrations fsync a lot on disk.
+        base = tempfile.mkdtemp(prefix='lsp-db-', dir='/dev/shm') if os.path.isdir('/dev/shm') else str(
+            tmp_path_factory.mktemp('db'))
+        db.setdefault('TEST', {})['NAME'] = os.path.join(base, 'test.sqlite3')
 
 
 def require_service(name: str, reachable: bool, how: str):

@@ -263,3 +263,73 @@ def test_outsider_cannot_see_or_use_storage(api, outsider_api, project, pfs, ima
     assert outsider_api.get(f'/api/storages/pachyderm/?project={project.id}').status_code in (403, 404)
     r = outsider_api.post('/api/storages/pachyderm/validate', {'id': sid}, format='json')
     assert r.status_code in (400, 403, 404)
+
+
+def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project, tmp_path, monkeypatch, settings):
+    from label_studio_pachyderm import importer
+    from label_studio_pachyderm.localpfs import start_server
+
+    data_dir = str(tmp_path / 'pfs-killed')
+    server = start_server('127.0.0.1', 0, data_dir)
+    client = pachd.PachdClient(server.address)
+    client.create_repo('default', 'tasks')
+    put(client, 'tasks', {f'{i:04d}.json': json.dumps({'text': f't{i}'}) for i in range(300)})
+    settings.PACHYDERM_IMPORT_BATCH_SIZE = 50
+    sid = create(api, text_project, server, repo='tasks').json()['id']
+
+    real_flush, flushes = importer._flush, []
+
+    def flush_then_kill(storage, link_class, state):
+        real_flush(storage, link_class, state)
+        flushes.append(1)
+        if len(flushes) == 2:
+            server.stop()  # pachd goes away in the middle of the sync
+
+    monkeypatch.setattr(importer, '_flush', flush_then_kill)
+    storage = sync(api, sid)
+    assert storage['status'] == 'failed', storage
+    assert 'cannot reach pachd' in storage['traceback'] and 'sync again' in storage['traceback']
+    partial = Task.objects.filter(project=text_project).count()
+    assert 0 < partial < 300
+    monkeypatch.setattr(importer, '_flush', real_flush)
+
+    with start_server('127.0.0.1', server.port, data_dir):
+        storage = sync(api, sid)
+    assert storage['status'] == 'completed', storage
+    texts = list(Task.objects.filter(project=text_project).values_list('data__text', flat=True))
+    assert len(texts) == 300 and set(texts) == {f't{i}' for i in range(300)}
+    assert PachydermImportStorageLink.objects.filter(storage_id=sid).count() == 300
+
+
+def test_concurrent_sync_requests_never_duplicate(api, project, pfs, pfs_client, user):
+    import threading
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {f'{i:04d}.png': PNG for i in range(400)})
+    sid = create(api, project, pfs, use_blob_urls=True).json()['id']
+    statuses, errors = [], []
+
+    def request_sync():
+        try:
+            client = APIClient()
+            client.force_authenticate(user)
+            r = client.post(f'/api/storages/pachyderm/{sid}/sync')
+            statuses.append(r.status_code)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=request_sync) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and statuses == [200] * 4, (statuses, errors)
+    sync(api, sid)  # and once more after they all finished
+    keys = list(PachydermImportStorageLink.objects.filter(storage_id=sid).values_list('key', flat=True))
+    assert len(keys) == 400 and len(set(keys)) == 400
+    assert Task.objects.filter(project=project).count() == 400

@@ -5,8 +5,6 @@ import hashlib
 import logging
 import os
 import re
-import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,6 +24,16 @@ OK = grpc.StatusCode
 
 
 # ----------------------------------------------------------------------------- helpers
+@pytest.fixture(autouse=True)
+def quiet_grpc_client_log():
+    """The sdk raises a failed stream's error inside a gRPC callback, which gRPC then logs at
+    ERROR (and Label Studio's error reporting picks up). These tests fail streams on purpose."""
+    logger = logging.getLogger('grpc._channel')
+    was_disabled, logger.disabled = logger.disabled, True
+    yield
+    logger.disabled = was_disabled
+
+
 @pytest.fixture
 def server(tmp_path):
     with start_server('127.0.0.1', 0, str(tmp_path / 'pfs')) as srv:
@@ -50,17 +58,6 @@ def rpc_error(code, fragment=None):
     assert info.value.code() == code, info.value.details()
     if fragment is not None:
         assert fragment in info.value.details(), info.value.details()
-
-
-@contextmanager
-def quiet_logger(name):
-    """Silence a logger for a deliberate failure (its ERROR would reach error reporting)."""
-    logger = logging.getLogger(name)
-    was_disabled, logger.disabled = logger.disabled, True
-    try:
-        yield
-    finally:
-        logger.disabled = was_disabled
 
 
 def put(client, branch_uri, files, description=''):
@@ -168,6 +165,11 @@ def test_repo_lifecycle(client):
     deleted = client.pfs.delete_repos(projects=[pfs.Project(name='other')])
     assert [str(r) for r in deleted.repos] == ['other/images']
     assert list(client.pfs.list_repo()) == []
+
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('other/again'))
+    client.pfs.delete_all()
+    assert list(client.pfs.list_repo()) == []
+    assert [p.project.name for p in client.pfs.list_project()] == ['default']
 
 
 # ----------------------------------------------------------------------------- branches, commits
@@ -411,11 +413,26 @@ def test_broken_stream_changes_nothing(client, repo):
         yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path='/before.txt'))
         raise RuntimeError('the client crashed mid-upload')
 
-    with quiet_logger('grpc._channel'), pytest.raises(grpc.RpcError):
+    with pytest.raises(grpc.RpcError):
         client.pfs.modify_file(failing_ops())
     client.pfs.put_file_from_bytes(commit=commit, path='/complete.txt', data=b'c')
     client.pfs.finish_commit(commit=commit)
     assert walk(client, 'images@master:/') == ['/', '/before.txt', '/complete.txt']
+
+
+def test_cancelled_listing_leaves_the_server_healthy(server, client, repo):
+    put(client, 'images@master', {f'/f{n:04d}': b'x' * n for n in range(300)})
+    channel = grpc.insecure_channel(f'127.0.0.1:{server.port}')
+    raw_walk = channel.unary_stream('/pfs_v2.API/WalkFile', request_serializer=bytes,
+                                    response_deserializer=lambda b: b)
+    for _ in range(3):
+        call = raw_walk(pfs.WalkFileRequest(file=pfs.File.from_uri('images@master:/')))
+        assert len([next(call) for _ in range(10)]) == 10
+        call.cancel()
+    channel.close()
+    put(client, 'images@master', {'/after.txt': b'after'})
+    assert len(walk(client, 'images@master:/')) == 1 + 300 + 1
+    assert read(client, 'images@master:/after.txt') == b'after'
 
 
 def test_concurrent_writers(client, repo):
@@ -734,6 +751,27 @@ def test_100k_files_walk(external_server):
     channel.close()
 
 
+def test_10k_files_in_one_modify_file_stream(external_server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{external_server['port']}")
+    modify = channel.stream_unary('/pfs_v2.API/ModifyFile', request_serializer=lambda b: b,
+                                  response_deserializer=lambda b: b)
+    raw_walk = channel.unary_stream('/pfs_v2.API/WalkFile', request_serializer=bytes,
+                                    response_deserializer=lambda b: b)
+    client = Client(host='127.0.0.1', port=external_server['port'])
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('stream'))
+    messages = [bytes(pfs.ModifyFileRequest(set_commit=pfs.Commit.from_uri('stream@master')))]
+    messages += [raw_add_file(f'/labels/{n:05d}.json', b'{"id": %d}' % n) for n in range(10_000)]
+    modify(iter(messages))
+    commits = list(client.pfs.list_commit(repo=pfs.Repo.from_uri('stream')))
+    assert len(commits) == 1 and is_finished(commits[0])  # one stream, one commit
+    labels = client.pfs.inspect_file(file=pfs.File.from_uri('stream@master:/labels'))
+    assert labels.size_bytes == sum(len(b'{"id": %d}' % n) for n in range(10_000))
+    walked = list(raw_walk(pfs.WalkFileRequest(file=pfs.File.from_uri('stream@master:/labels'))))
+    assert len(walked) == 1 + 10_000
+    assert read(client, 'stream@master:/labels/09999.json') == b'{"id": 9999}'
+    channel.close()
+
+
 def test_200mib_file_streams_with_bounded_memory(external_server):
     client = Client(host='127.0.0.1', port=external_server['port'])
     client.pfs.create_repo(repo=pfs.Repo.from_uri('large'))
@@ -758,7 +796,7 @@ def test_200mib_file_streams_with_bounded_memory(external_server):
 
     client_up, server_up = upload_memory.growth_mb()
     client_down, server_down = download_memory.growth_mb()
-    # The sdk sends 19 MB messages, so a few of them may be in flight at once; a whole
-    # 200 MiB file in memory on either side would blow well past these bounds.
-    assert server_up < 120 and server_down < 120, (server_up, server_down)
-    assert client_up < 150 and client_down < 150, (client_up, client_down)
+    # The sdk sends 19 MB messages and gRPC holds a few of them in flight, so some tens of
+    # MB are expected on both sides; holding the 210 MB file would need more than these.
+    assert server_up < 150 and server_down < 150, (server_up, server_down)
+    assert client_up < 160 and client_down < 160, (client_up, client_down)

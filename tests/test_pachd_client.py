@@ -10,6 +10,7 @@ from label_studio_pachyderm import pachd
 from label_studio_pachyderm.pachd import FileOp
 from pfs_fixtures import (  # noqa: F401  (fixtures are found by name)
     PROJECT, TOKEN, closed_port, commit_ids, images_repo, local_pfs, local_pfs_auth, mute_port, pachd_client,
+    proxied_pfs,
 )
 
 
@@ -105,26 +106,39 @@ def test_mute_server_fails_within_the_timeout(mute_port):
         assert f'cannot reach pachd at grpc://127.0.0.1:{mute_port}' in str(info.value)
 
 
-def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(local_pfs, pachd_client, images_repo):
+def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(local_pfs, images_repo):
     from label_studio_pachyderm.localpfs import start_server
 
+    # A short timeout keeps the test short: calls to the stopped server wait that long for it.
+    pachd_client = pachd.PachdClient(local_pfs.address, timeout=1.5)
     commit = put(pachd_client, images_repo, {'a.txt': b'a'})
-    port = local_pfs.port
-    local_pfs.stop(grace=0)
-    for _ in range(3):  # several failures: gRPC backs off between connection attempts
-        with pytest.raises(pachd.PachdUnavailable):
-            pachd_client.inspect_commit(PROJECT, images_repo, commit)
-        with pytest.raises(pachd.PachdUnavailable):
-            list(pachd_client.list_files(PROJECT, images_repo, commit))
-    with start_server('127.0.0.1', port, local_pfs.data_dir, None):
-        # Straight away: no "cannot reach" while the channel waits out its backoff.
-        assert pachd_client.inspect_commit(PROJECT, images_repo, commit).id == commit
-    local_pfs_again = start_server('127.0.0.1', port, local_pfs.data_dir, None)
-    try:
-        time.sleep(0.5)
-        assert [e.path for e in pachd_client.list_files(PROJECT, images_repo, commit)] == ['a.txt']
-    finally:
-        local_pfs_again.stop()
+    port, data_dir = local_pfs.port, local_pfs.data_dir
+    unary = (lambda: pachd_client.inspect_commit(PROJECT, images_repo, commit).id, commit)
+    stream = (lambda: [e.path for e in pachd_client.list_files(PROJECT, images_repo, commit)], ['a.txt'])
+    server = local_pfs
+    for call, expected in (unary, stream):
+        server.stop(grace=0)
+        for _ in range(2):  # more than one failure: gRPC backs off longer between connection attempts
+            started = time.monotonic()
+            with pytest.raises(pachd.PachdUnavailable):
+                call()
+            assert time.monotonic() - started < 3
+        server = start_server('127.0.0.1', port, data_dir, None)
+        try:
+            # Straight away: no "cannot reach" while the channel waits out its backoff.
+            assert call() == expected
+        finally:
+            server.stop()
+
+
+def test_tls_to_a_plaintext_server_is_unavailable(local_pfs):
+    client = pachd.PachdClient(f'grpcs://127.0.0.1:{local_pfs.port}', timeout=2)
+    assert client.address.tls
+    with pytest.raises(pachd.PachdUnavailable, match=f'cannot reach pachd at grpcs://127.0.0.1:{local_pfs.port}'):
+        client.check()
+    # Root certificates imply TLS, as in the sdk.
+    with_certs = pachd.PachdClient(f'127.0.0.1:{local_pfs.port}', root_certs='-----BEGIN CERTIFICATE-----')
+    assert with_certs.address.url.startswith('grpcs://')
 
 
 def test_check_returns_the_version(pachd_client):
@@ -359,41 +373,53 @@ def test_pachd_rejecting_a_file_mid_stream_leaves_the_branch_as_it_was(pachd_cli
     assert commit_ids(pachd_client, images_repo) == [base]
 
 
-def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_open(local_pfs, images_repo,
-                                                                                  pachd_client):
-    from label_studio_pachyderm.localpfs import start_server
-
-    base = put(pachd_client, images_repo, {'a.txt': b'a'})
+def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_open(proxied_pfs, pachd_client,
+                                                                                  images_repo):
+    # A short timeout: the failed write waits that long for pachd to come back before giving up.
+    client = pachd.PachdClient(proxied_pfs.address, timeout=1)
+    base = put(client, images_repo, {'a.txt': b'a'})
 
     def ops():
         for i in range(5):
             yield FileOp.put(f'{i}', b'x' * 10_000)
-        local_pfs.stop(grace=0)
+        proxied_pfs.cut()
         for i in range(5, 50):
             yield FileOp.put(f'{i}', b'x' * 200_000)
 
     with pytest.raises(pachd.PachdUnavailable) as info:
-        pachd_client.write_commit(PROJECT, images_repo, 'master', ops())
+        client.write_commit(PROJECT, images_repo, 'master', ops())
     message = str(info.value)
-    assert message.startswith('cannot reach pachd at ')
-    # With pachd gone the open commit cannot be dropped; the message says which one it is.
+    assert message.startswith(f'cannot reach pachd at {proxied_pfs.address}')
+    # With pachd out of reach the open commit cannot be dropped; the message says which one it is.
     assert 'could not be dropped' in message
 
-    restarted = start_server('127.0.0.1', 0, local_pfs.data_dir, None)
-    try:
-        client = pachd.PachdClient(restarted.address, timeout=5)
-        head = client.branch_head(PROJECT, images_repo, 'master')
-        assert head != base and f'commit {head} could not be dropped' in message
-        assert client.inspect_commit(PROJECT, images_repo, head).finished is False
-        # Nothing of the broken stream landed in it.
-        assert [e.path for e in client.list_files(PROJECT, images_repo, head)] == ['a.txt']
-        # The next write says what blocks it instead of failing obscurely.
-        with pytest.raises(pachd.PachdError) as blocked:
-            put(client, images_repo, {'b.txt': b'b'})
-        assert blocked.value.code == 'FAILED_PRECONDITION'
-        assert 'an earlier one was interrupted' in str(blocked.value) and head in str(blocked.value)
-    finally:
-        restarted.stop()
+    head = pachd_client.branch_head(PROJECT, images_repo, 'master')  # directly, not through the proxy
+    assert head != base and f'commit {head} could not be dropped' in message
+    assert pachd_client.inspect_commit(PROJECT, images_repo, head).finished is False
+    # The next write says what blocks it instead of failing obscurely.
+    proxied_pfs.restore()
+    with pytest.raises(pachd.PachdError) as blocked:
+        put(client, images_repo, {'b.txt': b'b'})
+    assert blocked.value.code == 'FAILED_PRECONDITION'
+    assert 'an earlier one was interrupted' in str(blocked.value) and head in str(blocked.value)
+
+
+def test_losing_pachd_mid_write_and_getting_it_back_drops_the_commit(proxied_pfs, pachd_client, images_repo):
+    client = pachd.PachdClient(proxied_pfs.address, timeout=3)
+    base = put(client, images_repo, {'a.txt': b'a'})
+
+    def ops():
+        yield FileOp.put('0', b'x' * 10_000)
+        proxied_pfs.cut()
+        # The network comes back while the client, having lost the upload, waits for pachd.
+        threading.Timer(1.0, proxied_pfs.restore).start()
+        yield FileOp.put('1', b'x' * 5_000_000)
+
+    with pytest.raises(pachd.PachdUnavailable) as info:
+        client.write_commit(PROJECT, images_repo, 'master', ops())
+    assert 'could not be dropped' not in str(info.value)
+    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == base
+    assert commit_ids(pachd_client, images_repo) == [base]
 
 
 def test_wrong_item_types_in_ops_fail_cleanly(pachd_client, images_repo):
@@ -569,6 +595,25 @@ def test_token_never_appears_in_messages_or_reprs(local_pfs_auth, closed_port):
         assert TOKEN not in str(err) and TOKEN not in repr(err)
         assert TOKEN not in getattr(err, 'name', '')
     assert '***' in str(errors[0])
+
+
+def test_config_context_reads_the_active_context_and_hides_its_token(tmp_path, monkeypatch):
+    import base64
+    import json
+
+    config = tmp_path / 'config.json'
+    config.write_text(json.dumps({'v2': {'active_context': 'prod', 'contexts': {
+        'dev': {'pachd_address': 'grpc://dev:1'},
+        'prod': {'pachd_address': 'grpcs://pachd.example:443', 'session_token': TOKEN, 'project': 'vision',
+                 'server_cas': base64.b64encode(b'PEM').decode()},
+    }}}))
+    monkeypatch.setenv('PACH_CONFIG', str(config))
+    context = pachd.config_context()
+    assert (context.name, context.address, context.token, context.root_certs, context.project) == (
+        'prod', 'grpcs://pachd.example:443', TOKEN, b'PEM', 'vision')
+    assert TOKEN not in repr(context)
+    with pytest.raises(pachd.PachdInvalidArgument, match='no Pachyderm config file'):
+        pachd.config_context(str(tmp_path / 'missing.json'))
 
 
 def test_token_with_bad_characters_is_refused_without_echo():

@@ -1,0 +1,290 @@
+"""Reading the file tree of one commit.
+
+A commit's tree is its own change layer over the tree of its base: the nearest ancestor
+that did not finish with an error (pachd builds a commit on that same base). Layers are
+read newest first; the first layer that mentions a path decides it (a NULL digest there
+means the path was deleted). A finished commit whose chain has grown long gets a full copy
+(``snapshots``), where the chain stops. Each layer is read in path order straight from its
+primary key and the layers are merged lazily, so even 100,000-file trees stream in bounded
+memory.
+
+Directories are derived: a directory exists while a file below it does; its size is the sum
+of its files and its hash is the sha256 of its children's hashes in order (the way pachd
+hashes directories).
+"""
+from __future__ import annotations
+
+import hashlib
+import heapq
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional
+
+from . import paths
+
+# A chain of more change layers than this gets a snapshot when its commit finishes.
+SNAPSHOT_AFTER_LAYERS = 32
+
+Row = tuple  # (path, digest-or-None, size)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file or directory of a tree; directories have a trailing slash in ``path``."""
+
+    path: str
+    is_dir: bool
+    size: int
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class Layer:
+    table: str  # 'changes' or 'snapshots'
+    seq: int
+
+
+def layers_for(conn: sqlite3.Connection, seq: int) -> list[Layer]:
+    rows = conn.execute(
+        """
+        WITH RECURSIVE chain(seq, parent, error, snap, depth) AS (
+            SELECT seq, parent_seq, error, snapshot, 0 FROM commits WHERE seq = ?
+            UNION ALL
+            SELECT c.seq, c.parent_seq, c.error, c.snapshot, chain.depth + 1
+            FROM commits c JOIN chain ON c.seq = chain.parent
+            WHERE chain.snap = 0
+        )
+        SELECT seq, error, snap, depth FROM chain ORDER BY depth
+        """, (seq,)).fetchall()
+    layers: list[Layer] = []
+    for commit_seq, error, snap, depth in rows:
+        if depth > 0 and error:
+            continue  # pachd never builds on a commit that finished with an error
+        if snap:
+            layers.append(Layer('snapshots', commit_seq))
+            break
+        layers.append(Layer('changes', commit_seq))
+    return layers
+
+
+def change_layer_count(layers: list[Layer]) -> int:
+    return sum(1 for layer in layers if layer.table == 'changes')
+
+
+class Tree:
+    """Read access to the tree of one commit (``layers`` from ``layers_for``)."""
+
+    def __init__(self, conn: sqlite3.Connection, layers: list[Layer]):
+        self._conn = conn
+        self._layers = layers
+
+    # -- files (stored rows) ------------------------------------------------------------
+    def files(self, low: str = '/', high: str = '0') -> Iterator[Row]:
+        """Files with low <= path < high, in path order, deletions resolved."""
+        if not self._layers:
+            return
+        if len(self._layers) == 1:
+            layer = self._layers[0]
+            yield from self._conn.execute(
+                f'SELECT path, blob, size FROM {layer.table} '
+                'WHERE commit_seq = ? AND path >= ? AND path < ? AND blob IS NOT NULL ORDER BY path',
+                (layer.seq, low, high))
+            return
+        cursors = [self._conn.execute(
+            f'SELECT path, blob, size FROM {layer.table} '
+            'WHERE commit_seq = ? AND path >= ? AND path < ? ORDER BY path', (layer.seq, low, high))
+            for layer in self._layers]
+        # heapq.merge is stable, so for equal paths the newest layer comes first.
+        last = None
+        for path, digest, size in heapq.merge(*cursors, key=_path_of):
+            if path == last:
+                continue
+            last = path
+            if digest is not None:
+                yield path, digest, size
+
+    def file(self, path: str) -> Optional[Row]:
+        for layer in self._layers:
+            row = self._conn.execute(
+                f'SELECT path, blob, size FROM {layer.table} WHERE commit_seq = ? AND path = ?',
+                (layer.seq, path)).fetchone()
+            if row is not None:
+                return row if row[1] is not None else None
+        return None
+
+    def files_under(self, path: str) -> Iterator[Row]:
+        """The file at ``path`` if there is one, else every file below it as a directory."""
+        if path == '/':
+            yield from self.files()
+            return
+        row = self.file(path)
+        if row is not None:
+            yield row
+            return
+        yield from self.files(*paths.subtree_range(path))
+
+    # -- entries (files and directories) ------------------------------------------------
+    def inspect(self, path: str) -> Optional[Entry]:
+        if path != '/':
+            row = self.file(path)
+            if row is not None:
+                return _file_entry(row)
+        low, high = paths.subtree_range(path)
+        summary = DirSummary(paths.dir_key(path))
+        for row in self.files(low, high):
+            summary.add(row)
+        if summary.empty:
+            return None
+        return Entry(paths.dir_key(path), True, summary.size, summary.digest())
+
+    def list(self, path: str) -> Iterator[Entry]:
+        """Direct children of directory ``path`` (or the file itself, as pachd does)."""
+        if path != '/':
+            row = self.file(path)
+            if row is not None:
+                yield _file_entry(row)
+                return
+        prefix, high = paths.subtree_range(path)
+        child_dir, summary = None, None
+        for row in self.files(prefix, high):
+            rest = row[0][len(prefix):]
+            slash = rest.find('/')
+            if slash == -1:
+                if child_dir is not None:
+                    yield Entry(child_dir, True, summary.size, summary.digest())
+                    child_dir = None
+                yield _file_entry(row)
+                continue
+            name = prefix + rest[:slash + 1]
+            if name != child_dir:
+                if child_dir is not None:
+                    yield Entry(child_dir, True, summary.size, summary.digest())
+                child_dir, summary = name, DirSummary(name)
+            summary.add(row)
+        if child_dir is not None:
+            yield Entry(child_dir, True, summary.size, summary.digest())
+
+    def walk(self, path: str) -> Iterator[Entry]:
+        """``path`` and everything below it, directories before their contents (pre-order).
+
+        Two passes: the first sums up every directory (its size and hash are needed before
+        its contents are sent), the second streams the entries.
+        """
+        if path != '/':
+            row = self.file(path)
+            if row is not None:
+                yield _file_entry(row)
+                return
+        low, high = paths.subtree_range(path)
+        root = paths.dir_key(path)
+        summaries: dict[str, tuple[int, bytes]] = {}
+        summer = DirSummary(root, on_close=lambda d, size, digest: summaries.__setitem__(d, (size, digest)))
+        for row in self.files(low, high):
+            summer.add(row)
+        if summer.empty:
+            return
+        summer.digest()  # closes the root too
+        yield Entry(root, True, *summaries[root])
+        open_dir = root
+        for row in self.files(low, high):
+            parent = paths.parent_dir(row[0])
+            if parent != open_dir:
+                for directory in _dirs_between(open_dir, parent):
+                    yield Entry(directory, True, *summaries[directory])
+                open_dir = parent
+            yield _file_entry(row)
+
+    def glob(self, pattern: str) -> Iterator[Entry]:
+        match = paths.compile_glob(pattern)
+        start = paths.parent_dir(paths.glob_literal_prefix(paths.clean(pattern)))
+        for entry in self.walk(start.rstrip('/') or '/'):
+            if match(entry.path):
+                yield entry
+
+
+class DirSummary:
+    """Sums up a path-ordered stream of the files below directory ``root``.
+
+    Gives the directory's total size and hash, and reports every subdirectory to
+    ``on_close`` as soon as the stream has moved past it.
+    """
+
+    def __init__(self, root: str, on_close: Optional[Callable[[str, int, bytes], None]] = None):
+        self._stack = [[root, 0, hashlib.sha256()]]  # open directories: [path, size, hasher]
+        self._on_close = on_close
+        self._digest: Optional[bytes] = None
+        self.empty = True
+        self.size = 0
+
+    def add(self, row: Row) -> None:
+        path, digest, size = row
+        self.empty = False
+        self.size += size
+        parent = paths.parent_dir(path)
+        while not parent.startswith(self._stack[-1][0]):
+            self._close_top()
+        for directory in _dirs_between(self._stack[-1][0], parent):
+            self._stack.append([directory, 0, hashlib.sha256()])
+        self._stack[-1][2].update(digest)
+        for frame in self._stack:
+            frame[1] += size
+
+    def digest(self) -> bytes:
+        if self._digest is None:
+            while len(self._stack) > 1:
+                self._close_top()
+            path, size, hasher = self._stack[0]
+            self._digest = hasher.digest()
+            if self._on_close is not None:
+                self._on_close(path, size, self._digest)
+        return self._digest
+
+    def _close_top(self) -> None:
+        path, size, hasher = self._stack.pop()
+        digest = hasher.digest()
+        self._stack[-1][2].update(digest)  # a subdirectory counts as one child of its parent
+        if self._on_close is not None:
+            self._on_close(path, size, digest)
+
+
+def _path_of(row: Row) -> str:
+    return row[0]
+
+
+def _file_entry(row: Row) -> Entry:
+    return Entry(row[0], False, row[2], row[1])
+
+
+def _dirs_between(ancestor: str, directory: str) -> Iterator[str]:
+    """Directories from just below ``ancestor`` down to ``directory`` (both end with '/'),
+    after moving up to their common ancestor: '/a/x/' -> '/a/b/c/' gives '/a/b/', '/a/b/c/'."""
+    common = ancestor
+    while not directory.startswith(common):
+        common = paths.parent_dir(common[:-1])
+    index = directory.find('/', len(common))
+    while index != -1:
+        yield directory[:index + 1]
+        index = directory.find('/', index + 1)
+
+
+def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[tuple[Optional[Entry], Optional[Entry]]]:
+    """Merge two path-ordered entry streams: yield (old, new) where they differ."""
+    old_iter, new_iter = iter(old), iter(new)
+    a, b = next(old_iter, None), next(new_iter, None)
+    while a is not None and b is not None:
+        if a.path < b.path:
+            yield a, None
+            a = next(old_iter, None)
+        elif b.path < a.path:
+            yield None, b
+            b = next(new_iter, None)
+        else:
+            if a.hash != b.hash:
+                yield a, b
+            a, b = next(old_iter, None), next(new_iter, None)
+    while a is not None:
+        yield a, None
+        a = next(old_iter, None)
+    while b is not None:
+        yield None, b
+        b = next(new_iter, None)

@@ -1,0 +1,123 @@
+/**
+ * Pachyderm as a provider of Label Studio's Cloud Storage wizard.
+ *
+ * Field names are the plugin's REST API names, so the wizard's form data is the
+ * request body as is. What the wizard already supplies for every provider is
+ * deliberately not repeated here, or it would render twice:
+ * - "Storage Title" (`title`) and, for target storages, "Can delete objects from
+ *   storage" (`can_delete_objects`);
+ * - the import settings step: folder (`prefix`), import method (`use_blob_urls`),
+ *   file name filter (`regex_filter`) and "Scan all sub-folders" (`recursive_scan`).
+ *   The last three are declared below as hidden fields: that gives them
+ *   Pachyderm's defaults (sub-folders are scanned) and a schema, without a second
+ *   input. The export folder is a visible field, as for the built-in providers.
+ *
+ * The wizard validates only the connection step, so the import settings are
+ * checked again by the server when the preview loads and when the storage is saved.
+ *
+ * There is no pre-signed URL toggle: pachd cannot presign, Label Studio's proxy
+ * streams every file. A hidden `presign` field sends an explicit `false`.
+ */
+import type { ProviderConfig } from "@humansignal/app-common/blocks/StorageProviderForm/types/provider";
+import { PachydermIcon } from "./pachyderm/icon";
+import {
+  authTokenSchema,
+  branchSchema,
+  commitSchema,
+  pachdAddressSchema,
+  prefixSchema,
+  presignSchema,
+  projectSchema,
+  recursiveScanSchema,
+  regexFilterSchema,
+  repoSchema,
+  useBlobUrlsSchema,
+} from "./pachyderm/schemas";
+
+export const pachydermProvider: ProviderConfig = {
+  name: "pachyderm",
+  title: "Pachyderm",
+  description:
+    "Connect a Pachyderm repo over pachd's gRPC API: import files from a branch or a pinned commit, and commit annotations back to a branch",
+  icon: PachydermIcon,
+  fields: [
+    {
+      name: "pachd_address",
+      type: "text",
+      label: "pachd address",
+      required: true,
+      placeholder: "grpc://localhost:30650",
+      description: "host:port, grpc://host:port, or grpcs://host:port for TLS. The default port is 30650.",
+      autoComplete: "off",
+      schema: pachdAddressSchema,
+    },
+    {
+      name: "auth_token",
+      type: "password",
+      label: "Auth token",
+      placeholder: "Leave empty if auth is not enabled",
+      description: "Needed when Pachyderm auth is on, for example a robot token. It is stored on the server and never shown again.",
+      autoComplete: "new-password",
+      accessKey: true,
+      schema: authTokenSchema,
+    },
+    {
+      name: "pach_project",
+      type: "text",
+      label: "Project",
+      placeholder: "default",
+      description: "The Pachyderm project that holds the repo.",
+      schema: projectSchema,
+    },
+    {
+      name: "repo",
+      type: "text",
+      label: "Repo",
+      required: true,
+      placeholder: "images",
+      description: "Letters, digits, _ and - only.",
+      schema: repoSchema,
+    },
+    {
+      name: "branch",
+      type: "text",
+      label: "Branch",
+      placeholder: "master",
+      description: "Source: read on each sync. Target: annotations are committed here; created on the first write if missing.",
+      schema: branchSchema,
+    },
+    {
+      name: "commit",
+      type: "text",
+      label: "Pin to commit (optional)",
+      placeholder: "Empty: the head of the branch",
+      description: "A commit id (32 hex characters, as pachctl list commit shows it) to import instead of the branch head.",
+      autoComplete: "off",
+      target: "import",
+      schema: commitSchema,
+    },
+    {
+      name: "prefix",
+      type: "text",
+      label: "Folder in the repo",
+      placeholder: "path/to/annotations (empty: the repo root)",
+      target: "export",
+      schema: prefixSchema,
+    },
+    // Set on the wizard's import settings step; see the note at the top.
+    { name: "regex_filter", type: "hidden", target: "import", schema: regexFilterSchema },
+    { name: "use_blob_urls", type: "hidden", target: "import", schema: useBlobUrlsSchema },
+    { name: "recursive_scan", type: "hidden", target: "import", schema: recursiveScanSchema },
+    { name: "presign", type: "hidden", target: "import", schema: presignSchema },
+  ],
+  layout: [
+    { fields: ["pachd_address"] },
+    { fields: ["auth_token"] },
+    { fields: ["pach_project", "repo"] },
+    // A target storage has no commit field; the row then holds the branch alone.
+    { fields: ["branch", "commit"] },
+    { fields: ["prefix"] },
+  ],
+};
+
+export default pachydermProvider;

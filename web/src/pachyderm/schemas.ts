@@ -1,0 +1,54 @@
+/**
+ * One Zod schema per storage field, built on the rule modules next to this file.
+ *
+ * How the wizard uses them shapes how they are written:
+ * - it only validates (it never sends the parsed output), so schemas check and
+ *   never transform;
+ * - `.default()` is where the wizard takes a field's initial value from, and a
+ *   schema with a default or `.optional()` is what makes a field optional;
+ * - for a required field the wizard adds its own "<label> is required" check only
+ *   to plain string schemas, so required schemas here carry their own message for
+ *   empty and missing values.
+ */
+import { z } from "zod";
+import { pachdAddressProblem } from "./address";
+import { commitIdProblem } from "./commit";
+import { DEFAULT_PROJECT, branchNameProblem, projectNameProblem, repoNameProblem } from "./names";
+import { prefixProblem } from "./prefix";
+import { regexFilterProblem } from "./regex";
+import { authTokenProblem } from "./token";
+
+export const DEFAULT_BRANCH = "master";
+
+type Rule = (value: string) => string | null;
+
+function checkedText(rule: Rule) {
+  return z.string({ invalid_type_error: "Expected text" }).superRefine((value, ctx) => {
+    const problem = rule(value);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
+}
+
+function requiredText(missing: string, rule: Rule) {
+  return z.string({ required_error: missing, invalid_type_error: missing }).superRefine((value, ctx) => {
+    const problem = value.trim() === "" ? missing : rule(value);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });
+}
+
+export const pachdAddressSchema = requiredText(
+  "Enter the pachd address, for example grpc://localhost:30650",
+  pachdAddressProblem,
+);
+export const authTokenSchema = checkedText(authTokenProblem).optional().default("");
+export const projectSchema = checkedText(projectNameProblem).default(DEFAULT_PROJECT);
+export const repoSchema = requiredText("Enter the name of the Pachyderm repo", repoNameProblem);
+export const branchSchema = checkedText(branchNameProblem).default(DEFAULT_BRANCH);
+export const commitSchema = checkedText(commitIdProblem).optional().default("");
+export const prefixSchema = checkedText(prefixProblem).optional().default("");
+export const regexFilterSchema = checkedText(regexFilterProblem).optional().default("");
+// Label Studio's meaning: on, every file is one task (media); off, files hold task JSON.
+export const useBlobUrlsSchema = z.boolean().default(false);
+export const recursiveScanSchema = z.boolean().default(true);
+// pachd has no presigned URLs; Label Studio's proxy streams every file.
+export const presignSchema = z.boolean().default(false);
