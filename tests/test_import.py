@@ -333,3 +333,20 @@ def test_concurrent_sync_requests_never_duplicate(api, project, pfs, pfs_client,
     keys = list(PachydermImportStorageLink.objects.filter(storage_id=sid).values_list('key', flat=True))
     assert len(keys) == 400 and len(set(keys)) == 400
     assert Task.objects.filter(project=project).count() == 400
+
+
+def test_server_pachctl_context_only_when_operator_allows(api, project, pfs, images, tmp_path, monkeypatch, settings):
+    config = tmp_path / 'config.json'
+    config.write_text(json.dumps({'v2': {
+        'active_context': 'local',
+        'contexts': {'local': {'pachd_address': pfs.address, 'session_token': ''}},
+    }}))
+    monkeypatch.setenv('PACH_CONFIG', str(config))
+    body = {'project': project.id, 'pachd_address': '', 'repo': 'images', 'use_blob_urls': True}
+    settings.PACHYDERM_USE_SERVER_CONFIG = False
+    refused = api.post('/api/storages/pachyderm/validate', body, format='json')
+    assert refused.status_code == 400 and 'pachd_address' in json.dumps(refused.json())
+    settings.PACHYDERM_USE_SERVER_CONFIG = True
+    assert api.post('/api/storages/pachyderm/validate', body, format='json').status_code == 200
+    sid = api.post('/api/storages/pachyderm', body, format='json').json()['id']
+    assert sync(api, sid)['last_sync_count'] == 4
