@@ -8,13 +8,30 @@ bash scripts/setup.sh
 # data dir, and no crash reports, analytics or version checks from test runs.
 export LABEL_STUDIO_BASE_DATA_DIR="${LABEL_STUDIO_BASE_DATA_DIR:-$(mktemp -d -t lsp-test-XXXX)}"
 export SENTRY_DSN="" FRONTEND_SENTRY_DSN="" COLLECT_ANALYTICS=false LATEST_VERSION_CHECK=false
-echo "==> backend tests (pytest, real Label Studio + local PFS over gRPC)"
+echo "==> backend tests on SQLite (pytest: real Label Studio, local PFS over gRPC, Redis + RQ worker)"
 .venv/bin/pytest "$@"
+
+# The Label Studio integration again on PostgreSQL, as production runs it (row locks,
+# a real RQ worker process sharing the database). Set LSP_POSTGRES=0 to skip it.
+if [ "${LSP_POSTGRES:-1}" != 0 ] && [ $# -eq 0 ]; then
+  export POSTGRE_HOST="${POSTGRE_HOST:-127.0.0.1}" POSTGRE_PORT="${POSTGRE_PORT:-5432}"
+  export POSTGRE_USER="${POSTGRE_USER:-postgres}" POSTGRE_PASSWORD="${POSTGRE_PASSWORD:-postgres}"
+  export POSTGRE_NAME="${POSTGRE_NAME:-label_studio_pachyderm}"
+  if .venv/bin/python -c "import psycopg; psycopg.connect(host='$POSTGRE_HOST', port=$POSTGRE_PORT, user='$POSTGRE_USER', password='$POSTGRE_PASSWORD', dbname='postgres', connect_timeout=3).close()" 2>/dev/null; then
+    echo "==> backend tests on PostgreSQL $POSTGRE_HOST:$POSTGRE_PORT"
+    DJANGO_DB=default .venv/bin/pytest tests/test_import.py tests/test_export.py tests/test_rq.py tests/test_openapi.py
+  else
+    echo "!! PostgreSQL is not reachable at $POSTGRE_HOST:$POSTGRE_PORT: the PostgreSQL lane did NOT run" >&2
+    if [ -n "${CI:-}" ]; then exit 1; fi
+  fi
+fi
 
 if [ -f web/package.json ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "==> web tests (vitest + tsc)"
-    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm test)
+    # `npm install` follows package-lock.json; `npm ci` rejects a lock written without
+    # registry URLs (npm's omit-lockfile-registry-resolved) for rollup's optional packages.
+    (cd web && npm install --no-audit --no-fund --loglevel=error && npm test)
   else
     echo "!! npm not found: the web/ tests did NOT run (install Node.js 20+ to run them)" >&2
     exit 1

@@ -41,7 +41,9 @@ def rq_worker(settings, tmp_path):
     env = {
         **os.environ,
         'DJANGO_SETTINGS_MODULE': 'label_studio_pachyderm.settings',
+        # The worker must open the test database, whichever engine this lane runs on.
         'DATABASE_NAME': settings.DATABASES['default']['NAME'],
+        'POSTGRE_NAME': settings.DATABASES['default']['NAME'],
         'PACHYDERM_REDIS_URL': REDIS_URL,
         'PACHYDERM_RQ_QUEUE': queue,
         'PACHYDERM_ALLOWED_HOSTS': '127.0.0.1',

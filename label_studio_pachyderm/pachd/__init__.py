@@ -12,14 +12,15 @@ like pachctl, a string that is not a commit id (32 hex digits) is taken as a
 branch name and means that branch's head at the time of the call.
 
 Modules: ``values`` (addresses, result types), ``errors`` (exceptions and the
-one error mapping), ``client`` (PachdClient, the shared-client cache),
+one error mapping), ``client`` (PachdClient), ``shared`` (the process-wide client cache),
 ``streams`` (deadlines and cancellation of server streams, FileStream),
 ``config`` (the pachctl config file), ``_sdk`` (the sdk import site).
 """
-from .client import FINISH_WAIT, WRITE_CHUNK, PachdClient, clear_client_cache, get_client
+from .client import FINISH_WAIT, WRITE_CHUNK, PachdClient
 from .config import config_context, config_path
 from .errors import (PachdAlreadyExists, PachdAuthError, PachdError, PachdInvalidArgument, PachdNotFound,
                      PachdUnavailable)
+from .shared import clear_client_cache, get_client
 from .streams import FileStream
 from .values import (DEFAULT_PORT, DEFAULT_TIMEOUT, CommitInfo, DiffEntry, FileEntry, FileOp, PachConfigContext,
                      PachdAddress, RepoInfo, is_commit_id, parse_address)

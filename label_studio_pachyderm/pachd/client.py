@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
-import os
 import queue
 import re
 import threading
@@ -15,8 +13,8 @@ import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 
 from ._sdk import GRPC_CHANNEL_OPTIONS, SdkClient, pfs as _pfs
-from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, PachdUnavailable,
-                     connect_failed, map_error)
+from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, connect_failed,
+                     map_error)
 from .streams import FileStream, ServerStream
 from .values import (DEFAULT_TIMEOUT, CommitInfo, DiffEntry, FileEntry, FileOp, PachdAddress, RepoInfo,
                      is_commit_id, parse_address, pfs_path, rel_path, timestamp)
@@ -655,61 +653,3 @@ def _chunks(data) -> Iterator[bytes]:
             del pending[:WRITE_CHUNK]
     if pending:
         yield bytes(pending)
-
-
-# ----------------------------------------------------------------------------- shared clients
-_clients: 'collections.OrderedDict[tuple, PachdClient]' = collections.OrderedDict()
-_clients_lock = threading.Lock()
-_CLIENTS_MAX = 64
-
-
-def get_client(address: str, auth_token: Optional[str] = None, root_certs: Optional[bytes] = None,
-               timeout: Optional[float] = None) -> PachdClient:
-    """A process-wide cached client per (address, token, root_certs, timeout)."""
-    parsed = parse_address(address)
-    if isinstance(root_certs, str):
-        root_certs = root_certs.encode()
-    token = (auth_token or '').strip() or None
-    # Keyed by a digest so the cache's keys do not carry the secret itself.
-    key = (parsed, hashlib.sha256(token.encode()).hexdigest() if token else None,
-           hashlib.sha256(root_certs).hexdigest() if root_certs else None,
-           float(timeout if timeout is not None else DEFAULT_TIMEOUT))
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is not None and not client._closed:
-            _clients.move_to_end(key)
-            return client
-        client = PachdClient(parsed, token, root_certs, key[3])
-        _clients[key] = client
-        # Evicted clients are not closed: another thread may still be using one.
-        while len(_clients) > _CLIENTS_MAX:
-            _clients.popitem(last=False)
-        return client
-
-
-def _forget_clients_in_forked_child() -> None:
-    """A forked child (an RQ work-horse, a pre-forking web server) starts with no clients.
-
-    gRPC channels do not survive fork(): a child using its parent's channel can
-    hang. The parent's clients are kept referenced, never used, so that
-    nothing in the child tries to close them either; the lock is new because
-    another thread may have held it at the moment of the fork.
-    """
-    global _clients_lock
-    _clients_lock = threading.Lock()
-    _inherited.extend(_clients.values())
-    _clients.clear()
-
-
-_inherited: list = []
-if hasattr(os, 'register_at_fork'):
-    os.register_at_fork(after_in_child=_forget_clients_in_forked_child)
-
-
-def clear_client_cache() -> None:
-    """Forget (and close) every cached client; for tests and for reloading settings."""
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        client.close()
