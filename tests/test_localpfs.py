@@ -111,7 +111,7 @@ def raw_add_file(path, data):
 # ----------------------------------------------------------------------------- projects, repos
 def test_version_and_default_project(client):
     version = client.get_version()
-    assert (version.major, version.minor, version.additional) == (2, 12, 'localpfs')
+    assert (version.major, version.minor, version.additional) == (2, 12, '-localpfs')
     assert 'default' in [p.project.name for p in client.pfs.list_project()]
     assert client.pfs.inspect_project(project=pfs.Project(name='')).project.name == 'default'
 
@@ -573,7 +573,7 @@ def test_not_found_errors_name_the_object(client, repo):
 def test_auth_token_required(tmp_path):
     with start_server('127.0.0.1', 0, str(tmp_path / 'pfs'), auth_token='s3cret') as srv:
         anonymous = Client(host='127.0.0.1', port=srv.port)
-        assert anonymous.get_version().additional == 'localpfs'  # open, as on pachd
+        assert anonymous.get_version().additional == '-localpfs'  # open, as on pachd
         with rpc_error(OK.UNAUTHENTICATED, 'no authentication token (try logging in)'):
             list(anonymous.pfs.list_repo())
         wrong = Client(host='127.0.0.1', port=srv.port, auth_token='guess')

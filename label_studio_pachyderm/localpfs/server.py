@@ -66,8 +66,9 @@ class LocalPFS:
             self._release_lock()
             raise LocalPFSError(f'cannot open the localpfs data in {self.data_dir}: {exc}') from exc
         interceptors = [TokenInterceptor(self._auth_token)] if self._auth_token else []
+        self._executor = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix='localpfs')
         server = grpc.server(
-            ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix='localpfs'),
+            self._executor,
             handlers=generic_handlers(PfsService(self._store, auth_enabled=self.auth_enabled)),
             interceptors=interceptors,
             options=[
@@ -127,9 +128,24 @@ class LocalPFS:
         self._stopped.set()
         if self._server is not None:
             self._server.stop(grace).wait()
+        self._drain_handlers()
         if self._store is not None:
             self._store.close()
         self._release_lock()
+
+    def _drain_handlers(self, timeout: float = 10.0) -> None:
+        """Let handler threads of cancelled calls return before the store closes.
+
+        gRPC reports the server stopped once calls are cancelled, while their
+        handlers may still be writing; closing the store under them crashes.
+        """
+        executor = getattr(self, '_executor', None)
+        if executor is None:
+            return
+        waiter = threading.Thread(target=executor.shutdown, kwargs={'wait': True, 'cancel_futures': True},
+                                  daemon=True)
+        waiter.start()
+        waiter.join(timeout)
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the server is stopped (or ``timeout`` passes); True if it stopped."""

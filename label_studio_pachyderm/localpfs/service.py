@@ -29,7 +29,7 @@ log = logging.getLogger('label_studio_pachyderm.localpfs')
 
 GET_FILE_CHUNK = 2 * 1024 * 1024  # bytes per GetFile message (the sdk accepts up to 20 MB)
 MAX_PAGE = 100000  # pachd's limit for ListFile/WalkFile ``number``
-VERSION = Version(major=2, minor=12, micro=0, additional='localpfs')
+VERSION = Version(major=2, minor=12, micro=0, additional='-localpfs')
 
 
 # ----------------------------------------------------------------------------- conversions
