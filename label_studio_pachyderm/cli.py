@@ -54,6 +54,9 @@ def _run_worker(args: argparse.Namespace, extra: List[str]) -> int:
             f"queue {', '.join(unknown)} is not configured; set PACHYDERM_REDIS_URL (the Redis the "
             'Pachyderm jobs go through) before starting Label Studio and the worker')
     options = ['--burst'] if args.burst else []
+    # Coalesced auto-exports are scheduled jobs (enqueue_in): the worker must run RQ's scheduler.
+    if '--with-scheduler' not in extra:
+        options.append('--with-scheduler')
     call_command('rqworker', *queues, *options, *extra)
     return 0
 

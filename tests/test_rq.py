@@ -51,7 +51,7 @@ def rq_worker(settings, tmp_path):
     }
     cli = os.path.join(os.path.dirname(sys.executable), 'label-studio-pachyderm')
     log = open(tmp_path / 'worker.log', 'wb')
-    proc = subprocess.Popen([cli, 'worker', '--with-scheduler'], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([cli, 'worker'], env=env, stdout=log, stderr=subprocess.STDOUT)
     from rq import Worker
 
     deadline = time.time() + 60
