@@ -28,9 +28,11 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 for _ in $(seq 50); do
+  kill -0 "$PFS_PID" 2>/dev/null || { echo "error: the local PFS server did not start (see above); PFS_PORT=... picks another port" >&2; exit 1; }
   "$BIN/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $PFS_PORT), 0.2)" 2>/dev/null && break
   sleep 0.2
 done
+kill -0 "$PFS_PID" 2>/dev/null || { echo "error: the local PFS server stopped (see above)" >&2; exit 1; }
 "$BIN/python" -m label_studio_pachyderm.demo "grpc://127.0.0.1:$PFS_PORT"
 
 export LABEL_STUDIO_BASE_DATA_DIR="$DATA/label-studio"
