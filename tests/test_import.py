@@ -350,3 +350,29 @@ def test_server_pachctl_context_only_when_operator_allows(api, project, pfs, ima
     assert api.post('/api/storages/pachyderm/validate', body, format='json').status_code == 200
     sid = api.post('/api/storages/pachyderm', body, format='json').json()['id']
     assert sync(api, sid)['last_sync_count'] == 4
+
+
+def test_token_never_in_logs_at_debug(api, project, tmp_path, caplog):
+    import logging
+
+    from label_studio_pachyderm.localpfs import start_server
+
+    token = 'tok-in-logs-would-be-bad-42'
+    caplog.set_level(logging.DEBUG)
+    with start_server('127.0.0.1', 0, str(tmp_path / 'logpfs'), auth_token=token) as server:
+        client = pachd.PachdClient(server.address, auth_token=token)
+        client.create_repo('default', 'images')
+        put(client, 'images', {'a.png': PNG})
+        # Error paths: a wrong token, a missing repo, then a good storage synced and proxied.
+        create(api, project, server, use_blob_urls=True, auth_token=token + 'x')
+        create(api, project, server, use_blob_urls=True, auth_token=token, repo='missing')
+        sid = create(api, project, server, use_blob_urls=True, auth_token=token).json()['id']
+        sync(api, sid)
+        task = Task.objects.get(project=project)
+        b''.join(_proxy(api, task).streaming_content)
+    # pachd gone: the failure paths log too.
+    api.post(f'/api/storages/pachyderm/{sid}/sync')
+    logged = '\n'.join(f'{r.getMessage()} {r.exc_text or ""} {r.args}' for r in caplog.records)
+    assert caplog.records and token not in logged
+    storage = PachydermImportStorage.objects.get(id=sid)
+    assert token not in (storage.traceback or '') + json.dumps(storage.meta)
