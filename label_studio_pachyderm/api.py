@@ -161,6 +161,7 @@ class PachydermExportStorageListAPI(_MemberListMixin, ExportStorageListAPI):
         storage = serializer.save()
         if settings.SYNC_ON_TARGET_STORAGE_CREATION:
             storage.sync()
+            storage.refresh_from_db()  # the response shows how that first sync ended
 
 
 @method_decorator(name='get', decorator=_schema(

@@ -35,8 +35,13 @@ def _allowlisted(address: pachd.PachdAddress) -> bool:
         entry = entry.strip().lower()
         if not entry:
             continue
-        host, _, port = entry.rpartition(':') if entry.count(':') == 1 else (entry, '', '')
-        host = host.strip('[]')
+        if entry.startswith('['):  # [v6-address] or [v6-address]:port
+            host, _, rest = entry[1:].partition(']')
+            port = rest[1:] if rest.startswith(':') else ''
+        elif entry.count(':') == 1:
+            host, _, port = entry.partition(':')
+        else:  # a name, a v4 address, or a bare v6 address
+            host, port = entry, ''
         if host == address.host.lower() and (not port or port == '*' or port == str(address.port)):
             return True
     return False

@@ -50,10 +50,6 @@ def _join(prefix: str, name: str) -> str:
     return f'{prefix}/{name}' if prefix else name
 
 
-def storage_message(exc) -> str:
-    return str(exc) if exc is not None else 'unknown error'
-
-
 class _Export:
     """One export run: yields file operations and remembers what it wrote."""
 
@@ -171,6 +167,8 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
         storage.last_exported_commit = commit
     if track_status:
         summary = dict(
+            # Label Studio's storage card shows "<last_sync_count> (<total_annotations> total)".
+            total_annotations=queryset.count(),
             commit=commit or None, files_written=run.files, annotations_exported=len(run.written),
             source_commits=sorted(run.source_commits), layout=layout(),
         )

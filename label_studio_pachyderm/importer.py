@@ -164,8 +164,15 @@ def _process_paths(storage, link_class, client, paths, state) -> None:
     existing_rows = {}
     for key, row_index in link_class.objects.filter(storage=storage, key__in=paths).values_list('key', 'row_index'):
         existing_rows.setdefault(key, set()).add(row_index)
+    # A file that was deleted and has come back: its tasks' links point at a file again.
+    if existing_rows:
+        link_class.objects.filter(storage=storage, key__in=list(existing_rows), object_exists=False).update(
+            object_exists=True
+        )
 
     for path in paths:
+        # Cheap (written at most every few seconds): keeps a slow batch from looking like a dead sync.
+        storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
         if storage.use_blob_urls:
             if path in existing_rows:
                 # Already a task, pinned to the commit it was made from.
@@ -190,8 +197,8 @@ def _read_task_file(storage, client, path, state) -> list:
     ext = os.path.splitext(path.lower())[1]
     if ext not in TASK_FILE_EXTENSIONS:
         state.errors.append(
-            f'{path}: not a .json or .jsonl file, skipped. To import media files, turn on '
-            '"Treat every file as a source file" (use_blob_urls).'
+            f'{path}: not a .json or .jsonl file, skipped. To import media files, set the storage\'s '
+            'import method to "Files" (use_blob_urls).'
         )
         return []
     try:

@@ -146,7 +146,8 @@ def claim_sync(storage) -> bool:
     # never see QUEUED without the time that proves it fresh.
     meta = {'attempts': (storage.meta or {}).get('attempts', 0) + 1, 'time_queued': str(timezone.now())}
     claimed = type(storage).objects.filter(pk=storage.pk, status=storage.status).update(
-        status=storage.Status.QUEUED, meta=meta, last_sync=None, last_sync_count=None, last_sync_job=None
+        status=storage.Status.QUEUED, meta=meta, last_sync=None, last_sync_count=None, last_sync_job=None,
+        traceback=None,
     )
     if not claimed:
         return False
@@ -173,6 +174,15 @@ _unreachable_until: dict = {}
 
 def _in_backoff(storage_id) -> bool:
     return _unreachable_until.get(storage_id, 0) > time.monotonic()
+
+
+def _on_auto_export_failure(job, connection, exc_type, exc_value, exc_tb):
+    """Background auto-exports report failures on the storage, as inline ones do."""
+    storage = job.args[0].objects.filter(id=job.args[1]).first()
+    if storage is not None:
+        ids = job.args[2] if len(job.args) > 2 else None
+        what = f'annotations {", ".join(map(str, ids))}' if ids else 'gathered annotations'
+        note_export_error(storage, exc_value, what)
 
 
 def auto_export_job(storage_class, storage_id, annotation_ids):
@@ -214,14 +224,16 @@ def export_on_submit(storage, annotation_id) -> None:
             return
         window = float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
         if window <= 0:
-            queue.enqueue(auto_export_job, storage.__class__, storage.id, [annotation_id])
+            queue.enqueue(auto_export_job, storage.__class__, storage.id, [annotation_id],
+                          on_failure=_on_auto_export_failure)
             return
         conn = queue.connection
         conn.sadd(_COALESCE_PENDING.format(storage.id), annotation_id)
         if conn.set(_COALESCE_SCHEDULED.format(storage.id), '1', nx=True, ex=int(window * 4) + 60):
             from datetime import timedelta
 
-            queue.enqueue_in(timedelta(seconds=window), coalesced_export_job, storage.__class__, storage.id)
+            queue.enqueue_in(timedelta(seconds=window), coalesced_export_job, storage.__class__, storage.id,
+                             on_failure=_on_auto_export_failure)
     except Exception as exc:
         logger.warning('Could not export annotation %s to Pachyderm storage %s: %s', annotation_id, storage.id, exc)
         note_export_error(storage, exc, f'annotation {annotation_id}')
@@ -246,15 +258,17 @@ def _export_inline(storage, annotation_id) -> None:
 
 def note_export_error(storage, exc, what: str, skipped: bool = False) -> None:
     """Show an auto-export problem on the storage; the next sync exports what was missed."""
-    from .exporter import storage_message
-
     if skipped:
         message = f'{what} not exported yet: pachd was unreachable moments ago. The next sync exports it.'
     else:
-        message = f'{what} not exported: {storage_message(exc)}. The next sync exports it.'
-    type(storage).objects.filter(id=storage.id).update(
-        status=storage.Status.COMPLETED_WITH_ERRORS, traceback=message
-    )
+        reason = failure_text(exc).strip().splitlines()[-1] if exc is not None else 'unknown error'
+        if isinstance(exc, ValidationError):
+            reason = failure_text(exc).strip().splitlines()[0]
+        message = f'{what} not exported: {reason}. The next sync exports it.'
+    # A running sync owns the status; it will be told about missed annotations by its own result.
+    type(storage).objects.filter(id=storage.id).exclude(
+        status__in=[storage.Status.QUEUED, storage.Status.IN_PROGRESS]
+    ).update(status=storage.Status.COMPLETED_WITH_ERRORS, traceback=message)
     storage.refresh_from_db(fields=['meta'])
     meta = storage.meta or {}
     meta['auto_export_error'] = message

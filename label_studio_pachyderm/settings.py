@@ -55,7 +55,7 @@ PACHYDERM_GRPC_TIMEOUT = float(get_env('PACHYDERM_GRPC_TIMEOUT', 10))
 
 # Hosts the plugin may dial even when Label Studio's SSRF protection bans them
 # (loopback, private ranges). Comma-separated ``host`` or ``host:port`` entries,
-# e.g. ``localhost:30650,pachd.pachyderm.svc``. See docs/security.md.
+# e.g. ``localhost:30650,pachd.pachyderm.svc``. See docs/architecture.md (Security).
 PACHYDERM_ALLOWED_HOSTS = get_env_list('PACHYDERM_ALLOWED_HOSTS', default=[])
 
 # When on, a storage with an empty pachd address / token uses the active context of

@@ -5,6 +5,7 @@ Each failure is a DRF ValidationError (HTTP 400) naming the field to fix.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 from rest_framework.exceptions import ValidationError
 
@@ -15,6 +16,17 @@ from .errors import validation_error
 _MAX_FILES_CHECKED = 10_000
 
 
+@contextmanager
+def _checking(field: str):
+    """Run one step of the check; a pachd 'invalid argument' is about this step's field."""
+    try:
+        yield
+    except pachd.PachdInvalidArgument as exc:
+        raise ValidationError({field: [str(exc)]}) from None
+    except pachd.PachdError as exc:
+        raise validation_error(exc) from None
+
+
 def _check_regex(storage) -> None:
     if storage.regex_filter:
         try:
@@ -23,9 +35,16 @@ def _check_regex(storage) -> None:
             raise ValidationError({'regex_filter': [f'Invalid regular expression {storage.regex_filter!r}: {exc}']})
 
 
-def _check_repo(storage, client) -> None:
-    client.check()
-    client.inspect_repo(storage.project_name, storage.repo)
+def _check_repo(storage):
+    if not storage.repo:
+        raise ValidationError({'repo': ['A Pachyderm repo is required']})
+    with _checking('pachd_address'):
+        client = storage.get_client()
+    with _checking('auth_token' if storage.auth_token else 'pachd_address'):
+        client.check()
+    with _checking('repo'):
+        client.inspect_repo(storage.project_name, storage.repo)
+    return client
 
 
 def validate_import_storage(storage, require_files: bool = True) -> str:
@@ -33,46 +52,31 @@ def validate_import_storage(storage, require_files: bool = True) -> str:
 
     Returns the commit a sync would read.
     """
-    if not storage.repo:
-        raise ValidationError({'repo': ['A Pachyderm repo is required']})
     _check_regex(storage)
-    try:
-        client = storage.get_client()
-        _check_repo(storage, client)
+    client = _check_repo(storage)
+    with _checking('commit' if storage.commit else 'branch'):
         commit = client.resolve_commit(
             storage.project_name, storage.repo, storage.branch_name, storage.commit or None
         )
-        if require_files:
-            checked = 0
-            for entry in client.list_files(
-                storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
-            ):
-                if storage.path_matches(entry.path):
-                    break
-                checked += 1
-                if checked >= _MAX_FILES_CHECKED:
-                    break
-            else:
-                where = f'/{storage.clean_prefix}' if storage.clean_prefix else 'the repo root'
-                what = f' matching {storage.regex_filter!r}' if storage.regex_filter else ''
-                raise ValidationError(
-                    {'prefix': [f'No files{what} under {where} in {storage.project_name}/{storage.repo}@{commit}']}
-                )
-        return commit
-    except pachd.PachdNotFound as exc:
-        if exc.kind == 'file':
-            where = f'/{storage.clean_prefix}' if storage.clean_prefix else 'the repo root'
-            raise ValidationError({'prefix': [f'Path {where} does not exist in {storage.repo}: {exc}']}) from None
-        raise validation_error(exc) from None
-    except pachd.PachdError as exc:
-        raise validation_error(exc) from None
+    if require_files:
+        _check_files(storage, client, commit)
+    return commit
+
+
+def _check_files(storage, client, commit: str) -> None:
+    """At least one selected file; a missing prefix is reported by pachd as a missing file."""
+    with _checking('prefix'):
+        entries = client.list_files(
+            storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
+        )
+        for checked, entry in enumerate(entries, start=1):
+            if storage.path_matches(entry.path) or checked >= _MAX_FILES_CHECKED:
+                return
+    where = f'/{storage.clean_prefix}' if storage.clean_prefix else 'the repo root'
+    what = f' matching {storage.regex_filter!r}' if storage.regex_filter else ''
+    raise ValidationError({'prefix': [f'No files{what} under {where} in {storage.project_name}/{storage.repo}@{commit}']})
 
 
 def validate_export_storage(storage) -> None:
     """Check pachd, token and repo. A missing branch is fine: the first write creates it."""
-    if not storage.repo:
-        raise ValidationError({'repo': ['A Pachyderm repo is required']})
-    try:
-        _check_repo(storage, storage.get_client())
-    except pachd.PachdError as exc:
-        raise validation_error(exc) from None
+    _check_repo(storage)

@@ -45,7 +45,7 @@ cat <<MSG
   Next:
    1. Create a project with the "Object Detection with Bounding Boxes" template.
    2. Settings -> Cloud Storage -> Add Source Storage -> Pachyderm: address grpc://localhost:$PFS_PORT,
-      repo images, turn on "Treat every file as a source file", Check connection, Save, Sync.
+      repo images, Next; Import Method "Files", Next, Save (it syncs).
    3. Label a task, then Add Target Storage -> Pachyderm, repo labels, Save, Sync:
       .venv/bin/label-studio-pachyderm pfs list-file labels@master --pachd-address grpc://localhost:$PFS_PORT
 

@@ -50,6 +50,7 @@ def test_manual_sync_writes_all_annotations_in_one_commit(api, project, pfs, pfs
     assert r.status_code == 200, r.content
     data = r.json()
     assert data['status'] == 'completed' and data['last_sync_count'] == 25
+    assert data['meta']['total_annotations'] == 25 and data['meta']['annotations_exported'] == 25
     history = commits(pfs_client)
     assert len(history) == 1 and data['last_exported_commit'] == history[0].id
     assert f"project {project.id}" in history[0].description and '25 annotations' in history[0].description

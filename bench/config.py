@@ -1,0 +1,100 @@
+"""Sizes and switches of a run: defaults, ``--quick`` (10x smaller), ``--full``, flags and BENCH_* variables.
+
+Precedence: command-line flag > BENCH_<NAME> environment variable > mode default.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+
+SCENARIOS = ('import_media', 'import_tasks', 'resync', 'export', 'proxy')
+
+
+@dataclass
+class Sizes:
+    media_files: int = 10_000  # scenario 1
+    task_files: int = 10_000  # scenario 2
+    resync_small: int = 20_000  # scenario 3, both providers
+    resync_large: int = 100_000  # scenario 3, both providers (and the RSS of a full sync)
+    resync_added: int = 100  # files added before each re-sync
+    export_annotations: int = 10_000  # scenario 4
+    per_commit_annotations: int = 0  # one-commit-per-annotation peer; 0 = all of export_annotations
+    proxy_mib: int = 256  # scenario 5
+    range_mib: int = 8  # bytes per Range request, as a browser's media element asks
+    proxy_passes: int = 3  # streaming is short: best of N passes, for the proxy and the raw read alike
+    seed_chunk: int = 5_000  # files per seeding commit into the local PFS server
+
+    def scaled(self, factor: int) -> 'Sizes':
+        """Every count divided by ``factor`` (the proxy file too, but not below two ranges)."""
+        out = Sizes(**{f.name: getattr(self, f.name) for f in fields(self)})
+        for name in ('media_files', 'task_files', 'resync_small', 'resync_large', 'export_annotations',
+                     'per_commit_annotations', 'seed_chunk'):
+            setattr(out, name, max(1, getattr(self, name) // factor) if getattr(self, name) else 0)
+        out.resync_added = max(10, self.resync_added // factor)
+        out.proxy_mib = max(2 * self.range_mib, self.proxy_mib // factor)
+        out.proxy_passes = 1
+        return out
+
+
+@dataclass
+class Config:
+    sizes: Sizes
+    mode: str  # 'default', 'quick' or 'full'
+    only: tuple
+    s3_large: bool  # measure the S3 peer at resync_large too
+    keep: bool  # keep the run's temporary directory
+    profile: bool  # profile the Pachyderm import and export instead of the comparison
+    results_dir: str
+
+
+def parse(argv=None) -> Config:
+    parser = argparse.ArgumentParser(
+        prog='bash bench/run.sh',
+        description='Pachyderm storage vs Label Studio\'s S3 and Local Files providers, side by side, one run.',
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--quick', action='store_true', help='every size 10x smaller (smoke run, ~3 min)')
+    mode.add_argument('--full', action='store_true',
+                      help='default sizes; also fails the run if a target is missed (exit status 1)')
+    parser.add_argument('--only', default=os.environ.get('BENCH_ONLY', ''),
+                        help=f'comma-separated subset of: {", ".join(SCENARIOS)}')
+    parser.add_argument('--no-s3-large', action='store_true',
+                        help='skip the S3 peer at the large re-sync size (it lists every object through moto)')
+    parser.add_argument('--keep', action='store_true', help='keep the temporary run directory (databases, logs)')
+    parser.add_argument('--profile', action='store_true',
+                        help='profile the Pachyderm import and export (cProfile + SQL counts) instead')
+    parser.add_argument('--results-dir', default=os.environ.get('BENCH_RESULTS_DIR', ''))
+    defaults = Sizes()
+    for f in fields(Sizes):
+        parser.add_argument('--' + f.name.replace('_', '-'), type=int, default=None,
+                            help=f'default {getattr(defaults, f.name)} (env BENCH_{f.name.upper()})')
+    args = parser.parse_args(argv)
+
+    sizes = defaults.scaled(10) if args.quick else defaults
+    if args.profile and not args.quick:
+        # Big enough for per-item costs to dominate, small enough that cProfile's overhead stays bearable.
+        sizes.media_files = sizes.task_files = sizes.export_annotations = 5_000
+        sizes.proxy_mib = 64
+    for f in fields(Sizes):
+        value = getattr(args, f.name)
+        if value is None and os.environ.get(f'BENCH_{f.name.upper()}'):
+            value = int(os.environ[f'BENCH_{f.name.upper()}'])
+        if value is not None:
+            setattr(sizes, f.name, value)
+
+    only = tuple(s.strip() for s in args.only.split(',') if s.strip()) or SCENARIOS
+    unknown = [s for s in only if s not in SCENARIOS]
+    if unknown:
+        parser.error(f'unknown scenario(s) {", ".join(unknown)}; choose from {", ".join(SCENARIOS)}')
+    from .services import BENCH_DIR
+
+    return Config(
+        sizes=sizes,
+        mode='quick' if args.quick else 'full' if args.full else 'default',
+        only=only,
+        s3_large=not args.no_s3_large,
+        keep=args.keep,
+        profile=args.profile,
+        results_dir=args.results_dir or str(BENCH_DIR / 'results'),
+    )

@@ -1,0 +1,94 @@
+"""What the numbers were measured on, and the Markdown report around the table."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+
+from .services import MOTO_VENV
+
+
+def describe() -> dict:
+    facts = {
+        'cpus (nproc)': str(os.cpu_count()),
+        'cpu': _cpu_model(),
+        'ram': _ram(),
+        'os': f'{platform.system()} {platform.release()}',
+        'python': platform.python_version(),
+        'label-studio': _version('label_studio'),
+        'label-studio-pachyderm': _dist_version('label-studio-pachyderm'),
+        'pachyderm-sdk': _dist_version('pachyderm-sdk'),
+        'moto (S3 peer)': _moto_version(),
+        'database': 'SQLite (a fresh copy per scenario)',
+        'load average at the end (1/5/15 min)': ' / '.join(f'{x:.1f}' for x in os.getloadavg()),
+    }
+    return facts
+
+
+def one_line(facts: dict) -> str:
+    return (f'{facts["cpus (nproc)"]} CPUs ({facts["cpu"]}), {facts["ram"]} RAM, Python {facts["python"]}, '
+            f'Label Studio {facts["label-studio"]}, load avg {facts["load average at the end (1/5/15 min)"]}')
+
+
+def markdown_report(header: str, facts: dict, table, config, elapsed: float) -> str:
+    sizes = config.sizes
+    lines = [
+        f'# {header}', '',
+        '## Machine', '',
+        *[f'- {k}: {v}' for k, v in facts.items()], '',
+        '## Results', '',
+        table.markdown(), '',
+        '"Load" is the 1-minute load average around the measured block (this machine is shared; '
+        f'there are {facts["cpus (nproc)"]} CPUs). "x of peer" = the Pachyderm time divided by the peer\'s time.',
+        '',
+        '## Sizes', '',
+        *[f'- {k}: {v}' for k, v in vars(sizes).items()], '',
+        'Reproduce: `bash bench/run.sh' + ('' if config.mode == 'default' else f' --{config.mode}') + '`', '',
+    ]
+    return '\n'.join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or 'unknown'
+
+
+def _ram() -> str:
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemTotal'):
+                    return f'{int(line.split()[1]) / 1024 / 1024:.1f} GiB'
+    except OSError:
+        pass
+    return 'unknown'
+
+
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except Exception:
+        return 'unknown'
+
+
+def _dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return 'unknown'
+
+
+def _moto_version() -> str:
+    python = MOTO_VENV / 'bin' / 'python'
+    if not python.exists():
+        return 'not installed'
+    done = subprocess.run([str(python), '-c', 'import moto; print(moto.__version__)'], capture_output=True, text=True)
+    return done.stdout.strip() or 'unknown'

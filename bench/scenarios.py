@@ -1,0 +1,206 @@
+"""The five scenarios: what is seeded where, which processes run, which rows and targets they give.
+
+Contenders of one comparison run back to back, so they see the same machine load.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from . import content
+from .report import Check, Row
+
+PROJECT = 'default'
+
+
+def _row(run, key, scenario, contender, result, unit, items=None, note='') -> Row:
+    return run.table.add(Row(
+        key=key, scenario=scenario, contender=contender, items=items if items is not None else result.get('items', 0),
+        unit=unit, seconds=result.get('seconds'), rss_mb=result.get('rss_mb'),
+        rss_before_mb=result.get('rss_before_mb'), load=result.get('load'),
+        note=note, error=result.get('error'),
+    ))
+
+
+def _say(run, label, result, unit):
+    if not result.get('error'):
+        run.log(f'  {label}: {result.get("items", 0):,} {unit} in {result["seconds"]:.2f} s, '
+                f'peak RSS {result.get("rss_mb", 0):.0f} MB')
+
+
+# ----------------------------------------------------------------------------- 1 and 2: imports
+def _import(run, kind: str, count: int, scenario: str, key: str) -> None:
+    repo = bucket = key
+    prefix = content.MEDIA_DIR if kind == 'media' else content.TASK_DIR
+    run.seed_pfs(repo, kind, count)
+    run.seed_s3(bucket, kind, count)
+    local_dir = run.seed_local(key, kind, count)
+    contenders = [
+        ('pachyderm', dict(provider='pachyderm', address=run.pfs.address, repo=repo, prefix=prefix)),
+        ('s3', dict(provider='s3', bucket=bucket, prefix=prefix)),
+        ('localfiles', dict(provider='localfiles', path=str(local_dir))),
+    ]
+    for name, params in contenders:
+        result = run.worker('full_sync', dict(params, kind=kind, count=count, title=f'{key} {name}'),
+                            f'{key}_{name}')
+        _say(run, name, result, 'tasks')
+        _row(run, f'{key}/{name}', scenario, name, result, 'tasks')
+        run.discard(result)
+    run.table.checks += [
+        Check(f'{key}/pachyderm', 'time', f'{key}/s3', 0.5, 's3'),
+        Check(f'{key}/pachyderm', 'info', f'{key}/localfiles', None, 'localfiles'),
+    ]
+
+
+def import_media(run) -> None:
+    _import(run, 'media', run.sizes.media_files, '1. Import media (blob mode)', 'media')
+
+
+def import_tasks(run) -> None:
+    _import(run, 'tasks', run.sizes.task_files, '2. Import JSON tasks (task mode)', 'tasks')
+
+
+# ----------------------------------------------------------------------------- 3: re-sync
+def resync(run) -> None:
+    sizes = run.sizes
+    for count, large in ((sizes.resync_small, False), (sizes.resync_large, True)):
+        _resync(run, count, large, with_s3=run.config.s3_large or not large)
+
+
+def _resync(run, count: int, large: bool, with_s3: bool) -> None:
+    added = run.sizes.resync_added
+    name = f'resync{count}'
+    scenario = f'3. Re-sync {count:,} + {added} new'
+    run.seed_pfs(name, 'media', count)
+    if with_s3:
+        run.seed_s3(name, 'media', count)
+
+    # Pachyderm: a real full sync first (its time and peak RSS are rows of their own), then the re-sync.
+    full = run.worker('full_sync', dict(provider='pachyderm', kind='media', count=count, address=run.pfs.address,
+                                        repo=name, prefix=content.MEDIA_DIR, title=name), f'{name}_pachyderm_full')
+    _say(run, f'pachyderm full sync {count:,}', full, 'tasks')
+    _row(run, f'{name}/pachyderm-full', f'3. Full sync {count:,}', 'pachyderm (first sync)', full, 'tasks')
+    if large:
+        run.table.checks.append(Check(f'{name}/pachyderm-full', 'rss', None, 400, 'peak RSS'))
+    prestate = None
+    if with_s3:
+        prestate = run.worker('s3_prestate', dict(bucket=name, prefix=content.MEDIA_DIR, count=count, title=name),
+                              f'{name}_s3_prestate')
+
+    # The change: `added` new files, one new commit / new objects.
+    run.client.write_commit(PROJECT, name, 'master', _new_files(added), description='bench: new files')
+    if with_s3:
+        run.seed_s3(name, 'media', added, batch='new')
+
+    if not full.get('error'):
+        result = run.worker('resync', dict(provider='pachyderm', storage_id=full['storage_id'], added=added),
+                            f'{name}_pachyderm_resync', db_from=full['data_dir'])
+        _say(run, 'pachyderm re-sync', result, 'new tasks')
+    else:
+        result = {'error': 'no full sync to re-sync'}
+    _row(run, f'{name}/pachyderm', scenario, 'pachyderm (diff)', result, 'new tasks')
+    run.discard(full)
+    run.discard(result)
+    if with_s3:
+        if not prestate.get('error'):
+            result = run.worker('resync', dict(provider='s3', storage_id=prestate['storage_id'], added=added),
+                                f'{name}_s3_resync', db_from=prestate['data_dir'])
+            _say(run, 's3 re-sync', result, 'new tasks')
+        else:
+            result = {'error': 'no S3 prestate'}
+        _row(run, f'{name}/s3', scenario, 's3 (lists all)', result, 'new tasks',
+             note=f'lists {count + added:,} objects')
+        run.discard(prestate)
+        run.discard(result)
+        run.table.checks.append(Check(f'{name}/pachyderm', 'speedup' if large else 'info', f'{name}/s3',
+                                      10 if large else None, 's3'))
+
+
+def _new_files(count: int):
+    from label_studio_pachyderm import pachd
+
+    return [pachd.FileOp.put(key, body) for key, body in content.objects('media', 0, count, batch='new')]
+
+
+# ----------------------------------------------------------------------------- 4: export
+def export(run) -> None:
+    count = run.sizes.export_annotations
+    repos = {'pachyderm': 'export_task', 'pachyderm-annotation': 'export_annotation'}
+    for repo in (*repos.values(), 'export_each'):
+        run.client.create_repo(PROJECT, repo, exist_ok=True)
+    run.moto.command(op='bucket', bucket='export')
+    prepared = run.worker('export_prepare', dict(count=count, address=run.pfs.address, pachyderm_repos=repos,
+                                                 bucket='export'), 'export_prepare')
+    scenario = f'4. Export {count:,} annotations'
+    if prepared.get('error'):
+        for name in ('pachyderm', 's3', 'one-commit-each'):
+            _row(run, f'export/{name}', scenario, name, prepared, 'annotations', items=count)
+        return
+    storages = prepared['storages']
+
+    contenders = [
+        ('pachyderm', 'pachyderm (one commit, task files)', 'pachyderm', {'PACHYDERM_EXPORT_LAYOUT': 'task'}),
+        ('pachyderm-annotation', 'pachyderm (one commit, annotation files)', 'pachyderm',
+         {'PACHYDERM_EXPORT_LAYOUT': 'annotation'}),
+        ('s3', 's3', 's3', {}),
+    ]
+    for key, label, provider, env in contenders:
+        result = run.worker('export_sync', dict(provider=provider, storage_id=storages[key], count=count),
+                            f'export_{key}', db_from=prepared['data_dir'], env=env)
+        if key == 's3' and not result.get('error'):
+            objects = run.moto.count('export')
+            if objects != count:
+                result['error'] = f'{objects} objects in the bucket, expected {count}'
+        _say(run, label, result, 'annotations')
+        note = f'{result.get("commits")} commit' if 'commits' in result else ''
+        _row(run, f'export/{key}', scenario, label, result, 'annotations', note=note)
+        run.discard(result)
+
+    limit = run.sizes.per_commit_annotations or count
+    result = run.worker('per_commit', dict(project_id=prepared['project_id'], address=run.pfs.address,
+                                           repo='export_each', limit=min(limit, count)),
+                        'export_one_commit_each', db_from=prepared['data_dir'])
+    _say(run, 'one commit per annotation', result, 'annotations')
+    row = _row(run, 'export/one-commit-each', scenario, 'one commit per annotation', result, 'annotations')
+    if limit < count and not result.get('error'):
+        # Clearly marked: measured on `limit` annotations, scaled linearly to `count`.
+        row.seconds = result['seconds'] * count / limit
+        row.items = count
+        row.extrapolated = True
+    run.discard(result)
+    run.discard(prepared)
+    run.table.checks += [
+        Check('export/pachyderm', 'time', 'export/s3', 0.5, 's3'),
+        Check('export/pachyderm', 'speedup', 'export/one-commit-each', 20, 'one-commit-each'),
+        Check('export/pachyderm-annotation', 'info', 'export/s3', None, 's3'),
+    ]
+
+
+# ----------------------------------------------------------------------------- 5: proxy streaming
+def proxy(run) -> None:
+    from label_studio_pachyderm import pachd
+
+    size = run.sizes.proxy_mib * 1024 * 1024
+    repo, path = 'bigfile', 'media/big.mp4'
+    run.client.create_repo(PROJECT, repo, exist_ok=True)
+    started = time.monotonic()
+    run.client.write_commit(PROJECT, repo, 'master', [pachd.FileOp.put(path, os.urandom(size))])
+    run.log(f'  seeded pfs {repo}: one {run.sizes.proxy_mib} MiB file in {time.monotonic() - started:.0f} s')
+    common = dict(address=run.pfs.address, repo=repo, path=path, size=size, passes=run.sizes.proxy_passes)
+    scenario = f'5. Stream {run.sizes.proxy_mib} MiB'
+    raw = run.worker('raw_read', common, 'proxy_raw_read')
+    _mib(raw)
+    _say(run, 'raw client read', raw, 'MiB')
+    _row(run, 'proxy/raw', scenario, 'PachdClient.read_file (no LS)', raw, 'MiB')
+    run.discard(raw)
+    proxied = run.worker('proxy', dict(common, range_bytes=run.sizes.range_mib * 1024 * 1024), 'proxy_ls')
+    _mib(proxied)
+    _say(run, 'LS storage proxy', proxied, 'MiB')
+    _row(run, 'proxy/ls', scenario, f'LS proxy, {run.sizes.range_mib} MiB ranges', proxied, 'MiB')
+    run.discard(proxied)
+    run.table.checks.append(Check('proxy/ls', 'throughput', 'proxy/raw', 0.8, 'raw read'))
+
+
+def _mib(result: dict) -> None:
+    if 'items' in result:
+        result['items'] = result['items'] // (1024 * 1024)
