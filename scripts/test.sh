@@ -32,6 +32,13 @@ if [ -f web/package.json ]; then
     # `npm install` follows package-lock.json; `npm ci` rejects a lock written without
     # registry URLs (npm's omit-lockfile-registry-resolved) for rollup's optional packages.
     (cd web && npm install --no-audit --no-fund --loglevel=error && npm test)
+    # Real browser (Debian's chromium, installed when missing) against a real Label Studio
+    # started with the plugin. Screenshots of test runs go to a temporary directory.
+    shots="$(mktemp -d -t lsp-shots-XXXX)"
+    echo "==> browser walkthrough: wizard, sync, labeling, export, errors (headless Chromium)"
+    SCREENSHOT_DIR="$shots" bash web/e2e/run-walkthrough.sh
+    echo "==> browser checks of the wizard registration and the legacy form (headless Chromium)"
+    (cd web && SCREENSHOT_DIR="$shots" LS_PORT="${LS_SMOKE_PORT:-8099}" node e2e/register.spec.mjs)
   else
     echo "!! npm not found: the web/ tests did NOT run (install Node.js 20+ to run them)" >&2
     exit 1

@@ -28,7 +28,8 @@ import { parse } from "yaml";
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const BUNDLE = here("../../label_studio_pachyderm/static/label_studio_pachyderm/pachyderm-provider.js");
 const FORM_LAYOUT = here("../../label_studio_pachyderm/form_layout.yml");
-const SCREENSHOTS = here("./screenshots/");
+// SCREENSHOT_DIR lets test runs keep the committed screenshots untouched.
+const SCREENSHOTS = process.env.SCREENSHOT_DIR ? `${process.env.SCREENSHOT_DIR.replace(/\/$/, "")}/` : here("./screenshots/");
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const EMAIL = process.env.LS_EMAIL ?? "e2e@example.com";
 const PASSWORD = process.env.LS_PASSWORD ?? "pass123456";
