@@ -376,3 +376,26 @@ def test_token_never_in_logs_at_debug(api, project, tmp_path, caplog):
     assert caplog.records and token not in logged
     storage = PachydermImportStorage.objects.get(id=sid)
     assert token not in (storage.traceback or '') + json.dumps(storage.meta)
+
+
+def test_proxy_refuses_crafted_fileuris_without_server_errors(api, project, pfs, images):
+    sid = create(api, project, pfs, use_blob_urls=True, prefix='sub').json()['id']
+    sync(api, sid)
+    task = Task.objects.get(project=project)
+
+    def b64(text):
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    crafted = [
+        b64(f'pfs://default/images@{images}/sub/../a.png'),  # climbs out of the prefix
+        b64(f'pfs://default/images@{images}/a.png'),  # outside the prefix
+        b64(f'pfs://default/images@{images}//etc/passwd'),
+        b64('file:///etc/passwd'), b64('s3://bucket/key'), b64('pfs://'),
+        b64(f'pfs://default/images@{"0" * 32}/sub/c.png'),  # unknown commit: nothing to stream
+        '!!!not-base64!!!', '', '%00', 'A' * 5000,
+    ]
+    for fileuri in crafted:
+        r = api.get(f'/tasks/{task.id}/resolve/?fileuri={fileuri}')
+        assert r.status_code in (400, 403, 404, 424), (fileuri[:60], r.status_code)
+        body = b''.join(r.streaming_content) if r.streaming else r.content
+        assert PNG not in body
