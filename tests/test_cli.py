@@ -343,7 +343,9 @@ def test_worker_serves_the_configured_queue(monkeypatch, settings):
     settings.RQ_QUEUES = {'default': {}, 'pachyderm': {'URL': 'redis://localhost:6379/0'}}
     assert cli.main(['worker']) == 0
     assert cli.main(['worker', '--burst', 'default', 'pachyderm']) == 0
-    assert calls == [('rqworker', 'pachyderm'), ('rqworker', 'default', 'pachyderm', '--burst')]
+    # The scheduler always runs: coalesced auto-exports are scheduled jobs.
+    assert calls == [('rqworker', 'pachyderm', '--with-scheduler'),
+                     ('rqworker', 'default', 'pachyderm', '--burst', '--with-scheduler')]
 
 
 def test_worker_without_redis_says_what_to_set(capsys, settings):
