@@ -22,7 +22,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./lib/browser.mjs";
 import { parse } from "yaml";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -403,19 +403,7 @@ async function legacyForm(page, base, projectId) {
 async function main() {
   mkdirSync(SCREENSHOTS, { recursive: true });
   const server = process.env.LS_URL ? { base: process.env.LS_URL, stop: async () => {} } : await startLabelStudio();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium(CHROMIUM);
   try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     const setup = await context.newPage();
