@@ -194,3 +194,42 @@ def test_export_token_never_returned(api, project, pfs, labels):
                  api.post(f'/api/storages/export/pachyderm/{sid}/sync')):
         assert 'tok-123-secret' not in resp.content.decode()
     assert api.get('/api/storages/pachyderm/export/').status_code in (200, 400)
+
+
+def test_one_bad_task_is_reported_and_the_rest_exported(api, project, pfs, pfs_client, labels, settings, monkeypatch):
+    from data_export import serializers as export_serializers
+
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    tasks = make_tasks(project, 4)
+    for t in tasks:  # before the storage exists: no auto-export
+        Annotation.objects.create(task=t, project=project, result=RESULT, completed_by=project.created_by)
+    storage = create_export(api, project, pfs)
+    real_to_representation = export_serializers.ExportDataSerializer.to_representation
+
+    def broken_for_one(self, instance):
+        if instance.id == tasks[1].id:
+            raise ValueError('cannot serialise this one')
+        return real_to_representation(self, instance)
+
+    monkeypatch.setattr(export_serializers.ExportDataSerializer, 'to_representation', broken_for_one)
+    r = api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync")
+    data = r.json()
+    assert data['status'] == 'completed_with_errors', data
+    assert f'task {tasks[1].id}' in data['traceback'] and 'cannot serialise' in data['traceback']
+    files = {f.path for f in pfs_client.list_files('default', 'labels', 'master')}
+    assert files == {f'{t.id}.json' for t in tasks if t.id != tasks[1].id}
+    assert len(commits(pfs_client)) == 1
+
+
+def test_deleting_tasks_and_projects_with_pachd_down(api, project, pfs, labels, settings):
+    from projects.models import Project
+
+    create_export(api, project, pfs, can_delete_objects=True)
+    tasks = make_tasks(project, 3)
+    for t in tasks:
+        annotate(api, t)
+    pfs.stop()
+    assert api.delete(f'/api/tasks/{tasks[0].id}/').status_code == 204
+    assert not Task.objects.filter(id=tasks[0].id).exists()
+    assert api.delete(f'/api/projects/{project.id}/').status_code == 204
+    assert not Project.objects.filter(id=project.id).exists()
