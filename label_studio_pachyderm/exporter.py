@@ -31,6 +31,7 @@ from .errors import validation_error
 logger = logging.getLogger(__name__)
 
 _PROGRESS_EVERY = 200
+_CHUNK = 200  # tasks or annotations serialised together
 
 
 def layout() -> str:
@@ -63,25 +64,41 @@ class _Export:
         self.source_commits = set()
 
     # -- serialisation, one place per layout
+    def _serialise_chunk(self, serialiser, objects, **options):
+        """[(obj, body or None)] for a chunk: one many=True pass, so fields are built once.
+
+        If the chunk fails as a whole, its objects are serialised one by one so a single
+        bad one is reported without losing the others.
+        """
+        try:
+            rows = serialiser(objects, many=True, **options).data
+            return [(obj, json.dumps(row, ensure_ascii=False).encode()) for obj, row in zip(objects, rows)]
+        except Exception:
+            pairs = []
+            for obj in objects:
+                try:
+                    pairs.append((obj, json.dumps(serialiser(obj, **options).data, ensure_ascii=False).encode()))
+                except Exception as exc:
+                    kind = 'task' if isinstance(obj, Task) else 'annotation'
+                    self.errors.append(f'{kind} {obj.id}: cannot serialise ({exc})')
+                    pairs.append((obj, None))
+            return pairs
+
     def _task_ops(self):
         from data_export.serializers import ExportDataSerializer
 
-        task_ids = self.annotation_qs.values_list('task_id', flat=True).distinct().order_by('task_id')
-        ids = list(task_ids)
-        for start in range(0, len(ids), 200):
-            chunk = ids[start:start + 200]
-            tasks = Task.objects.filter(id__in=chunk).prefetch_related(
-                Prefetch('annotations', queryset=Annotation.objects.order_by('id'))
-            ).order_by('id')
-            for task in tasks:
-                try:
-                    data = ExportDataSerializer(
-                        task, context={'project': self.project},
-                        expand=['annotations.reviews', 'annotations.completed_by'],
-                    ).data
-                    body = json.dumps(data, ensure_ascii=False).encode()
-                except Exception as exc:
-                    self.errors.append(f'task {task.id}: cannot serialise ({exc})')
+        ids = list(self.annotation_qs.values_list('task_id', flat=True).distinct().order_by('task_id'))
+        options = dict(context={'project': self.project},
+                       expand=['annotations.reviews', 'annotations.completed_by'])
+        for start in range(0, len(ids), _CHUNK):
+            tasks = list(
+                Task.objects.filter(id__in=ids[start:start + _CHUNK]).order_by('id').prefetch_related(
+                    Prefetch('annotations', queryset=Annotation.objects.order_by('id').select_related('completed_by')),
+                    'drafts', 'predictions',
+                )
+            )
+            for task, body in self._serialise_chunk(ExportDataSerializer, tasks, **options):
+                if body is None:
                     continue
                 path = task_path(self.storage, task.id)
                 self._note_source(task)
@@ -91,13 +108,20 @@ class _Export:
                 self._progress()
 
     def _annotation_ops(self):
-        serializer_class = load_func(settings.STORAGE_ANNOTATION_SERIALIZER)
-        for annotation in self.annotation_qs.select_related('task').order_by('id').iterator(chunk_size=500):
-            try:
-                data = serializer_class(annotation, context={'project': self.project}).data
-                body = json.dumps(data, ensure_ascii=False).encode()
-            except Exception as exc:
-                self.errors.append(f'annotation {annotation.id}: cannot serialise ({exc})')
+        serialiser = load_func(settings.STORAGE_ANNOTATION_SERIALIZER)
+        queryset = self.annotation_qs.select_related('task', 'completed_by').order_by('id')
+        chunk = []
+        for annotation in queryset.iterator(chunk_size=_CHUNK):
+            chunk.append(annotation)
+            if len(chunk) >= _CHUNK:
+                yield from self._annotation_chunk(serialiser, chunk)
+                chunk = []
+        if chunk:
+            yield from self._annotation_chunk(serialiser, chunk)
+
+    def _annotation_chunk(self, serialiser, annotations):
+        for annotation, body in self._serialise_chunk(serialiser, annotations, context={'project': self.project}):
+            if body is None:
                 continue
             path = annotation_path(self.storage, annotation.id)
             self._note_source(annotation.task)
