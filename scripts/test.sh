@@ -26,7 +26,8 @@ if [ "${LSP_POSTGRES:-1}" != 0 ] && [ $# -eq 0 ]; then
   fi
 fi
 
-if [ -f web/package.json ]; then
+# With pytest arguments only that selection runs; without, every suite.
+if [ $# -eq 0 ] && [ -f web/package.json ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "==> web tests (vitest + tsc)"
     # `npm install` follows package-lock.json; `npm ci` rejects a lock written without
