@@ -11,7 +11,7 @@ import os
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from . import api
+from . import api, proxy
 
 # Label Studio serves /static/ from its own collected files only; the plugin's browser
 # script and icon are served from the package, so `pip install` is all it takes.
@@ -65,5 +65,11 @@ storage_patterns = [
 urlpatterns = [
     re_path(r'^static/label_studio_pachyderm/(?P<path>[\w.-]+)$', serve, {'document_root': _STATIC_DIR}),
     path('api/storages/', include((storage_patterns, app_name))),
+    # Label Studio's storage proxy routes (same paths, same names via core.urls), with the
+    # plugin's organization check for pfs:// URIs.
+    path('tasks/<int:task_id>/resolve/', proxy.TaskResolvePachydermAware.as_view()),
+    path('projects/<int:project_id>/resolve/', proxy.ProjectResolvePachydermAware.as_view()),
+    path('tasks/<int:task_id>/presign/', proxy.TaskResolvePachydermAware.as_view()),
+    path('projects/<int:project_id>/presign/', proxy.ProjectResolvePachydermAware.as_view()),
     path('', include('core.urls')),
 ]

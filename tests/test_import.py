@@ -263,6 +263,13 @@ def test_outsider_cannot_see_or_use_storage(api, outsider_api, project, pfs, ima
     assert outsider_api.get(f'/api/storages/pachyderm/?project={project.id}').status_code in (403, 404)
     r = outsider_api.post('/api/storages/pachyderm/validate', {'id': sid}, format='json')
     assert r.status_code in (400, 403, 404)
+    # The media proxy too: the owner gets the bytes, a user of another organization does not.
+    sync(api, sid)
+    task = Task.objects.filter(project=project).first()
+    assert _proxy(api, task).status_code == 200
+    denied = _proxy(outsider_api, task)
+    assert denied.status_code == 403
+    assert PNG not in (b''.join(denied.streaming_content) if denied.streaming else denied.content)
 
 
 def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project, tmp_path, monkeypatch, settings):
