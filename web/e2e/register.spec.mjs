@@ -22,7 +22,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { launchChromium } from "./lib/browser.mjs";
+import { clickAddStorage, launchChromium, login as loginAs } from "./lib/browser.mjs";
 import { parse } from "yaml";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -100,13 +100,6 @@ async function startLabelStudio() {
 }
 
 // ------------------------------------------------------------------ browser helpers
-async function login(page, base) {
-  await page.goto(`${base}/user/login/`);
-  await page.fill("#email", EMAIL);
-  await page.fill("#password", PASSWORD);
-  await Promise.all([page.waitForURL((url) => !url.pathname.startsWith("/user/login")), page.click("button[type=submit]")]);
-}
-
 async function createProject(page, title) {
   const csrf = (await page.context().cookies()).find((cookie) => cookie.name === "csrftoken")?.value;
   return page.evaluate(
@@ -127,21 +120,6 @@ async function openStorageSettings(page, base, projectId) {
   await page.goto(`${base}/projects/${projectId}/settings/storage`);
   await page.waitForSelector('[data-testid^="add-source-storage-button"]', { state: "attached", timeout: 60_000 });
   await page.addScriptTag({ path: BUNDLE });
-}
-
-/**
- * Clicks "Add Source/Target Storage". The page shows a disabled copy while the
- * storage list loads and an "...-empty-state" copy when it is empty, so wait
- * until one is visible and enabled.
- */
-async function clickAddStorage(page, kind) {
-  const selector = `[data-testid^="add-${kind}-storage-button"]`;
-  await page.waitForFunction(
-    (selector) => [...document.querySelectorAll(selector)].some((button) => button.offsetParent && !button.disabled),
-    selector,
-    { timeout: 60_000 },
-  );
-  await page.locator(`${selector}:not([disabled])`).filter({ visible: true }).first().click();
 }
 
 /** Records Pachyderm storage API calls and answers them like the plugin would. */
@@ -407,7 +385,7 @@ async function main() {
   try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     const setup = await context.newPage();
-    await login(setup, server.base);
+    await loginAs(setup, server.base, EMAIL, PASSWORD);
     const project = await createProject(setup, "Pachyderm e2e");
     check("test project created", Number.isInteger(project.id), JSON.stringify(project));
     await setup.close();
