@@ -94,7 +94,7 @@ class _Export:
             tasks = list(
                 Task.objects.filter(id__in=ids[start:start + _CHUNK]).order_by('id').prefetch_related(
                     Prefetch('annotations', queryset=Annotation.objects.order_by('id').select_related('completed_by')),
-                    'drafts', 'predictions',
+                    'drafts', 'predictions', 'comment_authors',
                 )
             )
             for task, body in self._serialise_chunk(ExportDataSerializer, tasks, **options):

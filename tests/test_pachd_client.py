@@ -673,3 +673,17 @@ def test_closed_client_refuses_calls(local_pfs):
         list(client.list_repos())
     with pytest.raises(pachd.PachdError, match='closed'):
         client.write_commit(PROJECT, 'r', 'master', [])
+
+
+@pytest.mark.parametrize('path, raw', [
+    ('/a.json', b'{"x": 1}'), ('/dir/empty.json', b''), ('/big.bin', bytes(range(256)) * 700),
+    ('/' + 'n' * 300 + '.txt', b'\x00\xff'),
+])
+def test_hand_encoded_modify_requests_equal_the_sdk_encoding(path, raw):
+    from label_studio_pachyderm.pachd import wire
+    from pachyderm_sdk.api import pfs
+
+    assert wire.add_file(path, raw) == bytes(pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=raw)))
+    assert wire.delete_file(path) == bytes(pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path)))
+    parsed = pfs.ModifyFileRequest().parse(wire.add_file(path, raw))
+    assert parsed.add_file.path == path and parsed.add_file.raw == raw

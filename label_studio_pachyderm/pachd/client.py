@@ -15,6 +15,7 @@ from betterproto.lib.google.protobuf import BytesValue, Empty
 from ._sdk import GRPC_CHANNEL_OPTIONS, SdkClient, pfs as _pfs
 from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, connect_failed,
                      map_error)
+from . import wire
 from .streams import FileStream, ServerStream
 from .values import (DEFAULT_TIMEOUT, CommitInfo, DiffEntry, FileEntry, FileOp, PachdAddress, RepoInfo,
                      is_commit_id, parse_address, pfs_path, rel_path, timestamp)
@@ -125,7 +126,7 @@ class PachdClient:
         self._rpc_list_repo = self._stream('ListRepo', _pfs.ListRepoRequest, _pfs.RepoInfo)
         self._rpc_list_project = self._stream('ListProject', _pfs.ListProjectRequest, _pfs.ProjectInfo)
         self._rpc_modify_file = self._channel.stream_unary(
-            '/pfs_v2.API/ModifyFile', request_serializer=_pfs.ModifyFileRequest.SerializeToString,
+            '/pfs_v2.API/ModifyFile', request_serializer=wire.serialise,
             response_deserializer=Empty.FromString)
         self._rpc_wait_commit = self._channel.unary_unary(
             '/pfs_v2.API/InspectCommit', request_serializer=_pfs.InspectCommitRequest.SerializeToString,
@@ -614,15 +615,15 @@ def _modify_requests(ops: Iterable[FileOp]) -> Iterator:
         path = pfs_path(op.path)
         if path == '/':
             raise PachdInvalidArgument('a file path is required (the repo root is not a file)')
-        yield _pfs.ModifyFileRequest(delete_file=_pfs.DeleteFile(path=path))
+        yield wire.delete_file(path)
         if op.delete:
             continue
         sent = False
         for chunk in _chunks(op.data):
-            yield _pfs.ModifyFileRequest(add_file=_pfs.AddFile(path=path, raw=chunk))
+            yield wire.add_file(path, chunk)
             sent = True
         if not sent:  # an empty file still exists
-            yield _pfs.ModifyFileRequest(add_file=_pfs.AddFile(path=path, raw=b''))
+            yield wire.add_file(path, b'')
 
 
 def _chunks(data) -> Iterator[bytes]:
