@@ -5,7 +5,7 @@ import os
 import platform
 import subprocess
 
-from .services import MOTO_VENV
+from .services import MOTO_VENV, REPO_DIR
 
 
 def describe() -> dict:
@@ -20,6 +20,7 @@ def describe() -> dict:
         'pachyderm-sdk': _dist_version('pachyderm-sdk'),
         'moto (S3 peer)': _moto_version(),
         'database': 'SQLite (a fresh copy per scenario)',
+        'code measured': _code_state(),
         'load average at the end (1/5/15 min)': ' / '.join(f'{x:.1f}' for x in os.getloadavg()),
     }
     return facts
@@ -41,11 +42,32 @@ def markdown_report(header: str, facts: dict, table, config, elapsed: float) -> 
         '"Load" is the 1-minute load average around the measured block (this machine is shared; '
         f'there are {facts["cpus (nproc)"]} CPUs). "x of peer" = the Pachyderm time divided by the peer\'s time.',
         '',
+        '## Notes', '',
+        '- Every contender ran in a fresh process on its own copy of a migrated SQLite database; peak RSS is '
+        'that process\'s `ru_maxrss` (Django and Label Studio alone account for ~260-280 MB). '
+        '"RSS at start" is the resident size when the measured block began.',
+        '- S3 peer: moto\'s server (bench/.venv-moto), reached through Label Studio\'s operator-level '
+        '`S3_ENDPOINT`; SSRF protection stayed on for every provider. Pachyderm: the local PFS server over gRPC, '
+        'admitted with `PACHYDERM_ALLOWED_HOSTS=127.0.0.1`.',
+        '- Re-sync: the Pachyderm storage did a real first sync (its own row); the S3 storage starts from the '
+        'same rows written in bulk (tasks + links), then both re-sync after the same new objects.',
+        '',
         '## Sizes', '',
         *[f'- {k}: {v}' for k, v in vars(sizes).items()], '',
         'Reproduce: `bash bench/run.sh' + ('' if config.mode == 'default' else f' --{config.mode}') + '`', '',
     ]
     return '\n'.join(lines)
+
+
+def _code_state() -> str:
+    """The commit measured, and which plugin files differed from it (read-only git queries)."""
+    def git(*args) -> str:
+        done = subprocess.run(['git', '-C', str(REPO_DIR), *args], capture_output=True, text=True)
+        return done.stdout.rstrip('\n') if done.returncode == 0 else ''  # porcelain lines start with a space
+
+    head = git('rev-parse', '--short', 'HEAD') or 'unknown'
+    changed = [line[3:] for line in git('status', '--porcelain', '--', 'label_studio_pachyderm').splitlines()]
+    return f'{head}' + (f' + uncommitted changes in {", ".join(changed)}' if changed else '')
 
 
 def _cpu_model() -> str:

@@ -23,7 +23,14 @@ WORKLOADS = [
 ]
 
 
+# Which workloads a scenario name of --only selects.
+_SELECTS = {'import_media': ('import_media',), 'import_tasks': ('import_tasks',),
+            'export': ('export_task', 'export_annotation'), 'proxy': ('proxy',)}
+
+
 class ProfileRun(Run):
+    logs_name = 'profile/logs'
+
     def needs_s3(self) -> bool:
         return False
 
@@ -34,13 +41,20 @@ class ProfileRun(Run):
             sizes = self.sizes
             out = Path(self.results_dir) / 'profile'
             out.mkdir(parents=True, exist_ok=True)
-            self.seed_pfs('media', 'media', sizes.media_files)
-            self.seed_pfs('tasks', 'tasks', sizes.task_files)
+            if 'import_media' in self.config.only:
+                self.seed_pfs('media', 'media', sizes.media_files)
+            if 'import_tasks' in self.config.only:
+                self.seed_pfs('tasks', 'tasks', sizes.task_files)
+            selected = {w for name in self.config.only for w in _SELECTS.get(name, ())}
             for name, title, job, unit in WORKLOADS:
+                if name not in selected:
+                    continue
                 params, env, db_from = self._params(name, out)
                 if params is None:
                     continue
                 result = self.worker(job, params, f'profile_{name}', db_from=db_from, env=env)
+                if unit == 'MiB' and 'items' in result:
+                    result['items'] //= 2**20
                 summary_path = Path(params['profile'] + '.json')
                 summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
                 summaries.append((name, title, unit, result, summary))

@@ -24,13 +24,15 @@ _SCRUBBED = ('DATABASE_NAME', 'DJANGO_DB', 'SSRF_PROTECTION_ENABLED', 'DEBUG', '
 
 
 class Run:
+    logs_name = 'logs'  # under the results directory; emptied at the start of a run
+
     def __init__(self, config: Config):
         self.config = config
         self.sizes = config.sizes
         self.started = time.monotonic()
         self.root = Path(tempfile.mkdtemp(prefix='lsp-bench-'))
         self.results_dir = Path(config.results_dir)
-        self.logs = self.results_dir / 'logs'
+        self.logs = self.results_dir / self.logs_name
         self.logs.mkdir(parents=True, exist_ok=True)
         for old in self.logs.glob('*.log'):
             old.unlink()

@@ -173,6 +173,7 @@ def export(run) -> None:
         Check('export/pachyderm', 'time', 'export/s3', 0.5, 's3'),
         Check('export/pachyderm', 'speedup', 'export/one-commit-each', 20, 'one-commit-each'),
         Check('export/pachyderm-annotation', 'info', 'export/s3', None, 's3'),
+        Check('export/pachyderm-annotation', 'info', 'export/one-commit-each', None, 'one-commit-each'),
     ]
 
 

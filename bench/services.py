@@ -7,7 +7,6 @@ cores with Label Studio exactly like the real thing on one host.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys

@@ -19,6 +19,9 @@ def raw_read(p: dict) -> None:
 
     client = pachd.PachdClient(p['address'], timeout=60)
     commit = client.branch_head('default', p['repo'], 'master')
+    # Warm-up, as for the proxy: the first call pays for connecting, not for reading.
+    with client.read_file('default', p['repo'], commit, p['path'], 0, 1) as stream:
+        stream.read()
     passes = []
     for _ in range(p['passes']):
         measure, received = Measure(), 0
@@ -61,6 +64,12 @@ def proxy(p: dict) -> None:
     browser.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
 
     size, step = p['size'], p['range_bytes']
+    # A browser's first request is a 1-byte probe; it also loads Django's URLconf and middleware once,
+    # which a long-running server has long done, so it is not timed.
+    probe = browser.get(url, HTTP_RANGE='bytes=0-0')
+    require(probe.status_code == 206, f'probe: HTTP {probe.status_code}')
+    b''.join(probe.streaming_content)
+    probe.close()
     passes = []
     for _ in range(p['passes']):
         measure = Measure()
