@@ -69,7 +69,7 @@ def _run_pfs_server(args: argparse.Namespace) -> int:
     try:
         localpfs.serve_forever(args.host, args.port, args.data_dir, token)
     except localpfs.LocalPFSError as exc:
-        print(f'error: {_one_line(str(exc), token=token)}', file=sys.stderr)
+        _report_error(str(exc), hide=token)
         return 2
     except KeyboardInterrupt:
         return 0
@@ -280,15 +280,20 @@ def _run_pfs(args: argparse.Namespace) -> int:
         finally:
             client.close()
     except (pachd.PachdError, CommandError, OSError) as exc:
-        print(f'error: {_one_line(str(exc), token=token)}', file=sys.stderr)
+        _report_error(str(exc), hide=token)
         return 1
     return 0
 
 
-def _one_line(text: str, limit: int = 0, token: Optional[str] = None) -> str:
+def _report_error(message: str, hide: Optional[str] = None) -> None:
+    """One ``error:`` line on stderr; ``hide`` (a secret) is masked wherever it appears."""
+    print(f'error: {_one_line(message, hide=hide)}', file=sys.stderr)
+
+
+def _one_line(text: str, limit: int = 0, hide: Optional[str] = None) -> str:
     line = ' '.join((text or '').split())
-    if token:
-        line = line.replace(token, '***')
+    if hide:
+        line = line.replace(hide, '***')
     if limit and len(line) > limit:
         line = line[:limit - 1] + '…'
     return line
