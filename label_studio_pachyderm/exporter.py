@@ -250,8 +250,3 @@ def apply_deletion(storage, task_id: int, path: str) -> str:
         if exc.kind == 'file':
             return ''
         raise
-
-
-def delete_annotation_files(storage, annotation_ids) -> None:
-    for link in storage.links.filter(annotation_id__in=list(annotation_ids)).select_related('annotation'):
-        apply_deletion(storage, link.annotation.task_id, link.path or link.key)

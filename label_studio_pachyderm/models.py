@@ -261,11 +261,6 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
 
         export_annotations(self, queryset=annotations, reason='manual sync', track_status=True)
 
-    def delete_annotation(self, annotation):
-        from .exporter import delete_annotation_files
-
-        delete_annotation_files(self, [annotation.id])
-
     def sync(self, save_only_new_annotations: bool = False):
         from .jobs import run_export_sync
 
