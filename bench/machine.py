@@ -8,7 +8,12 @@ import subprocess
 from .services import MOTO_VENV, REPO_DIR
 
 
-def describe() -> dict:
+def describe(code_at_start: str = '') -> dict:
+    """Facts for the report; ``code_at_start`` is the code state taken when the run began."""
+    code_now = code_state()
+    code = code_at_start or code_now
+    if code_at_start and code_now != code_at_start:
+        code += f' (changed during the run; at the end: {code_now})'
     facts = {
         'cpus (nproc)': str(os.cpu_count()),
         'cpu': _cpu_model(),
@@ -20,7 +25,7 @@ def describe() -> dict:
         'pachyderm-sdk': _dist_version('pachyderm-sdk'),
         'moto (S3 peer)': _moto_version(),
         'database': 'SQLite (a fresh copy per scenario)',
-        'code measured': _code_state(),
+        'code measured': code,
         'load average at the end (1/5/15 min)': ' / '.join(f'{x:.1f}' for x in os.getloadavg()),
     }
     return facts
@@ -59,7 +64,7 @@ def markdown_report(header: str, facts: dict, table, config, elapsed: float) -> 
     return '\n'.join(lines)
 
 
-def _code_state() -> str:
+def code_state() -> str:
     """The commit measured, and which plugin files differed from it (read-only git queries)."""
     def git(*args) -> str:
         done = subprocess.run(['git', '-C', str(REPO_DIR), *args], capture_output=True, text=True)

@@ -43,6 +43,7 @@ class Run:
         self.moto: Moto | None = None
         self.client = None
         self.template: Path | None = None
+        self.code_at_start = machine.code_state()
 
     # ------------------------------------------------------------------ output
     def log(self, message: str) -> None:
@@ -178,7 +179,7 @@ class Run:
 
     def finish(self) -> int:
         elapsed = time.monotonic() - self.started
-        facts = machine.describe()
+        facts = machine.describe(self.code_at_start)
         header = (f'label-studio-pachyderm benchmark, mode {self.config.mode}, '
                   f'{time.strftime("%Y-%m-%d %H:%M")}, whole run {elapsed / 60:.1f} min')
         print()
