@@ -8,12 +8,11 @@ import subprocess
 from .services import MOTO_VENV, REPO_DIR
 
 
-def describe(code_at_start: str = '') -> dict:
-    """Facts for the report; ``code_at_start`` is the code state taken when the run began."""
-    code_now = code_state()
-    code = code_at_start or code_now
-    if code_at_start and code_now != code_at_start:
-        code += f' (changed during the run; at the end: {code_now})'
+def describe(code_at_start: str = '', plugin_at_start: str = '') -> dict:
+    """Facts for the report; the ``*_at_start`` values are taken when the run began."""
+    code = code_at_start or code_state()
+    if plugin_at_start and plugin_digest() != plugin_at_start:
+        code += f' (the plugin\'s code changed during the run; at the end: {code_state()})'
     facts = {
         'cpus (nproc)': str(os.cpu_count()),
         'cpu': _cpu_model(),
@@ -62,6 +61,17 @@ def markdown_report(header: str, facts: dict, table, config, elapsed: float) -> 
         'Reproduce: `bash bench/run.sh' + ('' if config.mode == 'default' else f' --{config.mode}') + '`', '',
     ]
     return '\n'.join(lines)
+
+
+def plugin_digest() -> str:
+    """A fingerprint of the measured code (the plugin package), to notice edits during a run."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted((REPO_DIR / 'label_studio_pachyderm').glob('**/*.py')):
+        digest.update(str(path).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def code_state() -> str:

@@ -15,16 +15,26 @@ in-memory backend, the state a PUT would leave: through HTTP moto accepts only
 filling buckets. Label Studio itself only ever talks to the HTTP server.
 """
 import argparse
+import importlib.util
 import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
+from moto.server import ThreadedMotoServer
 
-import content  # noqa: E402  (bench/content.py, standard library only)
-from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
-from moto.s3.models import s3_backends  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
+
+def _load_content():
+    """bench/content.py by file path: putting bench/ on sys.path would let its modules shadow others."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'content.py')
+    spec = importlib.util.spec_from_file_location('bench_content', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+content = _load_content()
 
 REGION = 'us-east-1'
 

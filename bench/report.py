@@ -55,8 +55,8 @@ class Check:
         ratio = subject.seconds / peer.seconds
         speedup = peer.seconds / subject.seconds
         approx = '~' if peer.extrapolated or subject.extrapolated else ''
-        text = f'{approx}{ratio:.2f} of {self.name} ({approx}{speedup:.1f}x faster)' if speedup >= 1 else \
-            f'{approx}{ratio:.2f} of {self.name} ({approx}{1 / speedup:.1f}x slower)'
+        text = f'{approx}{ratio:.2f} of {self.name} ({approx}{_times(speedup)} faster)' if speedup >= 1 else \
+            f'{approx}{ratio:.2f} of {self.name} ({approx}{_times(1 / speedup)} slower)'
         if self.kind == 'time':
             return text, self._target(), _verdict(ratio <= self.limit, self.limit)
         if self.kind == 'speedup':
@@ -72,6 +72,11 @@ class Check:
             'throughput': f'>= {self.limit:g} of {self.name}',
             'rss': f'< {self.limit:g} MB',
         }[self.kind]
+
+
+def _times(factor: float) -> str:
+    # Two decimals near 1x, where "1.0x slower" would hide the difference.
+    return f'{factor:.2f}x' if factor < 2 else f'{factor:.1f}x'
 
 
 def _verdict(ok: bool, limit) -> str:

@@ -44,6 +44,7 @@ class Run:
         self.client = None
         self.template: Path | None = None
         self.code_at_start = machine.code_state()
+        self.plugin_at_start = machine.plugin_digest()
 
     # ------------------------------------------------------------------ output
     def log(self, message: str) -> None:
@@ -179,7 +180,7 @@ class Run:
 
     def finish(self) -> int:
         elapsed = time.monotonic() - self.started
-        facts = machine.describe(self.code_at_start)
+        facts = machine.describe(self.code_at_start, self.plugin_at_start)
         header = (f'label-studio-pachyderm benchmark, mode {self.config.mode}, '
                   f'{time.strftime("%Y-%m-%d %H:%M")}, whole run {elapsed / 60:.1f} min')
         print()
@@ -226,7 +227,7 @@ def _copy_db(source_dir: Path, target_dir: Path) -> None:
 
 def main(config: Config) -> int:
     if config.profile:
-        from .profile import run_profile
+        from .hotspots import run_profile
 
         return run_profile(config)
     return Run(config).execute()
