@@ -15,6 +15,7 @@ COMPLETED_WITH_ERRORS instead of being swallowed.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from typing import Iterable
@@ -51,6 +52,44 @@ def _join(prefix: str, name: str) -> str:
     return f'{prefix}/{name}' if prefix else name
 
 
+def _task_relations() -> dict:
+    """What the task serializer reads besides the task row, fetched per chunk into lists.
+
+    Django's ordinary prefetch builds a filtered queryset for every task and
+    relation, which cost about as much as the serialisation itself; ``to_attr``
+    lists skip that.
+    """
+    return {
+        'annotations': Prefetch('annotations', to_attr='exported_annotations',
+                                queryset=Annotation.objects.order_by('id').select_related('completed_by')),
+        'drafts': Prefetch('drafts', to_attr='exported_drafts'),
+        'predictions': Prefetch('predictions', to_attr='exported_predictions'),
+        'comment_authors': Prefetch('comment_authors', to_attr='exported_comment_authors'),
+    }
+
+
+@functools.cache
+def _task_serialiser():
+    """Label Studio's export serializer, reading the relations from the prefetched lists.
+
+    Only each field's ``source`` changes, so fields, their order and their output are
+    Label Studio's own (the tests compare the bytes with the original serializer).
+    """
+    from data_export.serializers import ExportDataSerializer
+
+    relations = _task_relations()
+
+    class PrefetchedExportDataSerializer(ExportDataSerializer):
+        def get_fields(self):
+            fields = super().get_fields()
+            for name, prefetch in relations.items():
+                if name in fields:
+                    fields[name].source = prefetch.to_attr
+            return fields
+
+    return PrefetchedExportDataSerializer
+
+
 class _Export:
     """One export run: yields file operations and remembers what it wrote."""
 
@@ -85,31 +124,31 @@ class _Export:
             return pairs
 
     def _task_ops(self):
-        from data_export.serializers import ExportDataSerializer
-
+        serialiser = _task_serialiser()
         ids = list(self.annotation_qs.values_list('task_id', flat=True).distinct().order_by('task_id'))
         options = dict(context={'project': self.project},
                        expand=['annotations.reviews', 'annotations.completed_by'])
         for start in range(0, len(ids), _CHUNK):
             tasks = list(
-                Task.objects.filter(id__in=ids[start:start + _CHUNK]).order_by('id').prefetch_related(
-                    Prefetch('annotations', queryset=Annotation.objects.order_by('id').select_related('completed_by')),
-                    'drafts', 'predictions', 'comment_authors',
-                )
+                Task.objects.filter(id__in=ids[start:start + _CHUNK]).order_by('id')
+                .select_related('file_upload').prefetch_related(*_task_relations().values())
             )
-            for task, body in self._serialise_chunk(ExportDataSerializer, tasks, **options):
+            for task, body in self._serialise_chunk(serialiser, tasks, **options):
                 if body is None:
                     continue
                 path = task_path(self.storage, task.id)
                 self._note_source(task)
-                self.written.extend((a.id, path) for a in task.annotations.all())
+                self.written.extend((a.id, path) for a in task.exported_annotations)
                 self.files += 1
                 yield pachd.FileOp.put(path, body)
                 self._progress()
 
     def _annotation_ops(self):
         serialiser = load_func(settings.STORAGE_ANNOTATION_SERIALIZER)
-        queryset = self.annotation_qs.select_related('task', 'completed_by').order_by('id')
+        # The nested task serializer lists the task's comment authors: one query per
+        # annotation unless prefetched (iterator() prefetches per chunk).
+        queryset = self.annotation_qs.select_related('task', 'completed_by').prefetch_related(
+            'task__comment_authors').order_by('id')
         chunk = []
         for annotation in queryset.iterator(chunk_size=_CHUNK):
             chunk.append(annotation)
@@ -208,19 +247,25 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
 
 
 def _save_links(storage, written, commit) -> None:
-    """Create or refresh one link per exported annotation (batched)."""
+    """Create or refresh one link per exported annotation (batched).
+
+    A re-export mostly rewrites the same paths: those links are refreshed with one
+    UPDATE per batch; only links whose path changed need a per-row update.
+    """
     link_model = storage.links.model
     now = timezone.now()
     for start in range(0, len(written), 1000):
-        chunk = written[start:start + 1000]
-        paths = dict(chunk)
-        existing = {
-            link.annotation_id: link
-            for link in link_model.objects.filter(storage=storage, annotation_id__in=list(paths))
-        }
-        for annotation_id, link in existing.items():
-            link.path, link.commit, link.updated_at, link.object_exists = paths[annotation_id], commit, now, True
-        link_model.objects.bulk_update(list(existing.values()), ['path', 'commit', 'updated_at', 'object_exists'])
+        paths = dict(written[start:start + 1000])
+        existing = dict(
+            link_model.objects.filter(storage=storage, annotation_id__in=list(paths)).values_list('annotation_id', 'path')
+        )
+        same_path = [aid for aid, path in existing.items() if path == paths[aid]]
+        link_model.objects.filter(storage=storage, annotation_id__in=same_path).update(
+            commit=commit, updated_at=now, object_exists=True)
+        moved = [aid for aid, path in existing.items() if path != paths[aid]]
+        for aid in moved:
+            link_model.objects.filter(storage=storage, annotation_id=aid).update(
+                path=paths[aid], commit=commit, updated_at=now, object_exists=True)
         link_model.objects.bulk_create(
             [
                 link_model(storage=storage, annotation_id=aid, path=path, commit=commit, object_exists=True)

@@ -62,29 +62,53 @@ def test_manual_sync_writes_all_annotations_in_one_commit(api, project, pfs, pfs
     assert PachydermExportStorageLink.objects.filter(storage_id=storage['id']).count() == 25
 
 
-def test_file_contents_equal_label_studio_serializers(api, project, pfs, pfs_client, labels, settings):
+def test_file_contents_equal_label_studio_serializers(api, project, pfs, pfs_client, labels, settings, user):
+    """The bytes written are Label Studio's serializer output, for tasks with every relation it reads."""
+    from conftest import make_user
     from data_export.serializers import ExportDataSerializer
     from io_storages.serializers import StorageAnnotationSerializer
+    from tasks.models import AnnotationDraft, Prediction
 
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
-    task = make_tasks(project, 1)[0]
-    aid = annotate(api, task)
+    rich, plain, unlabelled = make_tasks(project, 3)
+    other = make_user('second@example.com')
+    first = annotate(api, rich)
+    second = Annotation.objects.create(task=rich, project=project, completed_by=other, result=RESULT,
+                                       lead_time=2.5)
+    AnnotationDraft.objects.create(task=rich, user=other, result=RESULT)
+    for version in ('v1', 'v2'):
+        Prediction.objects.create(task=rich, project=project, result=RESULT, score=0.5, model_version=version)
+    rich.comment_authors.add(user, other)
+    third = annotate(api, plain)
     storage = PachydermExportStorage.objects.get(id=create_export(api, project, pfs)['id'])
-    exporter.export_annotations(storage, annotation_ids=[aid])
-    written = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'{task.id}.json'))
-    task.refresh_from_db()
-    expected = ExportDataSerializer(task, context={'project': project},
-                                    expand=['annotations.reviews', 'annotations.completed_by']).data
-    expected = json.loads(json.dumps(expected))
-    assert set(written) == set(expected)
-    for key in expected:
-        assert written[key] == expected[key], key
+    exporter.export_annotations(storage, queryset=Annotation.objects.filter(project=project))
+
+    def encoded(data):
+        return json.dumps(data, ensure_ascii=False).encode()
+
+    files = {f.path for f in pfs_client.list_files('default', 'labels', 'master')}
+    assert files == {f'{rich.id}.json', f'{plain.id}.json'}  # a task without annotations is not written
+    for task in (rich, plain):
+        task.refresh_from_db()
+        expected = ExportDataSerializer(task, context={'project': project},
+                                        expand=['annotations.reviews', 'annotations.completed_by']).data
+        written = pfs_client.get_file_bytes('default', 'labels', 'master', f'{task.id}.json')
+        assert written == encoded(expected), task.id
+    body = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'{rich.id}.json'))
+    assert [a['id'] for a in body['annotations']] == [first, second.id]
+    assert len(body['drafts']) == 1 and len(body['predictions']) == 2
+    assert sorted(body['comment_authors']) == sorted([user.id, other.id])
 
     settings.PACHYDERM_EXPORT_LAYOUT = 'annotation'
-    exporter.export_annotations(storage, annotation_ids=[aid])
-    written = json.loads(pfs_client.get_file_bytes('default', 'labels', 'master', f'{aid}.json'))
-    expected = StorageAnnotationSerializer(Annotation.objects.get(id=aid), context={'project': project}).data
-    assert written == json.loads(json.dumps(expected))
+    exporter.export_annotations(storage, queryset=Annotation.objects.filter(project=project))
+    for aid in (first, second.id, third):
+        written = pfs_client.get_file_bytes('default', 'labels', 'master', f'{aid}.json')
+        expected = StorageAnnotationSerializer(Annotation.objects.get(id=aid), context={'project': project}).data
+        assert written == encoded(expected), aid
+    links = PachydermExportStorageLink.objects.filter(storage=storage)
+    assert {(link.annotation_id, link.path) for link in links} == {
+        (first, f'{first}.json'), (second.id, f'{second.id}.json'), (third, f'{third}.json')}
+    assert {link.commit for link in links} == {storage.last_exported_commit}
 
 
 def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):

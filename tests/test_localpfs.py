@@ -295,6 +295,31 @@ def test_many_commits_chain_reads_stay_right(client, repo):
         sum(len(v) for v in expected.values())
 
 
+def test_deletes_within_one_stream_reach_what_the_stream_staged(client, repo):
+    """In ONE ModifyFile stream, a delete removes the staged files below a directory, or one
+    staged file, and nothing else (the sdk's commit helpers open a stream per call)."""
+    def stream(*requests):
+        client.pfs.modify_file(iter([pfs.ModifyFileRequest(set_commit=pfs.Commit.from_uri('images@master')),
+                                     *requests]))
+
+    def add(path, data=None):
+        return pfs.ModifyFileRequest(add_file=pfs.AddFile(path=path, raw=data if data is not None else path.encode()))
+
+    def delete(path):
+        return pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path))
+
+    put(client, 'images@master', {'/old/kept.txt': b'k', '/d/old.txt': b'o'})
+    stream(add('/d/a.txt'), add('/d/e/b.txt'), add('/dx.txt'), add('/top.txt'), add('/again.txt'),
+           delete('/d'),  # the directory: staged and committed files below it
+           delete('/top.txt'),  # one staged file
+           delete('/again.txt'), add('/again.txt', b'new'),
+           delete('/missing.txt'))  # nothing there: no error, as pachd
+    assert walk(client, 'images@master:/')[1:] == ['/again.txt', '/dx.txt', '/old/', '/old/kept.txt']
+    assert read(client, 'images@master:/again.txt') == b'new'
+    stream(add('/n/x.txt'), delete('/'), add('/only.txt', b'1'))  # everything, staged or committed
+    assert walk(client, 'images@master:/')[1:] == ['/only.txt']
+
+
 def test_finished_with_error_is_skipped_by_branch_reads(client, repo):
     good = put(client, 'images@master', {'/ok.txt': b'ok'})
     failed = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))

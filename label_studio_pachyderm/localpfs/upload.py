@@ -55,6 +55,8 @@ class Upload:
     def __init__(self, store: Store, ref: CommitRef):
         self._store = store
         self._changes: dict[str, _Staged] = {}
+        # Every directory above a staged path, so deleting a file need not scan all changes.
+        self._staged_dirs: set[str] = set()
         self._absent: set[str] = set()  # paths known not to exist (saves lookups)
         self._writer: Optional[_OpenWrite] = None
         self._memory = 0
@@ -117,6 +119,8 @@ class Upload:
         previous = self._changes.get(path)
         if previous is not None:
             self._forget(previous)
+        else:
+            self._note_dirs(path)
         if staged.data is not None:
             if self._memory + len(staged.data) > MEMORY_BUDGET:
                 staged.tmp_path, staged.data = self._store.blobs.spill(staged.data), None
@@ -124,6 +128,12 @@ class Upload:
                 self._memory += len(staged.data)
         self._changes[path] = staged
         self._absent.discard(path)
+
+    def _note_dirs(self, path: str) -> None:
+        directory = path.rpartition('/')[0]
+        while directory and directory not in self._staged_dirs:
+            self._staged_dirs.add(directory)
+            directory = directory.rpartition('/')[0]
 
     def _forget(self, staged: _Staged) -> None:
         if staged.tmp_path:
@@ -166,8 +176,11 @@ class Upload:
     def delete(self, path: str) -> None:
         self._flush_writer()
         target = paths.clean(path)
-        low, high = paths.subtree_range(target)
-        doomed = [p for p in self._changes if target == '/' or p == target or low <= p < high]
+        if target == '/' or target in self._staged_dirs:  # a directory: everything staged below it
+            low, high = paths.subtree_range(target)
+            doomed = [p for p in self._changes if target == '/' or p == target or low <= p < high]
+        else:
+            doomed = [target] if target in self._changes else []
         for staged_path in doomed:
             self._stage(staged_path, _Staged(None))
         for existing, _, _ in Tree(self._conn, self._layers).files_under(target):

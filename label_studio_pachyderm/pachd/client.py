@@ -23,6 +23,8 @@ from .values import (DEFAULT_TIMEOUT, CommitInfo, DiffEntry, FileEntry, FileOp, 
 logger = logging.getLogger(__name__)
 
 WRITE_CHUNK = 1024 * 1024  # bytes of file data per ModifyFile message
+HANDOVER_BYTES = 1024 * 1024  # a batch of write requests handed to gRPC's sending thread ...
+HANDOVER_MESSAGES = 256  # ... is at most this big, or this many messages
 FINISH_WAIT = 60.0  # seconds write_commit waits, at most, for pachd to finish a commit
 RECONNECT_GRACE = 3.0  # seconds a call waits for a channel that lost pachd to reconnect
 
@@ -530,24 +532,26 @@ class PachdClient:
 
         gRPC pulls request messages on a thread of its own; the ops iterable may
         touch per-thread state (Django's DB connection), so it is iterated here
-        and handed over through a small bounded queue (back pressure: at most a
-        few MiB in flight).
+        and handed over through a small bounded queue. Requests travel in
+        batches (up to HANDOVER_BYTES or HANDOVER_MESSAGES each): an export sends
+        two small messages per file, and a queue round trip per message cost
+        more than the messages. Back pressure: at most a few batches in flight.
         """
-        handover: queue.Queue = queue.Queue(maxsize=8)
+        handover: queue.Queue = queue.Queue(maxsize=4)
         stop = threading.Event()
         end = object()
 
         def requests():
             while True:
                 try:
-                    item = handover.get(timeout=0.2)
+                    batch = handover.get(timeout=0.2)
                 except queue.Empty:
                     if stop.is_set():
                         return
                     continue
-                if item is end:
+                if batch is end:
                     return
-                yield item
+                yield from batch
 
         call = self._rpc_modify_file.future(requests())
 
@@ -561,12 +565,18 @@ class PachdClient:
             return False
 
         try:
-            sent_all = send(_pfs.ModifyFileRequest(set_commit=commit))
-            if sent_all:
-                for request in _modify_requests(ops):
-                    if not send(request):
+            sent_all = send([_pfs.ModifyFileRequest(set_commit=commit)])
+            batch, size = [], 0
+            for request in _modify_requests(ops) if sent_all else ():
+                batch.append(request)
+                size += len(request) if isinstance(request, bytes) else WRITE_CHUNK
+                if size >= HANDOVER_BYTES or len(batch) >= HANDOVER_MESSAGES:
+                    if not send(batch):
                         sent_all = False
                         break
+                    batch, size = [], 0
+            if sent_all and batch:
+                sent_all = send(batch)
             if sent_all:
                 send(end)
             call.result()  # raises the RpcError of a failed call
