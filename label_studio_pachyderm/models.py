@@ -203,7 +203,8 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
                 offset, length, status = start, max(0, last - start + 1), 206
                 metadata['ContentRange'] = f'bytes {start}-{last}/{size}'
             metadata.update(StatusCode=status, ContentLength=length)
-            stream = client.read_file(parsed.project, parsed.repo, parsed.commit, parsed.path, offset, length)
+            stream = client.read_file(parsed.project, parsed.repo, parsed.commit, parsed.path, offset, length,
+                                      entry=info)
             return stream, _content_type(parsed.path), metadata
         except pachd.PachdError as exc:
             logger.warning('Pachyderm proxy could not read %s: %s', uri_str, exc)

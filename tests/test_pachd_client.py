@@ -474,6 +474,41 @@ def test_read_ranges(pachd_client, images_repo):
         pachd_client.read_file(PROJECT, images_repo, commit, 'blob', offset=-1)
 
 
+def test_files_of_finished_commits_are_inspected_once(pachd_client, images_repo, monkeypatch):
+    from label_studio_pachyderm.pachd import client as client_module
+
+    commit = put(pachd_client, images_repo, {'a': b'1', 'b': b'22', 'c': b'333', 'd/e': b'4'})
+    calls = []
+    real = pachd_client._pfs.inspect_file
+    monkeypatch.setattr(pachd_client._pfs, 'inspect_file', lambda **kw: calls.append(kw['file'].path) or real(**kw))
+
+    first = pachd_client.inspect_file(PROJECT, images_repo, commit, 'a')
+    assert pachd_client.inspect_file(PROJECT, images_repo, commit, '/a') == first and calls == ['/a']
+    with pachd_client.read_file(PROJECT, images_repo, commit, 'a') as stream:  # the proxy's pattern
+        assert stream.read() == b'1'
+    assert calls == ['/a']
+    with pachd_client.read_file(PROJECT, images_repo, commit, 'b', entry=pachd_client.inspect_file(
+            PROJECT, images_repo, commit, 'b')) as stream:
+        assert stream.read() == b'22'
+    assert calls == ['/a', '/b']
+    # A branch moves and a directory's summary is not a file: asked each time.
+    for _ in range(2):
+        assert pachd_client.inspect_file(PROJECT, images_repo, 'master', 'a').size == 1
+        assert pachd_client.inspect_file(PROJECT, images_repo, commit, 'd').is_dir
+    assert calls == ['/a', '/b'] + ['/a', '/d'] * 2
+
+    monkeypatch.setattr(client_module, 'INSPECT_CACHE_SIZE', 2)
+    pachd_client.inspect_file(PROJECT, images_repo, commit, 'c')  # evicts the least recently used: a
+    del calls[:]
+    pachd_client.inspect_file(PROJECT, images_repo, commit, 'a')
+    pachd_client.inspect_file(PROJECT, images_repo, commit, 'c')
+    assert calls == ['/a']
+    monkeypatch.setattr(client_module, 'INSPECT_CACHE_SECONDS', -1)  # expired at once
+    pachd_client.inspect_file(PROJECT, images_repo, commit, 'b')
+    pachd_client.inspect_file(PROJECT, images_repo, commit, 'b')
+    assert calls == ['/a', '/b', '/b']
+
+
 def test_reading_a_directory_is_refused(pachd_client, images_repo):
     commit = put(pachd_client, images_repo, {'d/a': b'1'})
     with pytest.raises(pachd.PachdInvalidArgument, match='is a directory'):

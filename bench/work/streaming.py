@@ -3,8 +3,9 @@
 The proxy is asked the way a browser's media element asks: consecutive Range
 requests (8 MiB each, Label Studio's RESOLVER_PROXY_MAX_RANGE_SIZE), each a new
 request through Django's whole stack (auth, permission check, storage lookup),
-each a new read from pachd at an offset. Django's test Client runs that stack
-in-process, without a socket in between.
+each a new read from pachd at an offset; or, with ``range_bytes`` 0, the way an
+<img> asks: one GET without Range, streamed whole. Django's test Client runs that
+stack in-process, without a socket in between.
 """
 from __future__ import annotations
 
@@ -74,10 +75,10 @@ def proxy(p: dict) -> None:
     for _ in range(p['passes']):
         measure = Measure()
         with measure.timing():
-            received = _ranges(browser, url, size, step)
+            received = _ranges(browser, url, size, step) if step else _whole(browser, url, size)
         require(received == size, f'proxied {received} bytes of {size}')
         passes.append(measure)
-    emit(_best(passes, size, requests=-(-size // step)))
+    emit(_best(passes, size, requests=-(-size // step) if step else 1))
 
 
 def _ranges(browser, url: str, size: int, step: int) -> int:
@@ -92,4 +93,14 @@ def _ranges(browser, url: str, size: int, step: int) -> int:
         for chunk in response.streaming_content:
             received += len(chunk)
         response.close()
+    return received
+
+
+def _whole(browser, url: str, size: int) -> int:
+    """GET the file without Range: one 200 response streamed to the end."""
+    response = browser.get(url)
+    require(response.status_code == 200, f'whole file: HTTP {response.status_code}')
+    require(int(response['Content-Length']) == size, f'Content-Length {response.get("Content-Length")}')
+    received = sum(len(chunk) for chunk in response.streaming_content)
+    response.close()
     return received

@@ -6,6 +6,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from dataclasses import replace
 from typing import Callable, Iterable, Iterator, Optional, Union
 
@@ -25,6 +26,10 @@ logger = logging.getLogger(__name__)
 WRITE_CHUNK = 1024 * 1024  # bytes of file data per ModifyFile message
 HANDOVER_BYTES = 1024 * 1024  # a batch of write requests handed to gRPC's sending thread ...
 HANDOVER_MESSAGES = 256  # ... is at most this big, or this many messages
+# InspectFile answers for files of finished commits, kept per client (so per token): the
+# storage proxy inspects the same commit-pinned file on every Range request of a video.
+INSPECT_CACHE_SIZE = 1024
+INSPECT_CACHE_SECONDS = 60.0  # bounds how long a dropped commit's file still looks present
 FINISH_WAIT = 60.0  # seconds write_commit waits, at most, for pachd to finish a commit
 RECONNECT_GRACE = 3.0  # seconds a call waits for a channel that lost pachd to reconnect
 
@@ -101,6 +106,8 @@ class PachdClient:
         self._token = token
         self._closed = False
         self._reached = False  # has pachd ever answered on this channel?
+        self._inspected: collections.OrderedDict = collections.OrderedDict()  # key -> (expiry, FileEntry)
+        self._inspected_lock = threading.Lock()
 
         options = list(GRPC_CHANNEL_OPTIONS) + [
             # After pachd was down, try again within seconds, not gRPC's default two minutes.
@@ -405,23 +412,52 @@ class PachdClient:
         )
 
     def inspect_file(self, project: str, repo: str, commit: str, path: str) -> FileEntry:
+        """The file (or directory) at ``path``; files of finished commits named by id are
+        answered from a small cache, because they never change."""
+        key = (project, repo, commit, pfs_path(path))
+        entry = self._cached_entry(key)
+        if entry is not None:
+            return entry
         request_file = _pfs.File(commit=self._commit(project, repo, commit), path=pfs_path(path))
         try:
             info = self._pfs.inspect_file(file=request_file)
         except grpc.RpcError as exc:
             raise self._error(exc, project, repo, commits=(commit,), path=path) from None
-        return self._file_entry(info, commit)
+        entry = self._file_entry(info, commit)
+        if is_commit_id(commit) and entry.committed and not entry.is_dir:
+            self._remember_entry(key, entry)
+        return entry
+
+    def _cached_entry(self, key) -> Optional[FileEntry]:
+        with self._inspected_lock:
+            hit = self._inspected.get(key)
+            if hit is None:
+                return None
+            if hit[0] < time.monotonic():
+                del self._inspected[key]
+                return None
+            self._inspected.move_to_end(key)
+            return hit[1]
+
+    def _remember_entry(self, key, entry: FileEntry) -> None:
+        with self._inspected_lock:
+            self._inspected[key] = (time.monotonic() + INSPECT_CACHE_SECONDS, entry)
+            self._inspected.move_to_end(key)
+            while len(self._inspected) > INSPECT_CACHE_SIZE:
+                self._inspected.popitem(last=False)
 
     def read_file(self, project: str, repo: str, commit: str, path: str,
-                  offset: int = 0, length: Optional[int] = None) -> 'FileStream':
+                  offset: int = 0, length: Optional[int] = None, entry: Optional[FileEntry] = None) -> 'FileStream':
         """Open a file for streaming from ``offset``, at most ``length`` bytes.
 
         The file is inspected now (missing files and directories fail here, and
-        the stream knows the file's size); the transfer starts on iteration.
+        the stream knows the file's size), unless the caller passes the ``entry``
+        it already inspected; the transfer starts on iteration.
         """
         if offset < 0 or (length is not None and length < 0):
             raise PachdInvalidArgument('offset and length must not be negative')
-        entry = self.inspect_file(project, repo, commit, path)
+        if entry is None:
+            entry = self.inspect_file(project, repo, commit, path)
         if entry.is_dir:
             raise PachdInvalidArgument(f"'{pfs_path(path)}' is a directory in {project}/{repo}@{commit}, not a file")
         available = max(0, entry.size - offset)
