@@ -479,8 +479,9 @@ def test_files_of_finished_commits_are_inspected_once(pachd_client, images_repo,
 
     commit = put(pachd_client, images_repo, {'a': b'1', 'b': b'22', 'c': b'333', 'd/e': b'4'})
     calls = []
-    real = pachd_client._pfs.inspect_file
-    monkeypatch.setattr(pachd_client._pfs, 'inspect_file', lambda **kw: calls.append(kw['file'].path) or real(**kw))
+    real = pachd_client._rpc_inspect_file  # counts the InspectFile calls that reach the server
+    monkeypatch.setattr(pachd_client, '_rpc_inspect_file',
+                        lambda request, **kw: calls.append(request.file.path) or real(request, **kw))
 
     first = pachd_client.inspect_file(PROJECT, images_repo, commit, 'a')
     assert pachd_client.inspect_file(PROJECT, images_repo, commit, '/a') == first and calls == ['/a']
@@ -722,3 +723,45 @@ def test_hand_encoded_modify_requests_equal_the_sdk_encoding(path, raw):
     assert wire.delete_file(path) == bytes(pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path=path)))
     parsed = pfs.ModifyFileRequest().parse(wire.add_file(path, raw))
     assert parsed.add_file.path == path and parsed.add_file.raw == raw
+
+
+def _sdk_file_info(path, file_type, committed=None, size=0, hash_=b'', commit_id=''):
+    import datetime
+
+    from pachyderm_sdk.api import pfs
+
+    info = pfs.FileInfo(file=pfs.File(path=path), file_type=file_type, size_bytes=size, hash=hash_)
+    if commit_id:
+        info.file.commit = pfs.Commit(id=commit_id, repo=pfs.Repo(name='images', type='user',
+                                                                  project=pfs.Project(name='default')))
+    if committed is not None:
+        info.committed = datetime.datetime.fromtimestamp(committed, datetime.timezone.utc)
+    return info
+
+
+@pytest.mark.parametrize('fields', [
+    dict(path='/a.png', file_type=1, committed=1_763_700_000.123456, size=1234, hash_=bytes(range(32)),
+         commit_id='0123456789abcdef0123456789abcdef'),
+    dict(path='/dir/', file_type=2, committed=1_763_700_000, size=5 * 2**40),
+    dict(path='/open.txt', file_type=1),  # an open commit: no commit time, no commit named
+    dict(path='/' + 'ü' * 200 + '.json', file_type=1, size=0, hash_=b'\x00'),
+])
+def test_hand_decoded_file_infos_equal_the_sdk_decoding(fields):
+    from label_studio_pachyderm.pachd import wire
+    from pachyderm_sdk.api import pfs
+
+    message = _sdk_file_info(**fields)
+    parsed = pfs.FileInfo.FromString(bytes(message))
+    decoded = wire.file_info(bytes(message))
+    assert decoded.path == parsed.file.path
+    assert decoded.file_type == parsed.file_type and decoded.is_dir == (parsed.file_type == pfs.FileType.DIR)
+    assert decoded.size == parsed.size_bytes and decoded.hash == parsed.hash
+    assert decoded.commit_id == parsed.file.commit.id
+    assert decoded.committed == (parsed.committed if parsed.is_set('committed') else None)
+
+    both = bytes(pfs.DiffFileResponse(new_file=message, old_file=_sdk_file_info('/old', 1, size=3)))
+    new, old = wire.diff_file_response(both)
+    assert new == decoded and (old.path, old.size) == ('/old', 3)
+    assert wire.diff_file_response(bytes(pfs.DiffFileResponse(old_file=message))) == (None, decoded)
+    with pytest.raises(ValueError):
+        wire.file_info(bytes(message)[:-1])  # truncated

@@ -1,9 +1,9 @@
-"""Protobuf encoding by hand for the few messages sent or received in bulk.
+"""The server's side of the bulk messages, written and read in the protobuf wire format.
 
 betterproto (the sdk's message library) needs about 0.4 ms to encode or decode one FileInfo,
 which would make a 100,000-file listing take most of a minute on the server alone. The
-messages below are written and read directly in the protobuf wire format instead; every
-other message goes through the sdk's classes. Field numbers are those of pachyderm's
+messages below use the primitives of ``protowire``; every other message goes through the
+sdk's classes. Field numbers are those of pachyderm's
 ``pfs.proto`` (the sdk's generated ``pachyderm_sdk/api/pfs/__init__.py`` shows them too).
 """
 from __future__ import annotations
@@ -12,23 +12,7 @@ from typing import Optional
 
 from pachyderm_sdk.api import pfs
 
-_VARINT, _LEN = 0, 2
-
-
-def varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return varint(number << 3 | _LEN) + varint(len(payload)) + payload
+from ..protowire import LEN as _LEN, field as _field, fields as _fields, text as _text, varint
 
 
 def timestamp(seconds_since_epoch: float) -> bytes:
@@ -76,42 +60,6 @@ def diff_file_response(new: Optional[bytes], old: Optional[bytes]) -> bytes:
 
 
 # ----------------------------------------------------------------------------- decoding
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _fields(buf: bytes, start: int, end: int):
-    """Yield (field number, wire type, value); a length-delimited value is (start, end)."""
-    pos = start
-    while pos < end:
-        key, pos = _read_varint(buf, pos)
-        number, wire_type = key >> 3, key & 7
-        if wire_type == _VARINT:
-            value, pos = _read_varint(buf, pos)
-        elif wire_type == _LEN:
-            length, pos = _read_varint(buf, pos)
-            value = (pos, pos + length)
-            pos += length
-        elif wire_type == 1:
-            value, pos = None, pos + 8
-        elif wire_type == 5:
-            value, pos = None, pos + 4
-        else:
-            raise ValueError(f'unsupported protobuf wire type {wire_type}')
-        yield number, wire_type, value
-
-
-def _text(buf: bytes, span: tuple[int, int]) -> str:
-    return buf[span[0]:span[1]].decode('utf-8')
-
-
 def decode_modify_file(buf: bytes) -> tuple:
     """Decode one ModifyFileRequest into a tuple the service dispatches on.
 

@@ -127,13 +127,17 @@ class PachdClient:
         self._pfs = self._sdk.pfs
         # Streaming RPCs are called through our own multicallables rather than the
         # sdk's generator wrappers, so that we hold the call object and can cancel it.
-        self._rpc_get_file = self._stream('GetFile', _pfs.GetFileRequest, BytesValue)
-        self._rpc_list_file = self._stream('ListFile', _pfs.ListFileRequest, _pfs.FileInfo)
-        self._rpc_walk_file = self._stream('WalkFile', _pfs.WalkFileRequest, _pfs.FileInfo)
-        self._rpc_diff_file = self._stream('DiffFile', _pfs.DiffFileRequest, _pfs.DiffFileResponse)
-        self._rpc_list_commit = self._stream('ListCommit', _pfs.ListCommitRequest, _pfs.CommitInfo)
-        self._rpc_list_repo = self._stream('ListRepo', _pfs.ListRepoRequest, _pfs.RepoInfo)
-        self._rpc_list_project = self._stream('ListProject', _pfs.ListProjectRequest, _pfs.ProjectInfo)
+        self._rpc_get_file = self._stream('GetFile', _pfs.GetFileRequest, BytesValue.FromString)
+        # FileInfo answers are read by pachd/wire.py (one message per listed file).
+        self._rpc_list_file = self._stream('ListFile', _pfs.ListFileRequest, wire.file_info)
+        self._rpc_walk_file = self._stream('WalkFile', _pfs.WalkFileRequest, wire.file_info)
+        self._rpc_diff_file = self._stream('DiffFile', _pfs.DiffFileRequest, wire.diff_file_response)
+        self._rpc_list_commit = self._stream('ListCommit', _pfs.ListCommitRequest, _pfs.CommitInfo.FromString)
+        self._rpc_list_repo = self._stream('ListRepo', _pfs.ListRepoRequest, _pfs.RepoInfo.FromString)
+        self._rpc_list_project = self._stream('ListProject', _pfs.ListProjectRequest, _pfs.ProjectInfo.FromString)
+        self._rpc_inspect_file = self._channel.unary_unary(
+            '/pfs_v2.API/InspectFile', request_serializer=_pfs.InspectFileRequest.SerializeToString,
+            response_deserializer=wire.file_info)
         self._rpc_modify_file = self._channel.stream_unary(
             '/pfs_v2.API/ModifyFile', request_serializer=wire.serialise,
             response_deserializer=Empty.FromString)
@@ -141,10 +145,10 @@ class PachdClient:
             '/pfs_v2.API/InspectCommit', request_serializer=_pfs.InspectCommitRequest.SerializeToString,
             response_deserializer=_pfs.CommitInfo.FromString)
 
-    def _stream(self, name, request_type, response_type):
+    def _stream(self, name, request_type, deserializer):
         return self._channel.unary_stream(
             f'/pfs_v2.API/{name}', request_serializer=request_type.SerializeToString,
-            response_deserializer=response_type.FromString)
+            response_deserializer=deserializer)
 
     def __repr__(self) -> str:
         return (f'PachdClient({self.address.url}, auth={"token" if self._token else "none"}, '
@@ -399,17 +403,14 @@ class PachdClient:
             rpc, request = self._rpc_list_file, _pfs.ListFileRequest(file=request_file)
         context = dict(project=project, repo=repo, commits=(commit,), path=path)
         for info in self._iterate(rpc, request, **context):
-            if info.file_type == _pfs.FileType.DIR and not (include_dirs and rel_path(info.file.path)):
+            if info.is_dir and not (include_dirs and rel_path(info.path)):
                 continue
             yield self._file_entry(info, commit)
 
     @staticmethod
-    def _file_entry(info, commit: str) -> FileEntry:
-        listed_from = info.file.commit.id if info.file.is_set('commit') and info.file.commit.id else commit
-        return FileEntry(
-            path=rel_path(info.file.path), size=int(info.size_bytes), hash=bytes(info.hash or b'').hex(),
-            commit=listed_from, is_dir=info.file_type == _pfs.FileType.DIR, committed=timestamp(info, 'committed'),
-        )
+    def _file_entry(info: wire.FileInfo, commit: str) -> FileEntry:
+        return FileEntry(path=rel_path(info.path), size=info.size, hash=info.hash.hex(),
+                         commit=info.commit_id or commit, is_dir=info.is_dir, committed=info.committed)
 
     def inspect_file(self, project: str, repo: str, commit: str, path: str) -> FileEntry:
         """The file (or directory) at ``path``; files of finished commits named by id are
@@ -420,7 +421,7 @@ class PachdClient:
             return entry
         request_file = _pfs.File(commit=self._commit(project, repo, commit), path=pfs_path(path))
         try:
-            info = self._pfs.inspect_file(file=request_file)
+            info = self._rpc_inspect_file(_pfs.InspectFileRequest(file=request_file))
         except grpc.RpcError as exc:
             raise self._error(exc, project, repo, commits=(commit,), path=path) from None
         entry = self._file_entry(info, commit)
@@ -494,17 +495,18 @@ class PachdClient:
         )
         context = dict(project=project, repo=repo, commits=(new_commit, old_commit), path=path)
         for response in self._iterate(self._rpc_diff_file, request, **context):
-            new = response.new_file if response.is_set('new_file') and response.new_file.file.path else None
-            old = response.old_file if response.is_set('old_file') and response.old_file.file.path else None
+            new, old = response
+            new = new if new is not None and new.path else None
+            old = old if old is not None and old.path else None
             info = new or old
-            if info is None or info.file_type == _pfs.FileType.DIR:
+            if info is None or info.is_dir:
                 continue
             if new and old:
-                yield DiffEntry(rel_path(new.file.path), 'modified', int(new.size_bytes), bytes(new.hash).hex())
+                yield DiffEntry(rel_path(new.path), 'modified', new.size, new.hash.hex())
             elif new:
-                yield DiffEntry(rel_path(new.file.path), 'added', int(new.size_bytes), bytes(new.hash).hex())
+                yield DiffEntry(rel_path(new.path), 'added', new.size, new.hash.hex())
             else:
-                yield DiffEntry(rel_path(old.file.path), 'deleted', 0, '')
+                yield DiffEntry(rel_path(old.path), 'deleted', 0, '')
 
     # -- writing
     def write_commit(self, project: str, repo: str, branch: str, ops: Iterable[FileOp],
