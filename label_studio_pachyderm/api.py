@@ -77,10 +77,50 @@ _EXPORT_RESPONSE_EXAMPLE = OpenApiExample(
 )
 _ERROR_EXAMPLE = OpenApiExample(
     'Missing repo',
-    value={'repo': ['repo "images" not found in project "default"']},
+    value={
+        'id': '63fcdd9d-abd5-411f-b0ad-0d1291a81420', 'status_code': 400, 'version': '1.23.2',
+        'detail': 'Validation error', 'exc_info': None,
+        'validation_errors': {'repo': ['repo "images" not found in project "default"']},
+    },
     response_only=True,
     status_codes=['400'],
 )
+# Label Studio's exception handler shapes every error this way (core.utils.common.custom_exception_handler);
+# a sync of a storage that is not synchronizable answers {"message": ...} as Label Studio's own sync views do.
+_ERROR = inline_serializer('PachydermError', fields={
+    'id': serializers.CharField(required=False, help_text='Error id, as in the server log'),
+    'status_code': serializers.IntegerField(required=False),
+    'version': serializers.CharField(required=False, help_text='Label Studio version'),
+    'detail': serializers.CharField(required=False),
+    'exc_info': serializers.CharField(required=False, allow_null=True),
+    'validation_errors': serializers.DictField(
+        required=False, help_text='Messages per field to fix (non_field_errors for the rest)'),
+    'display_context': serializers.DictField(required=False),
+    'message': serializers.CharField(required=False, help_text='Sync of a storage that is not synchronizable'),
+})
+_ERROR_DESCRIPTIONS = {
+    400: 'Invalid settings, or pachd refused them: validation_errors names the field to fix',
+    401: 'No or invalid Label Studio credentials',
+    403: "Not a member of the project's organization, or no permission for this action",
+    404: "No such storage or project (JSON on the explicit layout; Label Studio's HTML 404 page on its own layout)",
+}
+
+
+def _errors(*codes):
+    """Error responses, in Label Studio's error shape."""
+    responses = {}
+    for code in codes:
+        examples = [_ERROR_EXAMPLE] if code == 400 else []
+        if code == 404:
+            # Label Studio's middleware retries a 404 of a path without a trailing slash with
+            # one appended; on the Label Studio layout that lands on its HTML 404 page.
+            responses[(404, 'application/json')] = OpenApiResponse(_ERROR, description=_ERROR_DESCRIPTIONS[404])
+            responses[(404, 'text/html')] = OpenApiResponse(OpenApiTypes.STR, description=_ERROR_DESCRIPTIONS[404])
+        else:
+            responses[code] = OpenApiResponse(_ERROR, description=_ERROR_DESCRIPTIONS[code], examples=examples)
+    return responses
+
+
 _PROJECT_PARAM = OpenApiParameter(
     name='project', type=OpenApiTypes.INT, location='query', required=True, description='Project ID'
 )
@@ -93,35 +133,99 @@ def _schema(summary, description, request=None, responses=None, examples=(), par
     )
 
 
+# ----------------------------------------------------------------------------- request input
+_MAX_ID = 2**63 - 1
+
+
+def _object_id(value, field: str) -> int:
+    """A database id from request input, or HTTP 400 naming the field (never a 500 from the ORM)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        try:
+            number = int(str(value).strip()) if isinstance(value, str) else None
+        except ValueError:
+            number = None
+    if number is None or not 0 < number <= _MAX_ID:
+        raise ValidationError({field: [f'{field} must be the id of an existing object (a positive whole number)']})
+    return number
+
+
+def _body(request):
+    """The request body as a mapping (JSON object or form fields), or HTTP 400."""
+    data = request.data
+    if not hasattr(data, 'get'):
+        raise ValidationError(
+            {'non_field_errors': [f'Invalid data. Expected a dictionary, but got {type(data).__name__}.']})
+    return data
+
+
 # ----------------------------------------------------------------------------- list / detail
+_NOT_A_MEMBER = 'You are not a member of this project\'s organization.'
+
+
+def _check_body_project(request):
+    """Refuse a body naming a project of another organization before any pachd call is made.
+
+    An unknown project id is left to the serializer (HTTP 400, field "project").
+    """
+    project_id = _body(request).get('project')
+    if project_id in (None, ''):
+        return
+    project = Project.objects.filter(pk=_object_id(project_id, 'project')).first()
+    if project is not None and not is_project_member(request.user, project):
+        raise PermissionDenied(_NOT_A_MEMBER)
+
+
 class _MemberListMixin:
     """Lists and creates only in projects of the user's own organization."""
 
     def get_queryset(self):
-        project = Project.objects.filter(pk=self.request.query_params.get('project') or 0).first()
+        project_id = self.request.query_params.get('project')
+        project = Project.objects.filter(pk=_object_id(project_id, 'project')).first() if project_id else None
         if project is not None and not is_project_member(self.request.user, project):
-            raise PermissionDenied('You are not a member of this project\'s organization.')
+            raise PermissionDenied(_NOT_A_MEMBER)
         return super().get_queryset()
+
+    def create(self, request, *args, **kwargs):
+        _check_body_project(request)
+        return super().create(request, *args, **kwargs)
 
     def check_member(self, serializer):
         project = serializer.validated_data.get('project')
         if project is not None and not is_project_member(self.request.user, project):
-            raise PermissionDenied('You are not a member of this project\'s organization.')
+            raise PermissionDenied(_NOT_A_MEMBER)
 
     def perform_create(self, serializer):
         self.check_member(serializer)
         return super().perform_create(serializer)
 
 
+class _MemberDetailMixin:
+    """An update cannot move a storage into a project of another organization."""
+
+    def update(self, request, *args, **kwargs):
+        self.get_object()  # 404 / 403 for the storage itself come first
+        _check_body_project(request)
+        return super().update(request, *args, **kwargs)
+
+    def perform_update(self, serializer):
+        project = serializer.validated_data.get('project')
+        if project is not None and not is_project_member(self.request.user, project):
+            raise PermissionDenied(_NOT_A_MEMBER)
+        return super().perform_update(serializer)
+
+
 @method_decorator(name='get', decorator=_schema(
     'List Pachyderm import storages', 'Pachyderm source storages of a project.',
-    responses=PachydermImportStorageSerializer(many=True), parameters=[_PROJECT_PARAM],
-    examples=[_IMPORT_RESPONSE_EXAMPLE]))
+    responses={200: PachydermImportStorageSerializer(many=True), **_errors(400, 401, 403, 404)},
+    parameters=[_PROJECT_PARAM], examples=[_IMPORT_RESPONSE_EXAMPLE]))
 @method_decorator(name='post', decorator=_schema(
     'Create a Pachyderm import storage',
     'Checks the connection (pachd, token, repo, branch or commit, matching files) before saving.',
-    request=PachydermImportStorageSerializer, responses={201: PachydermImportStorageSerializer},
-    examples=[_IMPORT_EXAMPLE, _IMPORT_RESPONSE_EXAMPLE, _ERROR_EXAMPLE]))
+    request=PachydermImportStorageSerializer,
+    responses={201: PachydermImportStorageSerializer, **_errors(400, 401, 403)},
+    examples=[_IMPORT_EXAMPLE, _IMPORT_RESPONSE_EXAMPLE]))
 class PachydermImportStorageListAPI(_MemberListMixin, ImportStorageListAPI):
     queryset = PachydermImportStorage.objects.all()
     serializer_class = PachydermImportStorageSerializer
@@ -129,27 +233,30 @@ class PachydermImportStorageListAPI(_MemberListMixin, ImportStorageListAPI):
 
 @method_decorator(name='get', decorator=_schema(
     'Get a Pachyderm import storage', 'The auth token is never returned.',
-    responses=PachydermImportStorageSerializer, examples=[_IMPORT_RESPONSE_EXAMPLE]))
+    responses={200: PachydermImportStorageSerializer, **_errors(401, 403, 404)},
+    examples=[_IMPORT_RESPONSE_EXAMPLE]))
 @method_decorator(name='patch', decorator=_schema(
     'Update a Pachyderm import storage', 'An omitted or empty auth_token keeps the stored token.',
-    request=PachydermImportStorageSerializer, responses=PachydermImportStorageSerializer,
-    examples=[_IMPORT_EXAMPLE, _ERROR_EXAMPLE]))
+    request=PachydermImportStorageSerializer,
+    responses={200: PachydermImportStorageSerializer, **_errors(400, 401, 403, 404)}, examples=[_IMPORT_EXAMPLE]))
 @method_decorator(name='delete', decorator=_schema(
-    'Delete a Pachyderm import storage', 'Tasks created by it stay in the project.'))
-class PachydermImportStorageDetailAPI(ImportStorageDetailAPI):
+    'Delete a Pachyderm import storage', 'Tasks created by it stay in the project.',
+    responses={204: None, **_errors(401, 403, 404)}))
+class PachydermImportStorageDetailAPI(_MemberDetailMixin, ImportStorageDetailAPI):
     queryset = PachydermImportStorage.objects.all()
     serializer_class = PachydermImportStorageSerializer
 
 
 @method_decorator(name='get', decorator=_schema(
     'List Pachyderm export storages', 'Pachyderm target storages of a project.',
-    responses=PachydermExportStorageSerializer(many=True), parameters=[_PROJECT_PARAM],
-    examples=[_EXPORT_RESPONSE_EXAMPLE]))
+    responses={200: PachydermExportStorageSerializer(many=True), **_errors(400, 401, 403, 404)},
+    parameters=[_PROJECT_PARAM], examples=[_EXPORT_RESPONSE_EXAMPLE]))
 @method_decorator(name='post', decorator=_schema(
     'Create a Pachyderm export storage',
     'Checks pachd, token and repo; a missing branch is created by the first write.',
-    request=PachydermExportStorageSerializer, responses={201: PachydermExportStorageSerializer},
-    examples=[_EXPORT_EXAMPLE, _EXPORT_RESPONSE_EXAMPLE, _ERROR_EXAMPLE]))
+    request=PachydermExportStorageSerializer,
+    responses={201: PachydermExportStorageSerializer, **_errors(400, 401, 403)},
+    examples=[_EXPORT_EXAMPLE, _EXPORT_RESPONSE_EXAMPLE]))
 class PachydermExportStorageListAPI(_MemberListMixin, ExportStorageListAPI):
     queryset = PachydermExportStorage.objects.all()
     serializer_class = PachydermExportStorageSerializer
@@ -166,14 +273,16 @@ class PachydermExportStorageListAPI(_MemberListMixin, ExportStorageListAPI):
 
 @method_decorator(name='get', decorator=_schema(
     'Get a Pachyderm export storage', 'The auth token is never returned.',
-    responses=PachydermExportStorageSerializer, examples=[_EXPORT_RESPONSE_EXAMPLE]))
+    responses={200: PachydermExportStorageSerializer, **_errors(401, 403, 404)},
+    examples=[_EXPORT_RESPONSE_EXAMPLE]))
 @method_decorator(name='patch', decorator=_schema(
     'Update a Pachyderm export storage', 'An omitted or empty auth_token keeps the stored token.',
-    request=PachydermExportStorageSerializer, responses=PachydermExportStorageSerializer,
-    examples=[_EXPORT_EXAMPLE, _ERROR_EXAMPLE]))
+    request=PachydermExportStorageSerializer,
+    responses={200: PachydermExportStorageSerializer, **_errors(400, 401, 403, 404)}, examples=[_EXPORT_EXAMPLE]))
 @method_decorator(name='delete', decorator=_schema(
-    'Delete a Pachyderm export storage', 'Files already written stay in the repo.'))
-class PachydermExportStorageDetailAPI(ExportStorageDetailAPI):
+    'Delete a Pachyderm export storage', 'Files already written stay in the repo.',
+    responses={204: None, **_errors(401, 403, 404)}))
+class PachydermExportStorageDetailAPI(_MemberDetailMixin, ExportStorageDetailAPI):
     queryset = PachydermExportStorage.objects.all()
     serializer_class = PachydermExportStorageSerializer
 
@@ -193,11 +302,17 @@ class _SyncAPI(generics.GenericAPIView):
         return self.serializer_class.Meta.model.objects.all()
 
     def flag(self, name) -> bool:
-        value = self.request.data.get(name, self.request.query_params.get(name, False))
-        return str(value).lower() in ('1', 'true', 'yes', 'on')
+        """An option from the body or the query string; anything but a boolean is a 400."""
+        data = _body(self.request)
+        value = data.get(name, self.request.query_params.get(name, False))
+        try:
+            return bool(serializers.BooleanField().to_internal_value(value))
+        except ValidationError:
+            raise ValidationError({name: ['Must be a boolean: true/false, 1/0, yes/no or on/off']}) from None
 
     def post(self, request, *args, **kwargs):
         storage = self.get_object()
+        self.sync_options()  # a malformed option is a 400 before anything starts
         if not storage.synchronizable:
             return Response(
                 {'message': f'Storage {storage.id} is not synchronizable'}, status=status.HTTP_400_BAD_REQUEST
@@ -211,25 +326,33 @@ class _SyncAPI(generics.GenericAPIView):
     'Sync a Pachyderm import storage',
     'Imports new files of the branch head (or pinned commit). A re-sync reads only the diff since the last '
     'synced commit; send full_rescan=true to list everything again.',
-    request=_SYNC_REQUEST, responses={200: PachydermImportStorageSerializer}, examples=[_IMPORT_RESPONSE_EXAMPLE]))
+    request=_SYNC_REQUEST, responses={200: PachydermImportStorageSerializer, **_errors(400, 401, 403, 404)},
+    examples=[_IMPORT_RESPONSE_EXAMPLE]))
 class PachydermImportStorageSyncAPI(_SyncAPI):
     serializer_class = PachydermImportStorageSerializer
 
+    def sync_options(self):
+        return {'full_rescan': self.flag('full_rescan')}
+
     def start(self, storage):
         storage.validate_connection(require_files=False)
-        storage.sync(full_rescan=self.flag('full_rescan'))
+        storage.sync(**self.sync_options())
 
 
 @method_decorator(name='post', decorator=_schema(
     'Sync a Pachyderm export storage',
     'Writes the project\'s annotations to repo@branch in ONE commit.',
-    request=_SYNC_REQUEST, responses={200: PachydermExportStorageSerializer}, examples=[_EXPORT_RESPONSE_EXAMPLE]))
+    request=_SYNC_REQUEST, responses={200: PachydermExportStorageSerializer, **_errors(400, 401, 403, 404)},
+    examples=[_EXPORT_RESPONSE_EXAMPLE]))
 class PachydermExportStorageSyncAPI(_SyncAPI):
     serializer_class = PachydermExportStorageSerializer
 
+    def sync_options(self):
+        return {'save_only_new_annotations': self.flag('only_new')}
+
     def start(self, storage):
         storage.validate_connection()
-        storage.sync(save_only_new_annotations=self.flag('only_new'))
+        storage.sync(**self.sync_options())
 
 
 # ----------------------------------------------------------------------------- validate / files
@@ -242,25 +365,28 @@ class _CheckAPI(generics.GenericAPIView):
 
     def checked_storage(self, request):
         model = self.serializer_class.Meta.model
+        data = _body(request)
         instance = None
-        if request.data.get('id'):
-            instance = model.objects.filter(pk=request.data['id']).first()
-            if instance is None or not instance.has_permission(request.user):
-                raise ValidationError({'id': [f'No Pachyderm storage with id {request.data["id"]}']})
-        project_id = request.data.get('project') or (instance.project_id if instance else None)
+        if data.get('id'):
+            instance = model.objects.filter(pk=_object_id(data['id'], 'id')).first()
+            if instance is None:
+                raise ValidationError({'id': [f'No Pachyderm storage with id {data["id"]}']})
+            if not instance.has_permission(request.user):
+                raise PermissionDenied('You do not have permission to use this storage.')
+        project_id = data.get('project') or (instance.project_id if instance else None)
         if project_id is not None:
-            project = Project.objects.filter(pk=project_id).first()
+            project = Project.objects.filter(pk=_object_id(project_id, 'project')).first()
             if project is None or not is_project_member(request.user, project):
                 raise PermissionDenied('You do not have permission to use storages of this project.')
-        serializer = self.serializer_class(instance=instance, data=request.data, partial=instance is not None)
+        serializer = self.serializer_class(instance=instance, data=data, partial=instance is not None)
         serializer.require_files = self.require_files
         serializer.is_valid(raise_exception=True)
         return serializer.candidate(dict(serializer.validated_data))
 
 
 _VALIDATE_RESPONSES = {
-    200: OpenApiResponse(description='The connection works'),
-    400: OpenApiResponse(description='What is wrong, per field', examples=[_ERROR_EXAMPLE]),
+    200: OpenApiResponse(description='The connection works (empty body)'),
+    **_errors(400, 401, 403),
 }
 
 
@@ -291,7 +417,12 @@ class PachydermExportStorageValidateAPI(_CheckAPI):
 
 
 _FILES_RESPONSE = inline_serializer('PachydermFilesResponse', fields={
-    'files': serializers.ListField(child=serializers.DictField()),
+    'files': inline_serializer('PachydermFile', many=True, fields={
+        'key': serializers.CharField(allow_null=True, help_text='Path in the repo; null: more files than "limit"'),
+        'last_modified': serializers.CharField(allow_null=True, help_text='When the file was committed (ISO 8601)'),
+        'size': serializers.IntegerField(allow_null=True, help_text='Bytes'),
+        'commit': serializers.CharField(required=False, help_text='Commit listed'),
+    }),
 })
 
 
@@ -299,7 +430,7 @@ _FILES_RESPONSE = inline_serializer('PachydermFilesResponse', fields={
     'Preview files of a Pachyderm import storage',
     'The first "limit" selected files (path, size, commit) of the branch head or pinned commit. A final entry '
     'with key null means there are more.',
-    request=PachydermImportStorageSerializer, responses={200: _FILES_RESPONSE, 400: _VALIDATE_RESPONSES[400]}))
+    request=PachydermImportStorageSerializer, responses={200: _FILES_RESPONSE, **_errors(400, 401, 403)}))
 class PachydermImportStorageFilesAPI(_CheckAPI):
     serializer_class = PachydermImportStorageSerializer
     require_files = False
@@ -308,8 +439,8 @@ class PachydermImportStorageFilesAPI(_CheckAPI):
         storage = self.checked_storage(request)
         try:
             limit = max(1, min(int(request.data.get('limit', settings.DEFAULT_STORAGE_LIST_LIMIT)), 10_000))
-        except (TypeError, ValueError):
-            raise ValidationError({'limit': ['limit must be a whole number']})
+        except (TypeError, ValueError, OverflowError):
+            raise ValidationError({'limit': ['limit must be a whole number']}) from None
         try:
             entries = list(itertools.islice(storage.iter_objects(), limit + 1))
         except pachd.PachdError as exc:
@@ -328,7 +459,7 @@ class PachydermImportStorageFormLayoutAPI(ImportStorageFormLayoutAPI):
     # Label Studio hides its form-layout views from the schema; ours are documented.
     @extend_schema(exclude=False, tags=[TAG], summary='Form layout of the Pachyderm import storage',
                    description='The import storage form for the legacy Cloud Storage UI (form_layout.yml).',
-                   responses={200: _FORM_RESPONSE})
+                   responses={200: _FORM_RESPONSE, **_errors(401, 403)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
@@ -336,6 +467,6 @@ class PachydermImportStorageFormLayoutAPI(ImportStorageFormLayoutAPI):
 class PachydermExportStorageFormLayoutAPI(ExportStorageFormLayoutAPI):
     @extend_schema(exclude=False, tags=[TAG], summary='Form layout of the Pachyderm export storage',
                    description='The export storage form for the legacy Cloud Storage UI (form_layout.yml).',
-                   responses={200: _FORM_RESPONSE})
+                   responses={200: _FORM_RESPONSE, **_errors(401, 403)})
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

@@ -11,6 +11,7 @@ from io_storages.serializers import ExportStorageSerializer, ImportStorageSerial
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from . import pachd
 from .models import PachydermExportStorage, PachydermImportStorage
 
 SECRET_FIELDS = ('auth_token',)
@@ -26,15 +27,14 @@ class _PachydermSerializerMixin:
         data = super().to_representation(instance)
         for name in self.secure_fields:
             data.pop(name, None)
-        data.pop('last_synced_selection', None)
         return data
 
     def candidate(self, data):
         """An unsaved storage with the submitted values over the stored ones."""
         model = self.Meta.model
+        # Only the instance the view resolved (and checked permissions on): an "id" in the
+        # body of a create must never lend another storage's stored token to this check.
         stored = self.instance
-        if stored is None and self.initial_data.get('id'):
-            stored = model.objects.filter(pk=self.initial_data['id']).first()
         for name in self.secure_fields:
             if not data.get(name):
                 data.pop(name, None)  # empty or omitted: keep the stored secret
@@ -47,6 +47,7 @@ class _PachydermSerializerMixin:
 
     def validate(self, data):
         data = super().validate(data)
+        self._check_token_stays_with_its_address(data)
         storage = self.candidate(dict(data))
         if not (storage.pachd_address or '').strip() and not getattr(settings, 'PACHYDERM_USE_SERVER_CONFIG', False):
             raise ValidationError({'pachd_address': ['A pachd address is required, e.g. grpc://localhost:30650']})
@@ -58,8 +59,41 @@ class _PachydermSerializerMixin:
         return data
 
 
+    def _check_token_stays_with_its_address(self, data):
+        """A stored token is only ever sent to the address it was saved with.
+
+        Otherwise anyone allowed to edit the storage could point it at a server of
+        their own and receive the token on the connection check.
+        """
+        stored = self.instance
+        if stored is None or not stored.auth_token or data.get('auth_token') or 'pachd_address' not in data:
+            return
+        if _address_key(data['pachd_address']) != _address_key(stored.pachd_address):
+            raise ValidationError({'auth_token': [
+                'Enter the auth token again: the pachd address changed, and a stored token is only sent to the '
+                'address it was saved with.']})
+
+
+def _address_key(text) -> str:
+    try:
+        return pachd.parse_address(text).url
+    except pachd.PachdError:
+        return (text or '').strip()
+
+
+class _TypeField(serializers.ReadOnlyField):
+    """Always "pachyderm".
+
+    Label Studio's ``ReadOnlyField(default=...)`` is skipped by DRF on partial updates,
+    so a PATCH response lacked the field its schema marks as always present.
+    """
+
+    def get_attribute(self, instance):
+        return 'pachyderm'
+
+
 class PachydermImportStorageSerializer(_PachydermSerializerMixin, ImportStorageSerializer):
-    type = serializers.ReadOnlyField(default='pachyderm')
+    type = _TypeField(default='pachyderm')
     presign = serializers.BooleanField(read_only=True, default=False)
 
     def check_storage(self, storage):
@@ -67,13 +101,14 @@ class PachydermImportStorageSerializer(_PachydermSerializerMixin, ImportStorageS
 
     class Meta:
         model = PachydermImportStorage
-        fields = '__all__'
+        # last_synced_selection is internal bookkeeping of incremental sync, never shown.
+        exclude = ('last_synced_selection',)
         read_only_fields = _READ_ONLY
         extra_kwargs = {'auth_token': {'write_only': True}}
 
 
 class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageSerializer):
-    type = serializers.ReadOnlyField(default='pachyderm')
+    type = _TypeField(default='pachyderm')
     presign = serializers.BooleanField(read_only=True, default=False)
 
     def check_storage(self, storage):

@@ -188,6 +188,17 @@ def test_auth_token_is_write_only_and_kept(api, project, tmp_path, pfs_client):
         assert storage.auth_token == token and storage.title == 'renamed'
         assert storage.status == 'completed' and token not in json.dumps(storage.meta) + (storage.traceback or '')
 
+        # The stored token never follows the storage to another address (it would be sent there).
+        same = server.address.split('://')[-1]  # the same address, written without its scheme
+        assert api.patch(f'/api/storages/pachyderm/{sid}', {'pachd_address': same}, format='json').status_code == 200
+        for route, body in ((f'/api/storages/pachyderm/{sid}', {'pachd_address': pfs_client.address.target}),
+                            ('/api/storages/pachyderm/validate', {'id': sid, 'pachd_address': '127.0.0.1:1'})):
+            moved = api.patch(route, body, format='json') if 'validate' not in route else api.post(
+                route, body, format='json')
+            assert moved.status_code == 400, moved.content
+            assert 'Enter the auth token again' in moved.json()['validation_errors']['auth_token'][0]
+        assert PachydermImportStorage.objects.get(id=sid).pachd_address == same
+
 
 # ----------------------------------------------------------------------------- proxy
 def _proxy(api, task, headers=None):
@@ -406,3 +417,10 @@ def test_proxy_refuses_crafted_fileuris_without_server_errors(api, project, pfs,
         assert r.status_code in (400, 403, 404, 424), (fileuri[:60], r.status_code)
         body = b''.join(r.streaming_content) if r.streaming else r.content
         assert PNG not in body
+
+
+def test_http_options_answers_on_every_layout(api, project, pfs, images):
+    sid = create(api, project, pfs, use_blob_urls=True).json()['id']
+    for route in (f'/api/storages/pachyderm/{sid}/sync', f'/api/storages/pachyderm/import/{sid}/sync/',
+                  f'/api/storages/pachyderm/{sid}', '/api/storages/pachyderm/validate'):
+        assert api.options(route).status_code == 200, route
