@@ -76,9 +76,17 @@ def import_storage(storage, link_class, full_rescan: bool = False) -> None:
 def _sync(storage, link_class, full_rescan: bool) -> None:
     client = storage.get_client()
     project = storage.project
-    commit = storage._listing_commit(client)
+    commit = _finished_commit(client, storage, storage._listing_commit(client))
     selection = selection_signature(storage)
     previous = storage.last_synced_commit if storage.last_synced_selection == selection else ''
+    if not commit:
+        # The branch's only commits are still being written: nothing to read yet, nothing recorded.
+        storage.info_set_completed(
+            last_sync_count=0, tasks_existed=0, commit=None, previous_commit=previous or None,
+            sync_mode='waiting', files_seen=0, links_marked_missing=0, files_failed=0,
+            note='the branch has no finished commit yet; sync again once its first commit is finished',
+        )
+        return
     if previous and not full_rescan and not _commit_exists(client, storage, previous):
         previous = ''
 
@@ -99,6 +107,32 @@ def _sync(storage, link_class, full_rescan: bool) -> None:
         storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
     _flush(storage, link_class, state)
     _finish(storage, link_class, state, previous, selection)
+
+
+def _finished_commit(client, storage, commit: str) -> str:
+    """The commit a sync reads: ``commit`` if it is finished, else the newest finished ancestor.
+
+    A branch head can be a commit that a writer (pachctl put-file, a pipeline) still has open;
+    pachd shows its files as they arrive. Reading it would import part of its files and record it
+    as synced, and the incremental syncs that follow diff *from* it, so its remaining files would
+    never be imported. Its finished parent is read instead; the next sync picks the commit up.
+    '' when no commit of the branch is finished yet.
+    """
+    info = client.inspect_commit(storage.project_name, storage.repo, commit)
+    if info.finished:
+        return info.id
+    if storage.commit:
+        from rest_framework.exceptions import ValidationError
+
+        raise ValidationError([
+            f'commit {commit} of {storage.project_name}/{storage.repo} is not finished yet: its files are still '
+            'being written. Sync again once it is finished.'
+        ])
+    while not info.finished:
+        if not info.parent:
+            return ''
+        info = client.inspect_commit(storage.project_name, storage.repo, info.parent)
+    return info.id
 
 
 def _commit_exists(client, storage, commit: str) -> bool:
@@ -188,6 +222,14 @@ def _process_paths(storage, link_class, client, paths, state) -> None:
                     state.tasks_existed += 1
                     continue
                 state.pending.append(obj)
+                # One file may hold any number of rows: flush by rows, not only between files,
+                # or a 100,000-line JSONL becomes one 100,000-task transaction held in memory.
+                if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
+                    _flush(storage, link_class, state)
+                    storage.info_update_progress(
+                        last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed
+                    )
+            del objects
         if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
             _flush(storage, link_class, state)
 

@@ -78,13 +78,36 @@ def _on_rq_failure(job, connection, exc_type, exc_value, exc_tb):
     record_failure(job.args[0], job.args[1], exc_value)
 
 
+def _redis_where(url: str) -> str:
+    """host:port/db of a Redis URL, never its password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        return f'{parts.hostname or "localhost"}:{parts.port or 6379}{parts.path or ""}'
+    except ValueError:
+        return 'the configured Redis'
+
+
 def _run(fn, storage, *args):
     queue = get_queue()
     if queue is not None:
-        job = queue.enqueue(
-            fn, storage.__class__, storage.id, *args,
-            on_failure=_on_rq_failure, job_timeout=settings.RQ_LONG_JOB_TIMEOUT,
-        )
+        try:
+            job = queue.enqueue(
+                fn, storage.__class__, storage.id, *args,
+                on_failure=_on_rq_failure, job_timeout=settings.RQ_LONG_JOB_TIMEOUT,
+            )
+        except Exception as exc:
+            # The claim already says QUEUED: without this the storage would stay queued with
+            # no job behind it (and the request would fail with a bare 500).
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            logger.warning('Pachyderm storage %s: cannot queue the sync: %s', storage.id, reason)
+            record_failure(storage.__class__, storage.id, ValidationError([
+                f'cannot queue the sync: Redis at {_redis_where(settings.PACHYDERM_REDIS_URL)} '
+                f'(PACHYDERM_REDIS_URL) did not take the job ({reason}). Start Redis and a '
+                '"label-studio-pachyderm worker", or unset PACHYDERM_REDIS_URL to run syncs inline; then sync again.'
+            ]))
+            return
         storage.info_set_job(job.id)
         return
     try:
@@ -102,10 +125,56 @@ def import_sync_job(storage_class, storage_id, full_rescan=False):
 
 def export_sync_job(storage_class, storage_id, only_new=False):
     storage = storage_class.objects.get(id=storage_id)
+    started = timezone.now()
     if only_new:
         storage.save_only_new_annotations()
     else:
         storage.save_all_annotations()
+    export_saved_during_sync(storage_class, storage_id, started)
+
+
+# An annotation without an export link after a sync that was saved up to this long before the
+# sync started may have been committed after the sync read its list (a transaction in flight).
+_IN_FLIGHT_SECONDS = 10
+
+
+def export_saved_during_sync(storage_class, storage_id, started) -> None:
+    """After a sync: export the annotations saved while it ran, in one more commit. Never raises.
+
+    The sync reads its list of annotations when it starts, and while its commit is open pachd
+    refuses any other commit on the branch, so the auto-exports of annotations saved meanwhile
+    fail. Their failure note cannot survive either: the sync records its own result over it.
+    Without this step such an annotation would stay out of the repo (or stale in it) while the
+    storage says "completed".
+    """
+    from datetime import timedelta
+
+    from django.db.models import Q
+    from tasks.models import Annotation
+
+    from .exporter import export_annotations
+
+    storage = storage_class.objects.filter(id=storage_id).first()
+    if storage is None or storage.status not in (storage.Status.COMPLETED, storage.Status.COMPLETED_WITH_ERRORS):
+        return  # a failed sync says so; the next one exports everything
+    try:
+        linked = storage.links.model.objects.filter(storage=storage).values('annotation_id')
+        window = started - timedelta(seconds=_IN_FLIGHT_SECONDS)
+        ids = list(
+            Annotation.objects.filter(project_id=storage.project_id)
+            .filter(Q(updated_at__gte=started) | (Q(updated_at__gte=window) & ~Q(id__in=linked)))
+            .order_by('id').values_list('id', flat=True)
+        )
+    except Exception:
+        logger.exception('Pachyderm storage %s: cannot list annotations saved during the sync', storage_id)
+        return
+    if not ids:
+        return
+    try:
+        export_annotations(storage, annotation_ids=ids, reason='annotations saved during a sync')
+    except Exception as exc:
+        logger.warning('Pachyderm storage %s: annotations saved during the sync not exported: %s', storage_id, exc)
+        note_export_error(storage, exc, f'annotations {", ".join(map(str, ids))} (saved during the sync)')
 
 
 def _busy(storage) -> bool:
