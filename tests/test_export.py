@@ -111,6 +111,30 @@ def test_file_contents_equal_label_studio_serializers(api, project, pfs, pfs_cli
     assert {link.commit for link in links} == {storage.last_exported_commit}
 
 
+def test_file_contents_of_scattered_tasks_equal_label_studio_serializers(api, project, pfs, pfs_client, labels,
+                                                                         settings, user):
+    """Tasks far apart (fetched by id list, not by id range) are written the same way."""
+    from data_export.serializers import ExportDataSerializer
+    from tasks.models import AnnotationDraft
+
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    tasks = make_tasks(project, 12)
+    chosen = [tasks[0], tasks[5], tasks[11]]
+    for task in chosen:
+        annotate(api, task)
+    AnnotationDraft.objects.create(task=tasks[5], user=user, result=RESULT)
+    tasks[11].comment_authors.add(user)
+    storage = PachydermExportStorage.objects.get(id=create_export(api, project, pfs)['id'])
+    exporter.export_annotations(storage, queryset=Annotation.objects.filter(project=project))
+    assert {f.path for f in pfs_client.list_files('default', 'labels', 'master')} == {f'{t.id}.json' for t in chosen}
+    for task in chosen:
+        task.refresh_from_db()
+        expected = ExportDataSerializer(task, context={'project': project},
+                                        expand=['annotations.reviews', 'annotations.completed_by']).data
+        written = pfs_client.get_file_bytes('default', 'labels', 'master', f'{task.id}.json')
+        assert written == json.dumps(expected, ensure_ascii=False).encode(), task.id
+
+
 def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):
     create_export(api, project, pfs)
     before = len(commits(pfs_client))
