@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 _COALESCE_PENDING = 'pachyderm:export:pending:{}'
 _COALESCE_SCHEDULED = 'pachyderm:export:scheduled:{}'
+_COALESCE_RETRIES = 'pachyderm:export:retries:{}'
+_RETRY_ATTEMPTS = 5  # then the annotations wait for the next submit or a sync
 
 
 _connections: dict = {}
@@ -263,7 +265,12 @@ def auto_export_job(storage_class, storage_id, annotation_ids):
 
 
 def coalesced_export_job(storage_class, storage_id):
-    """Export every annotation gathered for this storage since the job was scheduled: one commit."""
+    """Export every annotation gathered for this storage since the job was scheduled: one commit.
+
+    A failed flush puts its annotations back and schedules another flush, up to
+    _RETRY_ATTEMPTS times with doubling delays from PACHYDERM_EXPORT_RETRY_SECONDS,
+    so a pachd outage during a burst of submits heals without anyone syncing.
+    """
     queue = get_queue()
     conn = queue.connection
     # Clear the flag first: a submit arriving from now on schedules the next flush.
@@ -281,7 +288,24 @@ def coalesced_export_job(storage_class, storage_id):
     except Exception:
         # Put them back so the next flush (or a manual sync) still exports them.
         conn.sadd(pending_key, *ids)
+        _schedule_retry(queue, storage_class, storage_id)
         raise
+    conn.delete(_COALESCE_RETRIES.format(storage_id))
+
+
+def _schedule_retry(queue, storage_class, storage_id) -> None:
+    from datetime import timedelta
+
+    conn = queue.connection
+    retries_key = _COALESCE_RETRIES.format(storage_id)
+    attempt = conn.incr(retries_key)
+    conn.expire(retries_key, 24 * 3600)
+    if attempt > _RETRY_ATTEMPTS:
+        return
+    delay = float(getattr(settings, 'PACHYDERM_EXPORT_RETRY_SECONDS', 30) or 30) * 2 ** (attempt - 1)
+    if conn.set(_COALESCE_SCHEDULED.format(storage_id), '1', nx=True, ex=int(delay * 4) + 60):
+        queue.enqueue_in(timedelta(seconds=delay), coalesced_export_job, storage_class, storage_id,
+                         on_failure=_on_auto_export_failure)
 
 
 def export_on_submit(storage, annotation_id) -> None:

@@ -72,6 +72,9 @@ PACHYDERM_RQ_QUEUE = get_env('PACHYDERM_RQ_QUEUE', 'pachyderm')
 # Seconds an auto-export waits to gather other submits into the same commit (RQ mode
 # only; inline mode commits once per submit). 0 disables coalescing.
 PACHYDERM_EXPORT_COALESCE_SECONDS = float(get_env('PACHYDERM_EXPORT_COALESCE_SECONDS', 5))
+# Background mode: a failed flush of gathered auto-exports is retried after this many seconds,
+# doubling, five times; after that the next submit or a sync exports them.
+PACHYDERM_EXPORT_RETRY_SECONDS = float(get_env('PACHYDERM_EXPORT_RETRY_SECONDS', 30))
 
 # Tasks created per database batch during an import sync.
 PACHYDERM_IMPORT_BATCH_SIZE = int(get_env('PACHYDERM_IMPORT_BATCH_SIZE', 500))

@@ -46,6 +46,7 @@ def rq_worker(settings, tmp_path):
         'POSTGRE_NAME': settings.DATABASES['default']['NAME'],
         'PACHYDERM_REDIS_URL': REDIS_URL,
         'PACHYDERM_RQ_QUEUE': queue,
+        'PACHYDERM_EXPORT_RETRY_SECONDS': '1',  # failed flushes retried after 1, 2, 4, ... s
         'PACHYDERM_ALLOWED_HOSTS': '127.0.0.1',
         'SENTRY_DSN': '',
     }
@@ -105,6 +106,37 @@ def test_auto_exports_coalesce_into_few_commits(api, project, pfs, pfs_client, r
     wait_for(lambda: {f.path for f in pachd.PachdClient(pfs.address).list_files('default', 'labels', 'master')}
              == expected if commits(pfs_client) else False, what='coalesced export')
     assert 1 <= len(commits(pfs_client)) <= 3  # one window, perhaps split at its edge; never 12
+
+
+def test_gathered_auto_exports_that_fail_are_retried_until_pachd_is_back(api, project, tmp_path, rq_worker,
+                                                                        settings):
+    from label_studio_pachyderm.localpfs import start_server
+
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs'))
+    pachd.PachdClient(server.address).create_repo('default', 'labels')
+    sid = api.post('/api/storages/export/pachyderm', {'project': project.id, 'pachd_address': server.address,
+                                                      'repo': 'labels'}, format='json').json()['id']
+    port = server.port
+    server.stop()
+    tasks = make_tasks(project, 4)
+    for task in tasks:
+        annotate(api, task)  # saved (201) while pachd is down
+    # The flush (after the 2 s window) fails and is noted on the storage; nobody syncs.
+    wait_for(lambda: PachydermExportStorage.objects.filter(id=sid, status='completed_with_errors').exists(),
+             timeout=120, what='the failed flush noted on the storage')
+    with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
+        client = pachd.PachdClient(again.address)
+        expected = {f'{t.id}.json' for t in tasks}
+
+        def exported():
+            try:
+                return {f.path for f in client.list_files('default', 'labels', 'master')} == expected
+            except pachd.PachdNotFound:  # no commit on the branch yet
+                return False
+
+        wait_for(exported, timeout=120, what='the retried flush')
+        assert len(list(client.list_commits('default', 'labels'))) == 1  # one commit with all four
 
 
 def test_export_sync_on_worker_is_one_commit(api, project, pfs, pfs_client, rq_worker, settings):
