@@ -258,6 +258,22 @@ def test_one_gib_file_through_the_proxy_with_bounded_memory(pfs_proc, ls_server)
 
 # ----------------------------------------------------------------------------- 3b. 100,000-row JSONL
 @pytest.mark.django_db(transaction=True)
+def _create_and_sync(api, project, pfs_proc, repo, use_blob_urls):
+    """A source storage on ``repo`` and its first sync over the API, with the memory it took:
+    (storage id, the sync's answer, seconds, RssPeak of this process and the PFS server)."""
+    r = api.post('/api/storages/pachyderm', {'project': project.id, 'title': repo, 'repo': repo,
+                                             'pachd_address': pfs_proc.address, 'use_blob_urls': use_blob_urls},
+                 format='json')
+    assert r.status_code == 201, r.content
+    sid = r.json()['id']
+    with RssPeak(os.getpid(), pfs_proc.pid) as mem:
+        started = time.time()
+        r = api.post(f'/api/storages/pachyderm/{sid}/sync')
+        seconds = time.time() - started
+    assert r.status_code == 200, r.content
+    return sid, r.json(), seconds, mem
+
+
 def test_jsonl_with_100k_rows_imports_each_row_once(api, text_project, pfs_proc):
     from label_studio_pachyderm.models import PachydermImportStorageLink
     from tasks.models import Task
@@ -270,17 +286,7 @@ def test_jsonl_with_100k_rows_imports_each_row_once(api, text_project, pfs_proc)
     del body
     assert text_project.label_config == TEXT_CONFIG
 
-    r = api.post('/api/storages/pachyderm', {'project': text_project.id, 'title': 'jsonl', 'repo': 'tasks',
-                                             'pachd_address': pfs_proc.address, 'use_blob_urls': False},
-                 format='json')
-    assert r.status_code == 201, r.content
-    sid = r.json()['id']
-    with RssPeak(os.getpid(), pfs_proc.pid) as mem:
-        started = time.time()
-        r = api.post(f'/api/storages/pachyderm/{sid}/sync')
-        seconds = time.time() - started
-    assert r.status_code == 200, r.content
-    storage = r.json()
+    sid, storage, seconds, mem = _create_and_sync(api, text_project, pfs_proc, 'tasks', use_blob_urls=False)
     print(f'\nJSONL {rows} rows: first sync {seconds:.1f}s ({rows / seconds:.0f} tasks/s); test process RSS '
           f'{_mib(mem.start[os.getpid()])} -> peak {_mib(mem.peak[os.getpid()])} (+{_mib(mem.growth(os.getpid()))}); '
           f'PFS server peak {_mib(mem.peak[pfs_proc.pid])}')
@@ -322,17 +328,7 @@ def test_100k_files_first_sync_then_exactly_the_new_ones(api, project, pfs_proc)
                             (pachd.FileOp.put(f'{c:02d}/{i:05d}.png', b'png %d %d' % (c, i)) for i in range(10_000)))
     print(f'\nseeded 100,000 files in 10 commits: {time.time() - started:.1f}s')
 
-    r = api.post('/api/storages/pachyderm', {'project': project.id, 'title': 'images', 'repo': 'images',
-                                             'pachd_address': pfs_proc.address, 'use_blob_urls': True},
-                 format='json')
-    assert r.status_code == 201, r.content
-    sid = r.json()['id']
-    with RssPeak(os.getpid(), pfs_proc.pid) as mem:
-        started = time.time()
-        r = api.post(f'/api/storages/pachyderm/{sid}/sync')
-        seconds = time.time() - started
-    assert r.status_code == 200, r.content
-    storage = r.json()
+    sid, storage, seconds, mem = _create_and_sync(api, project, pfs_proc, 'images', use_blob_urls=True)
     print(f'100,000 files: first sync {seconds:.1f}s ({100_000 / seconds:.0f} tasks/s); test process RSS +'
           f'{_mib(mem.growth(os.getpid()))} (peak {_mib(mem.peak[os.getpid()])}); '
           f'PFS server peak {_mib(mem.peak[pfs_proc.pid])}')
