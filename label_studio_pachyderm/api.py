@@ -164,6 +164,12 @@ def _body(request):
 _NOT_A_MEMBER = 'You are not a member of this project\'s organization.'
 
 
+def _require_member(user, project) -> None:
+    """HTTP 403 unless ``user`` belongs to the organization of ``project`` (None: nothing to check)."""
+    if project is not None and not is_project_member(user, project):
+        raise PermissionDenied(_NOT_A_MEMBER)
+
+
 def _check_body_project(request):
     """Refuse a body naming a project of another organization before any pachd call is made.
 
@@ -172,9 +178,7 @@ def _check_body_project(request):
     project_id = _body(request).get('project')
     if project_id in (None, ''):
         return
-    project = Project.objects.filter(pk=_object_id(project_id, 'project')).first()
-    if project is not None and not is_project_member(request.user, project):
-        raise PermissionDenied(_NOT_A_MEMBER)
+    _require_member(request.user, Project.objects.filter(pk=_object_id(project_id, 'project')).first())
 
 
 class _MemberListMixin:
@@ -182,22 +186,16 @@ class _MemberListMixin:
 
     def get_queryset(self):
         project_id = self.request.query_params.get('project')
-        project = Project.objects.filter(pk=_object_id(project_id, 'project')).first() if project_id else None
-        if project is not None and not is_project_member(self.request.user, project):
-            raise PermissionDenied(_NOT_A_MEMBER)
+        if project_id:
+            _require_member(self.request.user, Project.objects.filter(pk=_object_id(project_id, 'project')).first())
         return super().get_queryset()
 
     def create(self, request, *args, **kwargs):
         _check_body_project(request)
         return super().create(request, *args, **kwargs)
 
-    def check_member(self, serializer):
-        project = serializer.validated_data.get('project')
-        if project is not None and not is_project_member(self.request.user, project):
-            raise PermissionDenied(_NOT_A_MEMBER)
-
     def perform_create(self, serializer):
-        self.check_member(serializer)
+        _require_member(self.request.user, serializer.validated_data.get('project'))
         return super().perform_create(serializer)
 
 
@@ -210,9 +208,7 @@ class _MemberDetailMixin:
         return super().update(request, *args, **kwargs)
 
     def perform_update(self, serializer):
-        project = serializer.validated_data.get('project')
-        if project is not None and not is_project_member(self.request.user, project):
-            raise PermissionDenied(_NOT_A_MEMBER)
+        _require_member(self.request.user, serializer.validated_data.get('project'))
         return super().perform_update(serializer)
 
 
@@ -264,7 +260,7 @@ class PachydermExportStorageListAPI(_MemberListMixin, ExportStorageListAPI):
     def perform_create(self, serializer):
         # The serializer already checked the connection; Label Studio's view checks it
         # again and turns any error into a 500-prone message, so skip straight to saving.
-        self.check_member(serializer)
+        _require_member(self.request.user, serializer.validated_data.get('project'))
         storage = serializer.save()
         if settings.SYNC_ON_TARGET_STORAGE_CREATION:
             storage.sync()
