@@ -32,6 +32,8 @@ INSPECT_CACHE_SIZE = 1024
 INSPECT_CACHE_SECONDS = 60.0  # bounds how long a dropped commit's file still looks present
 FINISH_WAIT = 60.0  # seconds write_commit waits, at most, for pachd to finish a commit
 RECONNECT_GRACE = 3.0  # seconds a call waits for a channel that lost pachd to reconnect
+KEEPALIVE_SECONDS = 10  # a ping after this long without traffic on the connection ...
+KEEPALIVE_TIMEOUT_SECONDS = 5  # ... must be answered within this, or the connection is closed
 
 _TOKEN_CHARS = re.compile(r'^[\x21-\x7e]+$')  # what an HTTP/2 header value may carry
 
@@ -115,6 +117,14 @@ class PachdClient:
             # Kept under the reconnect grace (with gRPC's 20 % jitter) so that a
             # call waiting for pachd to come back sees at least one attempt.
             ('grpc.max_reconnect_backoff_ms', int(self._reconnect_grace() * 1000 * 2 / 3)),
+            # Keepalive pings find a peer that stopped answering (a frozen pachd, a proxy that
+            # keeps the socket open but forwards nothing) while no deadline is running, e.g.
+            # between two calls. pachd accepts pings every 5 s, also with no call in flight
+            # (its gRPC server's keepalive enforcement policy), so 10 s stays within it.
+            ('grpc.keepalive_time_ms', KEEPALIVE_SECONDS * 1000),
+            ('grpc.keepalive_timeout_ms', KEEPALIVE_TIMEOUT_SECONDS * 1000),
+            ('grpc.keepalive_permit_without_calls', 1),
+            ('grpc.http2.max_pings_without_data', 0),
         ]
         if self.address.tls:
             # Without explicit certs gRPC uses its bundled roots (or GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
