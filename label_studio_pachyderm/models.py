@@ -196,13 +196,17 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
             if start is None:
                 offset, length, status = 0, size, 200
             else:
-                if start >= size and size > 0:
-                    metadata.update(StatusCode=416, ContentRange=f'bytes */{size}', ContentLength=0)
-                    return _EmptyStream(), _content_type(parsed.path), metadata
                 last = size - 1 if end in ('', None) else min(int(end), size - 1)
-                offset, length, status = start, max(0, last - start + 1), 206
+                if start < 0 or start >= size or (end not in ('', None) and int(end) < start):
+                    # RFC 9110 15.5.17: no byte of the range exists (an empty file has none;
+                    # bytes=500-100 names none): 416 with the current length.
+                    metadata.update(StatusCode=416, ContentRange=f'bytes */{size}', ContentLength='0')
+                    return _EmptyStream(), _content_type(parsed.path), metadata
+                offset, length, status = start, last - start + 1, 206
                 metadata['ContentRange'] = f'bytes {start}-{last}/{size}'
-            metadata.update(StatusCode=status, ContentLength=length)
+            # A string: Label Studio copies ContentLength only when truthy, and an empty file's
+            # 200 must still say Content-Length: 0.
+            metadata.update(StatusCode=status, ContentLength=str(length))
             stream = client.read_file(parsed.project, parsed.repo, parsed.commit, parsed.path, offset, length,
                                       entry=info)
             return stream, _content_type(parsed.path), metadata
