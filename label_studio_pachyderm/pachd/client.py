@@ -14,8 +14,8 @@ import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 
 from ._sdk import GRPC_CHANNEL_OPTIONS, SdkClient, pfs as _pfs
-from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, connect_failed,
-                     map_error)
+from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, PachdUnavailable,
+                     connect_failed, map_error)
 from . import wire
 from .streams import FileStream, ServerStream
 from .values import (DEFAULT_TIMEOUT, CommitInfo, DiffEntry, FileEntry, FileOp, PachdAddress, RepoInfo,
@@ -521,7 +521,7 @@ class PachdClient:
     # -- writing
     def write_commit(self, project: str, repo: str, branch: str, ops: Iterable[FileOp],
                      description: Union[str, Callable[[], str]] = '', create_branch: bool = True,
-                     wait: bool = True) -> str:
+                     wait: bool = True, marker: str = '') -> str:
         """Apply ``ops`` to ``branch`` as ONE new commit and return its id.
 
         StartCommit on the branch (pachd creates the branch with its first
@@ -540,11 +540,19 @@ class PachdClient:
         and the mapped error (or the iterable's own exception) is raised. A
         half-written commit would trigger downstream pipelines on partial data;
         dropping it makes a retry the natural recovery.
+
+        ``marker`` is a line put in the description from StartCommit on, so that a
+        commit left open by a writer that died can be recognised (see
+        ``unfinished_head``) and dropped by the next one.
         """
         self._check_open()
         if not create_branch:
             self.branch_head(project, repo, branch)  # raises PachdNotFound(kind='branch')
-        started_with = description if isinstance(description, str) else ''
+
+        def marked(text: str) -> str:
+            return f'{text}\n{marker}' if marker and text else (marker or text)
+
+        started_with = marked(description if isinstance(description, str) else '')
         try:
             started = self._pfs.start_commit(branch=self._branch(project, repo, branch), description=started_with)
         except grpc.RpcError as exc:
@@ -559,7 +567,7 @@ class PachdClient:
         commit = _pfs.Commit(repo=self._repo(project, repo), id=commit_id)
         try:
             self._modify_file(commit, ops)
-            final = '' if isinstance(description, str) else str(description() or '')
+            final = '' if isinstance(description, str) else marked(str(description() or ''))
             self._pfs.finish_commit(commit=commit, description=final)
         except BaseException as exc:
             problem = self._drop_commit(commit)
@@ -602,14 +610,21 @@ class PachdClient:
                 yield from batch
 
         call = self._rpc_modify_file.future(requests())
+        stalled = []
 
         def send(item) -> bool:
+            # gRPC takes messages only as fast as pachd accepts them (flow control): a pachd
+            # that stopped reading leaves the queue full. That may last one timeout, no more.
+            give_up = time.monotonic() + self.timeout
             while not call.done():
                 try:
                     handover.put(item, timeout=0.2)
                     return True
                 except queue.Full:
-                    continue
+                    if time.monotonic() > give_up:
+                        stalled.append(True)
+                        call.cancel()
+                        return False
             return False
 
         try:
@@ -627,7 +642,14 @@ class PachdClient:
                 sent_all = send(batch)
             if sent_all:
                 send(end)
-            call.result()  # raises the RpcError of a failed call
+            if stalled:
+                raise PachdUnavailable(f'pachd at {self.address.url} stopped taking data: nothing accepted for '
+                                       f'{self.timeout:g} s (a frozen connection or an overloaded pachd)')
+            try:
+                call.result(timeout=self.timeout)  # raises the RpcError of a failed call
+            except grpc.FutureTimeoutError:
+                raise PachdUnavailable(f'pachd at {self.address.url} did not confirm the upload within '
+                                       f'{self.timeout:g} s') from None
             if not sent_all:
                 raise PachdError('pachd ended the upload before all files were sent')
         except BaseException:
@@ -636,6 +658,23 @@ class PachdClient:
             raise
         finally:
             stop.set()
+
+    def unfinished_head(self, project: str, repo: str, branch: str) -> Optional[CommitInfo]:
+        """The branch head if it is an unfinished commit (a write in progress, or one cut short), else None."""
+        try:
+            head = self.branch_head(project, repo, branch)
+        except PachdNotFound as exc:
+            if exc.kind == 'branch':
+                return None
+            raise
+        info = self.inspect_commit(project, repo, head)
+        return None if info.finished else info
+
+    def drop_commit(self, project: str, repo: str, commit_id: str) -> None:
+        """Drop a commit (an unfinished one left by a dead writer); the branch head moves back to its parent."""
+        problem = self._drop_commit(_pfs.Commit(repo=self._repo(project, repo), id=commit_id))
+        if problem:
+            raise PachdError(f'cannot drop commit {commit_id} of {project}/{repo}: {problem}')
 
     def _drop_commit(self, commit) -> str:
         """Remove an unfinished (or just finished) commit; '' on success, else why not."""

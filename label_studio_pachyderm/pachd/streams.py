@@ -87,68 +87,95 @@ if hasattr(os, 'register_at_fork'):
 class ServerStream:
     """One server-streaming call: an iterator of its messages with errors mapped.
 
-    The first message (or the end of the stream) must arrive within the
-    client's timeout: that bounds how long an unreachable or mute pachd can hold
-    a caller (a stream has no total deadline, so long listings and reads go on).
-    ``cancel()`` may be called from any thread; the iteration then simply ends.
+    Two bounds keep a frozen or mute pachd from holding a caller: the first
+    message (or the end of the stream) must arrive within the client's timeout,
+    and so must every later message (``idle_timeout``, by default the same).
+    Only the time spent waiting for pachd counts, not the time the caller takes
+    between messages. A stream has no total deadline, so long listings and reads
+    go on as long as pachd keeps sending; ``idle_timeout=None`` lets a stream wait
+    for its next message forever (a subscription). ``cancel()`` may be called
+    from any thread; the iteration then simply ends.
     """
 
-    def __init__(self, client: 'PachdClient', rpc, request, context: dict):
+    _DEFAULT = object()
+
+    def __init__(self, client: 'PachdClient', rpc, request, context: dict, idle_timeout=_DEFAULT):
         client._check_open()
         self._client = client
         self._context = context
         self._rpc = rpc
         self._request = request
+        self._idle = client.timeout if idle_timeout is ServerStream._DEFAULT else idle_timeout
         self._lock = threading.Lock()
         self._answered = False
         self._expired = False
         self._cancelled = False
         self._retried = False
+        self._armed: Optional[object] = None
+        self._deadline: Optional[list] = None
         self._start()
 
     def _start(self) -> None:
         self._call = self._rpc(self._request)
-        self._deadline = _watchdog.schedule(self._client.timeout, self._expire)
+        self._arm(self._client.timeout)
 
-    def _expire(self) -> None:
+    def _arm(self, delay: float) -> None:
+        token = object()
         with self._lock:
-            if self._answered:
+            self._armed = token
+            self._deadline = _watchdog.schedule(delay, lambda: self._expire(token))
+
+    def _disarm(self) -> None:
+        with self._lock:
+            self._armed = None
+            entry, self._deadline = self._deadline, None
+        if entry is not None:
+            _watchdog.cancel(entry)
+
+    def _expire(self, token) -> None:
+        with self._lock:
+            if token is not self._armed:
                 return
             self._expired = True
             call = self._call
         call.cancel()
 
     def _answer(self) -> None:
-        with self._lock:
+        self._disarm()
+        if not self._answered:
             self._answered = True
-        _watchdog.cancel(self._deadline)
+            self._client._note_answer(grpc.StatusCode.OK)
 
     def __iter__(self) -> 'ServerStream':
         return self
 
     def __next__(self):
         while True:
+            if self._answered and self._idle is not None:
+                self._arm(self._idle)
             try:
                 message = next(self._call)
                 break
             except StopIteration:
                 self._answer()
-                self._client._note_answer(grpc.StatusCode.OK)
                 raise
             except grpc.RpcError as exc:
                 if self._may_retry(exc):
                     continue
-                self._answer()
+                answered = self._answered
+                self._disarm()
+                self._answered = True
                 if self._cancelled:
                     raise StopIteration from None
                 if self._expired:
-                    raise PachdUnavailable(f'cannot reach pachd at {self._client.address.url}: no answer within '
-                                           f'{self._client.timeout:g} s') from None
+                    url, seconds = self._client.address.url, self._client.timeout if not answered else self._idle
+                    if answered:
+                        raise PachdUnavailable(f'pachd at {url} stopped sending: nothing for {seconds:g} s (a frozen '
+                                               'connection or an overloaded pachd); try again') from None
+                    raise PachdUnavailable(f'cannot reach pachd at {url}: no answer within {seconds:g} s') from None
                 self._client._note_answer(exc.code())
                 raise self._client._error(exc, **self._context) from None
-        if not self._answered:
-            self._answer()
-            self._client._note_answer(grpc.StatusCode.OK)
+        self._answer()
         return message
 
     def _may_retry(self, exc) -> bool:
@@ -156,21 +183,23 @@ class ServerStream:
         if self._retried or self._answered or self._cancelled or not connect_failed(exc):
             return False
         self._retried = True
-        _watchdog.cancel(self._deadline)
+        self._disarm()
         if not self._client._reconnected():
             return False
         with self._lock:
             if self._cancelled:
                 return False
             self._expired = False
-            self._start()
+        self._start()
+        if self._cancelled:  # cancel() ran while the new call was being started
+            self._call.cancel()
         return True
 
     def cancel(self) -> None:
         with self._lock:
             self._cancelled = True
             call = self._call
-        _watchdog.cancel(self._deadline)
+        self._disarm()
         call.cancel()
 
 
