@@ -128,7 +128,12 @@ def test_project_lifecycle(client):
     client.pfs.create_repo(repo=pfs.Repo.from_uri('lab/scans'))
     with rpc_error(OK.FAILED_PRECONDITION, 'repo lab/scans still exists'):
         client.pfs.delete_project(project=pfs.Project(name='lab'))
-    client.pfs.delete_project(project=pfs.Project(name='lab'), force=True)
+    # pachd refuses with force too: the repos must be deleted first
+    with rpc_error(OK.FAILED_PRECONDITION, 'cannot delete project lab: repo lab/scans still exists'):
+        client.pfs.delete_project(project=pfs.Project(name='lab'), force=True)
+    assert client.pfs.inspect_repo(repo=pfs.Repo.from_uri('lab/scans')).repo.name == 'scans'
+    client.pfs.delete_repos(projects=[pfs.Project(name='lab')])
+    client.pfs.delete_project(project=pfs.Project(name='lab'))
     assert not client.pfs.project_exists(pfs.Project(name='lab'))
     assert [r.repo.name for r in client.pfs.list_repo()] == []
     with rpc_error(OK.NOT_FOUND, 'project "lab" not found'):
@@ -176,7 +181,7 @@ def test_repo_lifecycle(client):
 def test_branches(client, repo):
     first = put(client, 'images@master', {'/a.txt': b'a'})  # the first commit creates the branch
     branch = client.pfs.inspect_branch(branch=pfs.Branch.from_uri('images@master'))
-    assert branch.head.id == first and branch.head.branch.name == 'master'
+    assert branch.head.id == first and not branch.head.branch.name  # pachd 2.11+ leaves it empty
 
     client.pfs.create_branch(branch=pfs.Branch.from_uri('images@review'), head=pfs.Commit.from_uri(f'images@{first}'))
     assert read(client, 'images@review:/a.txt') == b'a'

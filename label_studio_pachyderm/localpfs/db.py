@@ -69,6 +69,16 @@ CREATE TABLE IF NOT EXISTS changes(
 CREATE TABLE IF NOT EXISTS small_blobs(
     digest BLOB PRIMARY KEY,
     data BLOB NOT NULL);
+-- The datum tag of a path an open commit wrote under a tag other than pachd's "default",
+-- and the first datum clash of an open commit: pachd fails the commit at finish.
+CREATE TABLE IF NOT EXISTS datums(
+    commit_seq INTEGER NOT NULL,
+    path TEXT NOT NULL,
+    datum TEXT NOT NULL,
+    PRIMARY KEY(commit_seq, path)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending_errors(
+    commit_seq INTEGER PRIMARY KEY,
+    message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots(
     commit_seq INTEGER NOT NULL,
     path TEXT NOT NULL,

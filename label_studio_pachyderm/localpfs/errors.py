@@ -18,6 +18,12 @@ class PFSError(Exception):
         self.message = message
 
 
+class Unknown(PFSError):
+    """pachd's plain ``errors.Errorf`` failures reach clients with code UNKNOWN."""
+
+    code = 'UNKNOWN'
+
+
 class NotFound(PFSError):
     code = 'NOT_FOUND'
 

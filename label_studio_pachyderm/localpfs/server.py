@@ -35,6 +35,18 @@ MAX_WORKERS = 32
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
+# pachd's keepalive enforcement policy (src/internal/grpcutil/server.go in pachyderm:
+# MinTime 5 s, PermitWithoutStream true): a client may ping every 5 s or slower, with or
+# without a call in flight. gRPC's default (5 minutes, only during calls) would answer a
+# client pinging every 10 s with GOAWAY "too_many_pings".
+KEEPALIVE_MIN_PING_INTERVAL_MS = 5000
+KEEPALIVE_ENFORCEMENT = (
+    ('grpc.http2.min_recv_ping_interval_without_data_ms', KEEPALIVE_MIN_PING_INTERVAL_MS),
+    ('grpc.http2.min_ping_interval_without_data_ms', KEEPALIVE_MIN_PING_INTERVAL_MS),
+    ('grpc.keepalive_permit_without_calls', 1),
+)
+
+
 class LocalPFSError(Exception):
     """The server could not start; the message says why and what to do about it."""
 
@@ -76,6 +88,7 @@ class LocalPFS:
                 ('grpc.so_reuseport', 0),
                 ('grpc.max_receive_message_length', MAX_MESSAGE_BYTES),
                 ('grpc.max_send_message_length', MAX_MESSAGE_BYTES),
+                *KEEPALIVE_ENFORCEMENT,
             ])
         bind_host = f'[{self.host}]' if ':' in self.host else self.host
         try:
@@ -126,6 +139,8 @@ class LocalPFS:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self._store is not None:
+            self._store.begin_shutdown()  # open subscriptions and waits end now, not after ``grace``
         if self._server is not None:
             self._server.stop(grace).wait()
         self._drain_handlers()

@@ -33,6 +33,11 @@ VERSION = Version(major=2, minor=12, micro=0, additional='-localpfs')
 
 
 # ----------------------------------------------------------------------------- conversions
+# pachd's origin filter: ``all``, or ORIGIN_KIND_UNKNOWN, lets every commit through (but
+# ALIAS commits, which do not exist here); USER or AUTO keep only that kind.
+_ORIGINS = {pfs.OriginKind.USER: ORIGIN_USER, pfs.OriginKind.AUTO: ORIGIN_AUTO}
+
+
 def _time(ts: Optional[float]) -> Optional[_dt.datetime]:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc) if ts else None
 
@@ -82,12 +87,15 @@ def _repo_msg(project: str, name: str) -> pfs.Repo:
     return pfs.Repo(name=name, type=names.USER_REPO_TYPE, project=pfs.Project(name=project))
 
 
-def _commit_msg(project: str, repo: str, commit_id: str, branch: Optional[str]) -> pfs.Commit:
-    repo_msg = _repo_msg(project, repo)
-    msg = pfs.Commit(repo=repo_msg, id=commit_id)
-    if branch:
-        msg.branch = pfs.Branch(repo=_repo_msg(project, repo), name=branch)
-    return msg
+def _commit_msg(project: str, repo: str, commit_id: str, branch: Optional[str] = None) -> pfs.Commit:
+    """A commit as pachd 2.11+ answers with it: repo and id, ``branch`` always empty.
+
+    The branch a commit was started on is kept here (SubscribeCommit filters on it, as
+    pachd does internally), but since 2.11 pachd clears ``Commit.branch`` in every
+    response (StartCommit, CommitInfo.commit/parent_commit/child_commits, BranchInfo.head,
+    FileInfo.file.commit), so no client can rely on it.
+    """
+    return pfs.Commit(repo=_repo_msg(project, repo), id=commit_id)
 
 
 def _row_commit_msg(row: CommitRow) -> pfs.Commit:
@@ -295,10 +303,25 @@ class PfsService:
         project, repo = _repo_names(request.repo)
         to = _commit_ref(request.to) if _is_set(request.to) else None
         from_ = _commit_ref(request.from_) if _is_set(request.from_) else None
-        origin = {pfs.OriginKind.USER: ORIGIN_USER, pfs.OriginKind.AUTO: ORIGIN_AUTO}.get(request.origin_kind, 0)
-        if request.all:
-            origin = 0
+        origin = 0 if request.all else _ORIGINS.get(request.origin_kind, 0)
         for rec in self.store.list_commits(project, repo, request.number, request.reverse, to, from_, origin):
+            yield _commit_info(rec)
+
+    @_stream
+    def SubscribeCommit(self, request: pfs.SubscribeCommitRequest, context) -> Iterator[pfs.CommitInfo]:
+        project, repo = _repo_names(request.repo)
+        from_ = None
+        if _is_set(request.from_) and (request.from_.id or (request.from_.branch and request.from_.branch.name)):
+            from_ = _optional_commit_ref(request.from_, request.repo)
+            if (from_.project, from_.repo) != (project, repo):
+                # pachd: errors.Errorf in subscribeCommit, so code UNKNOWN
+                raise errors.Unknown(f'the `from` commit needs to be from repo {project}/{repo}')
+        state = {pfs.CommitState.FINISHING: 'finishing', pfs.CommitState.FINISHED: 'finished',
+                 pfs.CommitState.READY: 'ready'}.get(request.state, 'started')
+        origin = 0 if request.all else _ORIGINS.get(request.origin_kind, 0)
+        context.add_callback(self.store.notify_changed)  # a cancelled call wakes its waiting handler
+        for rec in self.store.subscribe_commits(project, repo, request.branch, from_, state, origin,
+                                                context.is_active):
             yield _commit_info(rec)
 
     @_stream
@@ -377,7 +400,7 @@ class PfsService:
                 if upload is None:
                     raise errors.InvalidArgument('the first ModifyFile message must be set_commit')
                 if kind == 'add_file':
-                    upload.add(op[1], op[2])
+                    upload.add(op[1], op[2], op[3])
                 elif kind == 'delete_file':
                     upload.delete(op[1])
                 elif kind == 'copy_file':
@@ -506,6 +529,7 @@ _PFS_METHODS = {
     'FinishCommit': ('uu', pfs.FinishCommitRequest),
     'InspectCommit': ('uu', pfs.InspectCommitRequest),
     'ListCommit': ('us', pfs.ListCommitRequest),
+    'SubscribeCommit': ('us', pfs.SubscribeCommitRequest),
     'InspectCommitSet': ('us', pfs.InspectCommitSetRequest),
     'DropCommitSet': ('uu', pfs.DropCommitSetRequest),
     'DropCommit': ('uu', pfs.DropCommitRequest),

@@ -194,12 +194,18 @@ class Store:
         self._changed = threading.Condition()
         self._generation = 0
         self._closed = False
+        self._stopping = False  # set when the server stops: long waits end at once
         with self.db.write() as conn:
             conn.execute('INSERT OR IGNORE INTO projects(name, description, created) VALUES (?, ?, ?)',
                          (names.DEFAULT_PROJECT, 'The default project.', time.time()))
 
+    def begin_shutdown(self) -> None:
+        """Wake every waiter (InspectCommit wait, SubscribeCommit) and make it end its call."""
+        self._stopping = True
+        self.notify_changed()
+
     def close(self) -> None:
-        self._closed = True
+        self._closed = self._stopping = True
         self.notify_changed()
         self.db.close()
 
@@ -330,15 +336,15 @@ class Store:
             if not self._project_exists(conn, name):
                 raise errors.project_not_found(name)
             repos = [row[0] for row in conn.execute('SELECT name FROM repos WHERE project = ? ORDER BY name', (name,))]
-            if repos and not force:
-                still = '; '.join(f'repo {name}/{repo} still exists' for repo in repos)
+            if repos:
+                # pachd never deletes repos here, ``force`` or not: without it DeleteProject
+                # refuses with this message; with it the check is skipped but the project row
+                # cannot go while repos still refer to it, so the call fails all the same
+                # (DeleteProject in src/server/pfs/server/driver/project.go, pachyderm 2.12).
+                # Delete the repos first (DeleteRepos with the project).
+                still = '\n'.join(f'repo {name}/{repo} still exists' for repo in repos)
                 raise errors.FailedPrecondition(f'cannot delete project {name}: {still}')
-            for repo in repos:
-                self._delete_repo_locked(conn, name, repo)
             conn.execute('DELETE FROM projects WHERE name = ?', (name,))
-        if repos:
-            self.notify_changed()
-            self.collect_garbage()
 
     # -- repos ---------------------------------------------------------------------------
     def create_repo(self, project: str, name: str, description: str = '', update: bool = False) -> None:
@@ -405,7 +411,8 @@ class Store:
         repo_id = self.repo_row(conn, project, name)[0]
         seqs = 'SELECT seq FROM commits WHERE repo_id = ?'
         conn.execute(f'DELETE FROM changes WHERE commit_seq IN ({seqs})', (repo_id,))
-        conn.execute(f'DELETE FROM snapshots WHERE commit_seq IN ({seqs})', (repo_id,))
+        for table in ('snapshots', 'datums', 'pending_errors'):
+            conn.execute(f'DELETE FROM {table} WHERE commit_seq IN ({seqs})', (repo_id,))
         conn.execute('DELETE FROM commits WHERE repo_id = ?', (repo_id,))
         conn.execute('DELETE FROM branches WHERE repo_id = ?', (repo_id,))
         conn.execute('DELETE FROM repos WHERE id = ?', (repo_id,))
@@ -511,6 +518,10 @@ class Store:
     def finish_locked(self, conn, row: CommitRow, description: str, error: str) -> None:
         if row.finished is not None:
             raise errors.commit_finished(row.repo_key, row.id)
+        if not error:
+            error = self._validation_error(conn, row)
+        conn.execute('DELETE FROM datums WHERE commit_seq = ?', (row.seq,))
+        conn.execute('DELETE FROM pending_errors WHERE commit_seq = ?', (row.seq,))
         size = self._compute_size(conn, row)
         conn.execute('UPDATE commits SET finished = ?, error = ?, size = ?, '
                      'description = CASE WHEN ? != \'\' THEN ? ELSE description END WHERE seq = ?',
@@ -519,6 +530,27 @@ class Store:
             layers = tree.layers_for(conn, row.seq)
             if tree.change_layer_count(layers) > tree.SNAPSHOT_AFTER_LAYERS:
                 self._snapshot_locked(conn, row.seq, layers)
+
+    def _validation_error(self, conn, row: CommitRow) -> str:
+        """What pachd's validation of a finishing commit finds wrong with it ('' if nothing).
+
+        pachd finishes such a commit with the message as its ``error``; FinishCommit
+        itself succeeds (src/server/pfs/server/driver.go, ``validate`` at finish).
+        """
+        pending = conn.execute('SELECT message FROM pending_errors WHERE commit_seq = ?', (row.seq,)).fetchone()
+        if pending is not None:
+            return pending[0]
+        changes = conn.execute('SELECT path, blob IS NOT NULL FROM changes WHERE commit_seq = ?',
+                               (row.seq,)).fetchall()
+        if not changes:
+            return ''
+        tree_ = Tree(conn, tree.layers_for(conn, row.seq))
+        if len(changes) > _INCREMENTAL_SIZE_LIMIT:
+            collision = tree.path_collision(tree_, (), (), full_scan=True)
+        else:
+            collision = tree.path_collision(tree_, [p for p, added in changes if added],
+                                            [p for p, added in changes if not added])
+        return f'file / directory path collision ({collision})' if collision else ''
 
     def _compute_size(self, conn, row: CommitRow) -> int:
         layers = tree.layers_for(conn, row.seq)
@@ -575,12 +607,59 @@ class Store:
                     raise errors.NotFound(f'commit {row.repo_key}@{row.id} was deleted')
                 if current.finished is not None:
                     return self._commit_rec(conn, current)
-            if self._closed:
-                raise errors.Unavailable('the server is shutting down')
-            if not is_active():
-                raise errors.Cancelled('the client stopped waiting')
+            self._wait_for_change(generation, is_active)
+
+    def _wait_for_change(self, generation: int, is_active: Callable[[], bool]) -> None:
+        """Sleep until the store changes after ``generation``; raise if the call should end."""
+        if self._stopping:
+            raise errors.Unavailable('the server is shutting down')
+        if not is_active():
+            raise errors.Cancelled('the client stopped waiting')
+        with self._changed:
+            self._changed.wait_for(lambda: self._generation != generation or self._stopping, timeout=1.0)
+        if self._stopping:
+            raise errors.Unavailable('the server is shutting down')
+        if not is_active():
+            raise errors.Cancelled('the client stopped waiting')
+
+    def subscribe_commits(self, project: str, repo: str, branch: str = '', from_: Optional[CommitRef] = None,
+                          state: str = 'started', origin: int = 0,
+                          is_active: Callable[[], bool] = lambda: True) -> Iterator[CommitRec]:
+        """Commits of a repo in creation order, existing ones first, then new ones, forever.
+
+        pachd's SubscribeCommit (``subscribeCommit`` in src/server/pfs/server/driver.go,
+        pachyderm 2.12) watches every commit of the repo, keeps those created on ``branch``
+        (when given) that pass the origin filter, skips ``from`` and waits for each commit
+        to reach ``state`` before sending it (so an open commit holds back later ones).
+        Here "after ``from``" means created after it. Ends only when the caller stops
+        iterating, the client goes away (Cancelled) or the server stops (Unavailable).
+        """
+        with self.db.read() as conn:
+            repo_id = self.repo_row(conn, project, repo)[0]
+            after = 0
+            if from_ is not None:
+                after = self.resolve(conn, from_)[0].seq
+        while True:
             with self._changed:
-                self._changed.wait_for(lambda: self._generation != generation or self._closed, timeout=1.0)
+                generation = self._generation
+            with self.db.read() as conn:
+                rows = [CommitRow(*r) for r in conn.execute(
+                    _COMMIT_COLUMNS + 'WHERE c.repo_id = ? AND c.seq > ? ORDER BY c.seq', (repo_id, after))]
+            for row in rows:
+                after = row.seq
+                if (branch and row.branch != branch) or (origin and row.origin != origin):
+                    continue
+                if state in ('finishing', 'finished'):
+                    rec = self._wait_finished(row, is_active)
+                else:  # STARTED, and READY (no provenance here: a commit is ready once it exists)
+                    with self.db.read() as conn:
+                        current = self.commit_by_seq(conn, row.seq)
+                        if current is None:
+                            continue  # dropped before it was sent
+                        rec = self._commit_rec(conn, current)
+                yield rec
+            if not rows:
+                self._wait_for_change(generation, is_active)
 
     def list_commits(self, project: str, repo: str, number: int = 0, reverse: bool = False,
                      to: Optional[CommitRef] = None, from_: Optional[CommitRef] = None,
@@ -647,8 +726,8 @@ class Store:
                          (row.parent_seq, time.time(), row.seq))
         else:
             conn.execute('DELETE FROM branches WHERE head_seq = ?', (row.seq,))
-        conn.execute('DELETE FROM changes WHERE commit_seq = ?', (row.seq,))
-        conn.execute('DELETE FROM snapshots WHERE commit_seq = ?', (row.seq,))
+        for table in ('changes', 'snapshots', 'datums', 'pending_errors'):
+            conn.execute(f'DELETE FROM {table} WHERE commit_seq = ?', (row.seq,))
         conn.execute('DELETE FROM commits WHERE seq = ?', (row.seq,))
 
     def clear_commit(self, ref: CommitRef) -> None:
@@ -656,12 +735,13 @@ class Store:
             row, _ = self.resolve(conn, ref)
             if row.finished is not None:
                 raise errors.FailedPrecondition('cannot clear finished commit')
-            conn.execute('DELETE FROM changes WHERE commit_seq = ?', (row.seq,))
+            for table in ('changes', 'datums', 'pending_errors'):
+                conn.execute(f'DELETE FROM {table} WHERE commit_seq = ?', (row.seq,))
         self.collect_garbage()
 
     def delete_all(self) -> None:
         with self.db.write() as conn:
-            for table in ('changes', 'snapshots', 'commits', 'branches', 'repos'):
+            for table in ('changes', 'snapshots', 'datums', 'pending_errors', 'commits', 'branches', 'repos'):
                 conn.execute(f'DELETE FROM {table}')
             conn.execute('DELETE FROM projects WHERE name != ?', (names.DEFAULT_PROJECT,))
         self.notify_changed()

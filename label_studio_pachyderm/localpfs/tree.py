@@ -112,6 +112,25 @@ class Tree:
                 return row if row[1] is not None else None
         return None
 
+    def first_after(self, path: str) -> Optional[str]:
+        """The first file path that sorts after ``path`` (None at the end of the tree)."""
+        row = next(self.files(path + '\x00', '0'), None)
+        return row[0] if row else None
+
+    def last_before(self, path: str) -> Optional[str]:
+        """The last file path that sorts before ``path`` (None at the start of the tree)."""
+        cursors = [self._conn.execute(
+            f'SELECT path, blob FROM {layer.table} WHERE commit_seq = ? AND path < ? ORDER BY path DESC',
+            (layer.seq, path)) for layer in self._layers]
+        last = None
+        for found, digest in heapq.merge(*cursors, key=_path_of, reverse=True):
+            if found == last:
+                continue  # an older layer's row for a path a newer layer decided
+            last = found
+            if digest is not None:
+                return found
+        return None
+
     def files_under(self, path: str) -> Iterator[Row]:
         """The file at ``path`` if there is one, else every file below it as a directory."""
         if path == '/':
@@ -265,6 +284,46 @@ def _dirs_between(ancestor: str, directory: str) -> Iterator[str]:
     while index != -1:
         yield directory[:index + 1]
         index = directory.find('/', index + 1)
+
+
+def path_collision(tree_: Tree, added: Iterable[str], deleted: Iterable[str],
+                   full_scan: bool = False) -> Optional[str]:
+    """pachd's file / directory check of a commit's tree: the first path that lies below
+    the file sorting just before it, or None.
+
+    pachd (``CheckIndex`` in src/internal/storage/fileset/validator.go, pachyderm 2.12)
+    compares each path of the finished commit with the one before it in path order, so
+    ``/a`` then ``/a/b`` collide, while ``/a``, ``/a-x``, ``/a/b`` do not (``-`` sorts
+    before ``/``). The same pairs are checked here: with ``full_scan`` over the whole
+    tree, otherwise only the pairs a commit's changes can have created (an added path and
+    what follows it, its ancestors and what follows them, the neighbours of a deletion).
+    """
+    if full_scan:
+        previous = None
+        for path, _, _ in tree_.files():
+            if previous is not None and path.startswith(previous + '/'):
+                return path
+            previous = path
+        return None
+    candidates = set()
+    for path in added:
+        candidates.add(path)
+        index = path.find('/', 1)
+        while index != -1:
+            candidates.add(path[:index])
+            index = path.find('/', index + 1)
+    for path in deleted:
+        before = tree_.last_before(path)
+        if before is not None:
+            candidates.add(before)
+    found = None
+    for path in candidates:
+        if tree_.file(path) is None:
+            continue
+        following = tree_.first_after(path)
+        if following is not None and following.startswith(path + '/') and (found is None or following < found):
+            found = following
+    return found
 
 
 def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[tuple[Optional[Entry], Optional[Entry]]]:

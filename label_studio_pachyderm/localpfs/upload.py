@@ -34,6 +34,15 @@ from .tree import Tree
 
 # Small contents of one stream are kept in memory up to this total, then spilled to disk.
 MEMORY_BUDGET = 32 * 1024 * 1024
+# The datum tag of a write that names none (pachd's fileset.DefaultFileDatum).
+DEFAULT_DATUM = 'default'
+
+
+def datum_clash(path: str, one: str, other: str) -> str:
+    """pachd's message for a path written under two datum tags in one commit
+    (``CheckIndex`` in src/internal/storage/fileset/validator.go; entries sort by datum)."""
+    first, second = sorted((one, other))
+    return f'duplicate path output by different datums ({path} from {first} and {path} from {second})'
 
 
 @dataclass
@@ -41,6 +50,7 @@ class _OpenWrite:
     raw: str  # the path as the client sent it, to recognise its next chunk cheaply
     clean: str
     writer: BlobWriter
+    datum: str = DEFAULT_DATUM
 
 
 @dataclass
@@ -60,6 +70,8 @@ class Upload:
         self._absent: set[str] = set()  # paths known not to exist (saves lookups)
         self._writer: Optional[_OpenWrite] = None
         self._memory = 0
+        self._datums: dict[str, str] = {}  # path -> datum tag, for paths this stream wrote
+        self._clash: Optional[str] = None  # the first datum clash: the commit will fail
         self._target_seq: Optional[int] = None  # an open commit to write into
         self._branch: Optional[str] = None  # or: the branch of a one-off commit
         self._repo_key = ref.repo_key
@@ -146,16 +158,18 @@ class Upload:
         self._stage(path, _Staged(digest, size, writer.data, writer.tmp_path))
 
     # -- operations ------------------------------------------------------------------------
-    def add(self, path: str, data) -> None:
+    def add(self, path: str, data, datum: str = '') -> None:
+        datum = datum or DEFAULT_DATUM
         current = self._writer
-        if current is not None and current.raw == path:  # the common case: the next chunk
+        if current is not None and current.raw == path and current.datum == datum:  # the next chunk
             current.writer.write(data)
             return
         clean = paths.validate_for_write(path)
-        if current is not None and current.clean == clean:
+        if current is not None and current.clean == clean and current.datum == datum:
             current.writer.write(data)
             return
         self._flush_writer()
+        self._note_datum(clean, datum)
         writer = self._store.blobs.writer()
         try:
             existing = self._current(clean)
@@ -166,7 +180,21 @@ class Upload:
         except BaseException:
             writer.discard()
             raise
-        self._writer = _OpenWrite(path, clean, writer)
+        self._writer = _OpenWrite(path, clean, writer, datum)
+
+    def _note_datum(self, path: str, datum: str) -> None:
+        prior = self._datums.get(path)
+        if prior is None and self._target_seq is not None and path not in self._changes:
+            # written to this open commit by an earlier stream?
+            row = self._conn.execute('SELECT blob IS NOT NULL FROM changes WHERE commit_seq = ? AND path = ?',
+                                     (self._target_seq, path)).fetchone()
+            if row is not None and row[0]:
+                tagged = self._conn.execute('SELECT datum FROM datums WHERE commit_seq = ? AND path = ?',
+                                            (self._target_seq, path)).fetchone()
+                prior = tagged[0] if tagged else DEFAULT_DATUM
+        if prior is not None and prior != datum and self._clash is None:
+            self._clash = datum_clash(path, prior, datum)
+        self._datums[path] = datum
 
     def _flush_writer(self) -> None:
         current, self._writer = self._writer, None
@@ -183,8 +211,10 @@ class Upload:
             doomed = [target] if target in self._changes else []
         for staged_path in doomed:
             self._stage(staged_path, _Staged(None))
+            self._datums.pop(staged_path, None)
         for existing, _, _ in Tree(self._conn, self._layers).files_under(target):
             self._stage(existing, _Staged(None))
+            self._datums.pop(existing, None)
         if target != '/':
             self._absent.add(target)
 
@@ -240,6 +270,15 @@ class Upload:
                     self._store_content(conn, path, staged)
                 rows.append((row.seq, path, staged.digest, staged.size))
             conn.executemany('INSERT OR REPLACE INTO changes(commit_seq, path, blob, size) VALUES (?, ?, ?, ?)', rows)
+            tagged = [(row.seq, path, self._datums[path]) for path, staged in self._changes.items()
+                      if staged.digest is not None and self._datums.get(path, DEFAULT_DATUM) != DEFAULT_DATUM]
+            if self._target_seq is not None:
+                conn.executemany('DELETE FROM datums WHERE commit_seq = ? AND path = ?',
+                                 [(row.seq, path) for path in self._changes])
+            conn.executemany('INSERT INTO datums(commit_seq, path, datum) VALUES (?, ?, ?)', tagged)
+            if self._clash is not None:
+                conn.execute('INSERT OR IGNORE INTO pending_errors(commit_seq, message) VALUES (?, ?)',
+                             (row.seq, self._clash))
             if self._target_seq is None:
                 store.finish_locked(conn, row, '', '')
         self._changes.clear()

@@ -79,10 +79,12 @@ def decode_modify_file(buf: bytes) -> tuple:
         if number == 1:
             return ('set_commit', pfs.Commit.FromString(bytes(view[span[0]:span[1]])))
         if number == 2:
-            path, data, url = '', None, None
+            path, data, url, datum = '', None, None, ''
             for sub, sub_type, sub_span in _fields(buf, *span):
                 if sub == 1 and sub_type == _LEN:
                     path = _text(buf, sub_span)
+                elif sub == 2 and sub_type == _LEN:
+                    datum = _text(buf, sub_span)
                 elif sub == 3 and sub_type == _LEN:
                     data = view[0:0]
                     for inner, inner_type, inner_span in _fields(buf, *sub_span):
@@ -91,8 +93,8 @@ def decode_modify_file(buf: bytes) -> tuple:
                 elif sub == 4 and sub_type == _LEN:
                     url = pfs.AddFileUrlSource.FromString(bytes(view[sub_span[0]:sub_span[1]])).url
             if url is not None:
-                return ('add_url', path, url)
-            return ('add_file', path, data if data is not None else view[0:0])
+                return ('add_url', path, url, datum)
+            return ('add_file', path, data if data is not None else view[0:0], datum)
         if number == 3:
             path = ''
             for sub, sub_type, sub_span in _fields(buf, *span):
