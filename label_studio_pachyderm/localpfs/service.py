@@ -444,6 +444,39 @@ class PfsService:
                     return
                 yield wire.bytes_value(chunk)
 
+    @_stream
+    def GetFileTAR(self, request: pfs.GetFileRequest, context) -> Iterator[bytes]:
+        """A tar stream of the files and directories under a path or glob, as pachd's
+        GetFileTAR writes it (src/server/pfs/server/api_server.go ``getFileTar`` and
+        fileset.WriteTarEntry): one entry per file and directory in path order, names
+        absolute, then the end-of-archive blocks."""
+        if request.url:
+            raise errors.Unimplemented('localpfs does not write files to URLs; read the content from the stream')
+        lower = upper = None
+        if _is_set(request.path_range):
+            lower, upper = request.path_range.lower or None, request.path_range.upper or None
+        with self.store.reading(_commit_ref(request.file.commit)) as view:
+            yield from wire.chunked(self._tar_pieces(view, request.file.path, lower, upper), GET_FILE_CHUNK)
+
+    @staticmethod
+    def _tar_pieces(view, path: str, lower: Optional[str], upper: Optional[str]) -> Iterator[bytes]:
+        for entry in view.tar_entries(path):
+            if lower is not None and entry.path < lower:
+                continue
+            if upper is not None and entry.path >= upper:
+                break
+            yield wire.tar_header(entry.path, entry.size, entry.is_dir)
+            if entry.is_dir:
+                continue
+            with view.open(entry) as handle:
+                while True:
+                    data = handle.read(GET_FILE_CHUNK)
+                    if not data:
+                        break
+                    yield data
+            yield wire.tar_padding(entry.size)
+        yield wire.TAR_END
+
     @_unary
     def InspectFile(self, request: pfs.InspectFileRequest, context) -> bytes:
         with self.store.reading(_commit_ref(request.file.commit)) as view:
@@ -542,6 +575,7 @@ _PFS_METHODS = {
     'DeleteBranch': ('uu', pfs.DeleteBranchRequest),
     'ModifyFile': ('su', wire.decode_modify_file),
     'GetFile': ('us', pfs.GetFileRequest),
+    'GetFileTAR': ('us', pfs.GetFileRequest),
     'InspectFile': ('uu', pfs.InspectFileRequest),
     'ListFile': ('us', pfs.ListFileRequest),
     'WalkFile': ('us', pfs.WalkFileRequest),

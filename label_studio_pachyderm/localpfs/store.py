@@ -149,6 +149,32 @@ class View:
     def glob(self, pattern: str) -> Iterator[Entry]:
         return self.tree.glob(pattern)
 
+    def tar_entries(self, pattern: str) -> Iterator[Entry]:
+        """What GetFileTAR packs for ``pattern``, in path order: the entries the path or glob
+        matches, each matched directory followed by everything below it (pachd's getFile
+        source with its directory inserter; an empty result is NOT_FOUND, as there)."""
+        cleaned = paths.clean(pattern)
+        if paths.has_glob(cleaned):
+            match = paths.compile_glob(cleaned)
+            start = paths.parent_dir(paths.glob_literal_prefix(cleaned)).rstrip('/') or '/'
+            entries = (entry for entry in self.tree.walk(start))
+        else:
+            match, entries = None, self.tree.walk(cleaned)
+        sent, inside = False, None
+        for entry in entries:
+            if match is not None:
+                if inside is not None and entry.path.startswith(inside):
+                    pass
+                elif match(entry.path):
+                    inside = entry.path if entry.is_dir else None
+                else:
+                    inside = None
+                    continue
+            sent = True
+            yield entry
+        if not sent:
+            raise self._not_found(cleaned)
+
     def file(self, path: str) -> Entry:
         """The one regular file ``path`` names (a glob must match exactly one file)."""
         cleaned = paths.clean(path)

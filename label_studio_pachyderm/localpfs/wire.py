@@ -8,7 +8,8 @@ sdk's classes. Field numbers are those of pachyderm's
 """
 from __future__ import annotations
 
-from typing import Optional
+import tarfile
+from typing import Iterable, Iterator, Optional
 
 from pachyderm_sdk.api import pfs
 
@@ -52,6 +53,50 @@ class FileInfoEncoder:
         if hash_:
             out += _field(5, hash_)
         return out
+
+
+TAR_BLOCK = 512
+
+
+def tar_header(path: str, size: int, is_dir: bool) -> bytes:
+    """One tar header as pachd writes it (``tarutil.NewHeader``: only name and size set,
+    so mode, owner and mtime are 0; Go's tar writer makes a name ending in ``/`` a
+    directory and uses ustar, or pax when a name does not fit). Names keep pachd's
+    leading slash."""
+    info = tarfile.TarInfo(path)
+    info.size = 0 if is_dir else size
+    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
+    info.mode = 0
+    info.mtime = 0
+    info.uname = info.gname = ''
+    return info.tobuf(tarfile.PAX_FORMAT, 'utf-8', 'surrogateescape')
+
+
+def tar_padding(size: int) -> bytes:
+    return b'\0' * (-size % TAR_BLOCK)
+
+
+# Go's tar.Writer.Close: two zero blocks, no padding to a 10 KiB record (Python's
+# tarfile would add that padding, so the archive is written here block by block).
+TAR_END = b'\0' * (2 * TAR_BLOCK)
+
+
+def chunked(pieces: Iterable[bytes], chunk: int) -> Iterator[bytes]:
+    """Join small pieces and split large ones into BytesValue messages of about ``chunk`` bytes."""
+    pending, size = [], 0
+    for piece in pieces:
+        if not piece:
+            continue
+        pending.append(piece)
+        size += len(piece)
+        if size >= chunk:
+            data = b''.join(pending)
+            for start in range(0, len(data) - chunk + 1, chunk):
+                yield bytes_value(data[start:start + chunk])
+            rest = data[len(data) - len(data) % chunk:]
+            pending, size = ([rest], len(rest)) if rest else ([], 0)
+    if pending:
+        yield bytes_value(b''.join(pending))
 
 
 def diff_file_response(new: Optional[bytes], old: Optional[bytes]) -> bytes:
