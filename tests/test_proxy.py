@@ -83,3 +83,98 @@ def test_range_answers_follow_http(api, storage, files, path, range_header, stat
     assert _body(response) == body
     assert response['Content-Length'] == str(len(body))
     assert response['Accept-Ranges'] == 'bytes'
+
+
+def test_an_empty_range_answer_is_what_goes_on_the_wire(api, storage, files):
+    """416 and an empty 200 carry Content-Length: 0 through Label Studio's response handling."""
+    fileuri = _uri(files, 'empty.png')
+    task = Task.objects.create(project=storage.project, data={'image': fileuri})
+    refused = _get(api, f'/tasks/{task.id}/resolve/', fileuri, {'Range': 'bytes=0-'})
+    assert refused.status_code == 416 and refused['Content-Range'] == 'bytes */0'
+    assert refused['Content-Length'] == '0' and _body(refused) == b''
+    # The same URI on the project route answers the same (the project's task holds it).
+    again = _get(api, f'/projects/{storage.project.id}/resolve/', fileuri, {'Range': 'bytes=7-3'})
+    assert again.status_code == 416 and again['Content-Range'] == 'bytes */0'
+
+
+# ----------------------------------------------------------------------------- confinement to the task
+NASTY = 'dir/a "q" \\b.png'  # quotes and a backslash: JSON-escaped in the database's text
+
+
+@pytest.fixture
+def versions(pfs_client, files):
+    """A second commit on master (data.bin changed) and a branch 'dev'; returns the second commit."""
+    pfs_client.write_commit('default', 'images', 'dev', [pachd.FileOp.put('data.bin', b'dev-bytes')])
+    return pfs_client.write_commit('default', 'images', 'master', [
+        pachd.FileOp.put('data.bin', b'second-version'), pachd.FileOp.put(NASTY, b'nasty-bytes')])
+
+
+def test_task_route_serves_only_the_uris_the_task_holds(api, storage, files, versions):
+    own = _uri(files, 'data.bin')
+    nested = _uri(versions, NASTY)
+    task = Task.objects.create(project=storage.project, data={
+        'image': own, 'more': [{'deep': {'src': nested}}], 'html': f'<img src="{_uri(files, "empty.png")}">'})
+    sibling = Task.objects.create(project=storage.project, data={'image': _uri(files, 'other/s.png')})
+    route = f'/tasks/{task.id}/resolve/'
+
+    served = _get(api, route, own)
+    assert served.status_code == 200 and _body(served) == DATA
+    deep = _get(api, route, nested)
+    assert deep.status_code == 200 and _body(deep) == b'nasty-bytes'
+    assert _get(api, route, _uri(files, 'empty.png')).status_code == 200  # quoted inside a string value
+
+    for refused in (
+        _uri('master', 'data.bin'),  # the branch, not the task's commit
+        _uri(versions, 'data.bin'),  # another commit of the same file
+        _uri('dev', 'data.bin'),  # another branch
+        _uri(files, 'other/s.png'),  # another path of the same commit: another task's file
+        f'pfs://default/images@{files}/data.bi',  # a prefix of a held URI
+        ' ' + _uri('master', 'data.bin'),  # padding does not change which file is read
+    ):
+        response = _get(api, route, refused)
+        assert response.status_code == 404, (refused, response.status_code)
+        assert _body(response) == b''
+    # The sibling task serves its own file, and not the first task's.
+    assert _get(api, f'/tasks/{sibling.id}/resolve/', _uri(files, 'other/s.png')).status_code == 200
+    assert _get(api, f'/tasks/{sibling.id}/resolve/', own).status_code == 404
+
+
+def test_project_route_serves_only_uris_of_its_own_tasks(api, user, storage, files, versions, pfs):
+    project = storage.project
+    other_project = make_project(user, title='Other project')  # same organization, same member
+    PachydermImportStorage.objects.create(
+        project=other_project, title='src', pachd_address=pfs.address, repo='images', use_blob_urls=True)
+    mine = _uri(files, 'data.bin')
+    nasty = _uri(versions, NASTY)
+    Task.objects.create(project=project, data={'image': mine, 'list': [nasty]})
+    theirs = _uri(files, 'other/s.png')
+    other_task = Task.objects.create(project=other_project, data={'image': theirs})
+    route = f'/projects/{project.id}/resolve/'
+
+    assert _body(_get(api, route, mine)) == DATA
+    assert _body(_get(api, route, nasty)) == b'nasty-bytes'
+    for refused in (_uri('master', 'data.bin'), _uri(versions, 'data.bin'), _uri('dev', 'data.bin'), theirs,
+                    _uri(files, NASTY)):
+        response = _get(api, route, refused)
+        assert response.status_code == 404, (refused, response.status_code)
+        assert _body(response) == b''
+    # The other project serves its task's file, never this project's.
+    assert _get(api, f'/projects/{other_project.id}/resolve/', theirs).status_code == 200
+    assert _get(api, f'/projects/{other_project.id}/resolve/', mine).status_code == 404
+    assert _get(api, f'/tasks/{other_task.id}/resolve/', mine).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_synced_tasks_are_served_on_both_routes(api, project, pfs, files, versions):
+    """Tasks made by a sync (found through the plugin's links) are served; other commits are not."""
+    storage = PachydermImportStorage.objects.create(
+        project=project, title='src', pachd_address=pfs.address, repo='images', use_blob_urls=True,
+        regex_filter=r'data\.bin$')
+    response = api.post(f'/api/storages/pachyderm/{storage.id}/sync')
+    assert response.status_code == 200 and response.json()['status'] == 'completed', response.content
+    task = Task.objects.get(project=project)
+    synced = _uri(versions, 'data.bin')
+    assert synced in task.data.values()
+    for route in (f'/tasks/{task.id}/resolve/', f'/projects/{project.id}/resolve/'):
+        assert _body(_get(api, route, synced)) == b'second-version'
+        assert _get(api, route, _uri(files, 'data.bin')).status_code == 404  # the file's older version
