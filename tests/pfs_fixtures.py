@@ -168,3 +168,64 @@ def proxied_pfs(local_pfs):
 
 def commit_ids(client, repo, branch=None):
     return [c.id for c in client.list_commits(PROJECT, repo, branch)]
+
+
+# ----------------------------------------------------------------------------- the sdk itself
+# For the local PFS server's own tests (tests/test_localpfs_*.py): the official
+# pachyderm_sdk client on a server of its own.
+
+@pytest.fixture
+def pfs_server(tmp_path):
+    from label_studio_pachyderm.localpfs import start_server
+
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs-sdk-data'))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sdk_client(pfs_server):
+    from pachyderm_sdk import Client
+
+    return Client(host='127.0.0.1', port=pfs_server.port)
+
+
+@pytest.fixture
+def sdk_repo(sdk_client):
+    """An empty repo 'images' in the default project, made with the sdk."""
+    from pachyderm_sdk.api import pfs
+
+    sdk_client.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
+    return 'images'
+
+
+def sdk_put(client, branch_uri, files):
+    """One commit on ``branch_uri`` writing ``files`` ({path: bytes}) with the sdk; its id."""
+    from pachyderm_sdk.api import pfs
+
+    with client.pfs.commit(branch=pfs.Branch.from_uri(branch_uri)) as commit:
+        for path, data in files.items():
+            commit.put_file_from_bytes(path, data)
+    return commit.id
+
+
+class StatusOf:
+    """``with StatusOf(code, fragment):`` expects a grpc.RpcError with that code (and text)."""
+
+    def __init__(self, code, fragment=None):
+        self.code, self.fragment, self.error = code, fragment, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        import grpc
+
+        assert kind is not None, f'expected {self.code}, the call succeeded'
+        if not issubclass(kind, grpc.RpcError):
+            return False
+        assert value.code() == self.code, (value.code(), value.details())
+        if self.fragment is not None:
+            assert self.fragment in value.details(), value.details()
+        self.error = value
+        return True
