@@ -50,6 +50,14 @@ class PachdAlreadyExists(PachdError):
     """The object to create exists already."""
 
 
+# What gRPC says when the peer is not a gRPC server at all.
+_HTTP_STATUS_TEXT = re.compile(r'Received http2 header with status: (\d+)', re.I)
+_NOT_HTTP2_TEXT = re.compile(
+    r'Failed parsing HTTP/2|Expected SETTINGS frame|Trying to connect an http1\.x server|unknown service pfs_v2\.API',
+    re.I)
+_CHECK_ADDRESS = ("check the address and port (pachd's gRPC port, 30650 by default), and use grpcs:// if pachd "
+                  'expects TLS')
+
 _NOT_FOUND_TEXT = re.compile(r'\b(project|repo|branch|commit|file)\s+"?([^\s"]+?)"?\s+(?:was\s+)?not found', re.I)
 
 
@@ -90,7 +98,18 @@ def map_error(exc: BaseException, address: PachdAddress, token: Optional[str],
             code = grpc.StatusCode.NOT_FOUND
         elif code == grpc.StatusCode.UNKNOWN and 'already exists' in lowered:
             code = grpc.StatusCode.ALREADY_EXISTS
-        if code == grpc.StatusCode.UNAVAILABLE:
+        http_status = _HTTP_STATUS_TEXT.search(details)
+        if http_status:
+            # An HTTP/2 server that is not gRPC (a web server, an ingress without a gRPC route):
+            # gRPC turns its 404 into UNIMPLEMENTED, 401 into UNAUTHENTICATED, ...; none is pachd's.
+            err = PachdUnavailable(
+                f'{where} does not answer as pachd: an HTTP server answered with status {http_status.group(1)} '
+                f'instead of pachd; {_CHECK_ADDRESS}')
+        elif _NOT_HTTP2_TEXT.search(details):
+            err = PachdUnavailable(
+                f'{where} does not answer as pachd: something listens there but does not speak pachd\'s gRPC '
+                f'({details}); {_CHECK_ADDRESS}')
+        elif code == grpc.StatusCode.UNAVAILABLE:
             err = PachdUnavailable(f'cannot reach pachd at {where}: {details}')
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
             err = PachdUnavailable(f'cannot reach pachd at {where}: no answer in time ({details})')

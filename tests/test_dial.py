@@ -1,0 +1,127 @@
+"""What the plugin dials and what it says about the peer: servers that are not pachd, the
+client cache, and dialling the address the SSRF check approved. Loopback servers only."""
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+
+import pytest
+from label_studio_pachyderm import pachd
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ['django.contrib.auth.hashers.MD5PasswordHasher']
+
+
+# ----------------------------------------------------------------------------- servers that are not pachd
+@pytest.fixture
+def http1_server():
+    """Python's http.server on a loopback port (HTTP/1.x)."""
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def h2_server():
+    """An HTTP/2 (cleartext) web server that answers every request with ``status``: not gRPC.
+
+    Yields a function that sets the status and returns the port.
+    """
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(16)
+    state = {'status': '404'}
+    stop = threading.Event()
+
+    def serve(conn):
+        h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        h2conn.initiate_connection()
+        conn.sendall(h2conn.data_to_send())
+        with conn:
+            while not stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                for event in h2conn.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        h2conn.send_headers(event.stream_id, [(':status', state['status']),
+                                                              ('content-type', 'text/html')], end_stream=True)
+                conn.sendall(h2conn.data_to_send())
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.settimeout(None)
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def answering(status: str) -> int:
+        state['status'] = status
+        return listener.getsockname()[1]
+
+    yield answering
+    stop.set()
+    listener.close()
+
+
+@pytest.mark.parametrize('status', ['404', '401', '403', '503'])
+def test_an_http2_web_server_is_not_pachd(h2_server, status):
+    port = h2_server(status)
+    client = pachd.PachdClient(f'127.0.0.1:{port}', timeout=5)
+    try:
+        with pytest.raises(pachd.PachdUnavailable) as info:
+            list(client.list_repos('default'))
+    finally:
+        client.close()
+    message = str(info.value)
+    # Not "does not support this call", not "rejected the auth token": the peer is not pachd at all.
+    assert message.startswith(f'grpc://127.0.0.1:{port} does not answer as pachd: an HTTP server answered '
+                              f'with status {status}'), message
+    assert 'token' not in message and 'support' not in message
+
+
+def test_an_http1_web_server_is_not_pachd(http1_server):
+    client = pachd.PachdClient(f'127.0.0.1:{http1_server}', timeout=5)
+    try:
+        with pytest.raises(pachd.PachdUnavailable) as info:
+            client.inspect_file('default', 'images', 'master', 'a.png')
+    finally:
+        client.close()
+    assert str(info.value).startswith(f'grpc://127.0.0.1:{http1_server} does not answer as pachd: '), info.value
+
+
+def test_validate_says_the_address_is_not_pachd(api, project, h2_server, http1_server, settings):
+    for port in (h2_server('404'), http1_server):
+        body = {'project': project.id, 'pachd_address': f'127.0.0.1:{port}', 'repo': 'images'}
+        response = api.post('/api/storages/pachyderm/validate', body, format='json')
+        assert response.status_code == 400, response.content
+        errors = response.json()['validation_errors']
+        assert list(errors) == ['pachd_address'], errors
+        assert 'does not answer as pachd' in errors['pachd_address'][0], errors
+        assert 'UNIMPLEMENTED' not in json.dumps(errors)
