@@ -308,20 +308,40 @@ class _SyncAPI(generics.GenericAPIView):
 
     def post(self, request, *args, **kwargs):
         storage = self.get_object()
-        self.sync_options()  # a malformed option is a 400 before anything starts
+        options = self.sync_options()  # a malformed option is a 400 before anything starts
         if not storage.synchronizable:
             return Response(
                 {'message': f'Storage {storage.id} is not synchronizable'}, status=status.HTTP_400_BAD_REQUEST
             )
-        self.start(storage)
+        try:
+            self.check(storage)
+        except (ValidationError, pachd.PachdError) as exc:
+            # The sync cannot start (pachd down, refused address, token, repo...): it failed, and
+            # the storage says why, as when a sync fails midway. Label Studio's storage card shows
+            # a 4xx as a generic "Runtime error" and keeps the previous status.
+            self.record_check_failure(storage, exc)
+        else:
+            storage.sync(**options)
         storage.refresh_from_db()
         return Response(self.serializer_class(storage).data)
+
+    @staticmethod
+    def record_check_failure(storage, exc) -> None:
+        from . import jobs
+
+        storage.refresh_from_db()
+        if jobs._busy(storage):
+            return  # a sync already queued or running owns the status; it meets the same pachd
+        jobs.record_failure(type(storage), storage.id, exc if isinstance(exc, ValidationError) else
+                            validation_error(exc))
 
 
 @method_decorator(name='post', decorator=_schema(
     'Sync a Pachyderm import storage',
     'Imports new files of the branch head (or pinned commit). A re-sync reads only the diff since the last '
-    'synced commit; send full_rescan=true to list everything again.',
+    'synced commit; send full_rescan=true to list everything again. A sync that fails, including one that '
+    'cannot start (pachd unreachable, token refused, repo missing), answers 200 with status "failed" and the '
+    'reason in traceback and meta.error.',
     request=_SYNC_REQUEST, responses={200: PachydermImportStorageSerializer, **_errors(400, 401, 403, 404)},
     examples=[_IMPORT_RESPONSE_EXAMPLE]))
 class PachydermImportStorageSyncAPI(_SyncAPI):
@@ -330,14 +350,14 @@ class PachydermImportStorageSyncAPI(_SyncAPI):
     def sync_options(self):
         return {'full_rescan': self.flag('full_rescan')}
 
-    def start(self, storage):
+    def check(self, storage):
         storage.validate_connection(require_files=False)
-        storage.sync(**self.sync_options())
 
 
 @method_decorator(name='post', decorator=_schema(
     'Sync a Pachyderm export storage',
-    'Writes the project\'s annotations to repo@branch in ONE commit.',
+    'Writes the project\'s annotations to repo@branch in ONE commit. A sync that fails, including one that '
+    'cannot start, answers 200 with status "failed" and the reason in traceback and meta.error.',
     request=_SYNC_REQUEST, responses={200: PachydermExportStorageSerializer, **_errors(400, 401, 403, 404)},
     examples=[_EXPORT_RESPONSE_EXAMPLE]))
 class PachydermExportStorageSyncAPI(_SyncAPI):
@@ -346,9 +366,8 @@ class PachydermExportStorageSyncAPI(_SyncAPI):
     def sync_options(self):
         return {'save_only_new_annotations': self.flag('only_new')}
 
-    def start(self, storage):
+    def check(self, storage):
         storage.validate_connection()
-        storage.sync(**self.sync_options())
 
 
 # ----------------------------------------------------------------------------- validate / files

@@ -125,3 +125,40 @@ def test_validate_says_the_address_is_not_pachd(api, project, h2_server, http1_s
         assert list(errors) == ['pachd_address'], errors
         assert 'does not answer as pachd' in errors['pachd_address'][0], errors
         assert 'UNIMPLEMENTED' not in json.dumps(errors)
+
+
+# ----------------------------------------------------------------------------- a sync that cannot start
+@pytest.mark.parametrize('route', [
+    '/api/storages/pachyderm/{id}/sync',  # what Label Studio's storage card sends
+    '/api/storages/pachyderm/import/{id}/sync/',
+    '/api/storages/export/pachyderm/{id}/sync',
+    '/api/storages/pachyderm/export/{id}/sync/',
+])
+def test_sync_with_pachd_down_ends_failed_with_the_reason(api, project, pfs, pfs_client, route):
+    from label_studio_pachyderm.models import PachydermExportStorage, PachydermImportStorage
+
+    pfs_client.create_repo('default', 'images')
+    model = PachydermExportStorage if 'export' in route else PachydermImportStorage
+    storage = model.objects.create(project=project, title='s', pachd_address=pfs.address, repo='images',
+                                   status='completed', meta={'commit': 'previous'})
+    pfs.stop()
+    response = api.post(route.format(id=storage.id), format='json')
+    # The storage object, as after any failed sync: not a 4xx the UI would show as "Runtime error".
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body['id'] == storage.id and body['status'] == 'failed', body
+    assert body['traceback'].startswith(f'cannot reach pachd at {pfs.address}'), body['traceback']
+    assert body['meta']['error'].startswith('cannot reach pachd'), body['meta']
+    storage.refresh_from_db()
+    assert storage.status == 'failed' and storage.traceback == body['traceback']
+
+
+def test_sync_option_errors_stay_a_400(api, project, pfs, pfs_client):
+    from label_studio_pachyderm.models import PachydermImportStorage
+
+    storage = PachydermImportStorage.objects.create(project=project, title='s', pachd_address=pfs.address,
+                                                    repo='images', status='completed')
+    response = api.post(f'/api/storages/pachyderm/{storage.id}/sync', {'full_rescan': 'maybe'}, format='json')
+    assert response.status_code == 400 and 'full_rescan' in response.json()['validation_errors']
+    storage.refresh_from_db()
+    assert storage.status == 'completed'
