@@ -208,27 +208,43 @@ class _Export:
 
     track = False
 
+    removed = 0
+
     def description(self, reason: str) -> str:
+        written = f'{_count(len(self.written), "annotation")} in {_count(self.files, "file")} ({layout()} layout)'
+        if self.removed:
+            written += f', {_count(self.removed, "file")} removed'
         lines = [
             f'Label Studio export ({reason}): project {self.project.id} "{self.project.title}", '
             f'target storage {self.storage.id}'
             + (f' "{self.storage.title}"' if self.storage.title else ''),
-            f'{len(self.written)} annotations in {self.files} files ({layout()} layout)',
+            written,
         ]
         if self.source_commits:
             lines.append('source commits: ' + ', '.join(sorted(self.source_commits)))
         return '\n'.join(lines)
 
 
-def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync', track_status=False) -> str:
-    """Write the given annotations in one commit; returns the commit id ('' when nothing to write).
+def _count(n: int, noun: str) -> str:
+    return f'{n} {noun}' + ('' if n == 1 else 's')
 
+
+def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync', track_status=False,
+                       removals=(), marker='', errors=None) -> str:
+    """Write the given annotations, and remove the files ``removals``, in one commit.
+
+    Returns the commit id ('' when there was nothing to write). Called by the
+    target's one writer (``outbox``), which holds the branch's lease; ``marker``
+    goes into the commit description so an unfinished commit can be recognised.
     With ``track_status`` (manual syncs) progress and outcome go to the storage status.
+    Annotations that cannot be serialised are skipped and reported: in the status
+    (``track_status``), in ``errors`` when given, else by a ValueError after the commit.
     """
     if queryset is None:
         queryset = Annotation.objects.filter(id__in=list(annotation_ids or []), project=storage.project)
     run = _Export(storage, queryset)
     run.track = track_status
+    removals = sorted(set(removals))
     if track_status:
         storage.info_set_in_progress()
     try:
@@ -236,14 +252,18 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
         commit = ''
         ops = run.ops()
         first = next(ops, None)
-        if first is not None:
+        if first is not None or removals:
             def all_ops():
-                yield first
-                yield from ops
+                if first is not None:
+                    yield first
+                    yield from ops
+                for path in removals:
+                    run.removed += 1
+                    yield pachd.FileOp.remove(path)
 
             commit = client.write_commit(
                 storage.project_name, storage.repo, storage.branch_name, all_ops(),
-                description=lambda: run.description(reason),
+                description=lambda: run.description(reason), marker=marker,
             )
     except pachd.PachdError as exc:
         logger.warning('Pachyderm export of storage %s failed: %s', storage.id, exc)
@@ -266,6 +286,8 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
             )
         else:
             storage.info_set_completed(last_sync_count=len(run.written), **summary)
+    elif run.errors and errors is not None:
+        errors.extend(run.errors)
     elif run.errors:
         raise ValueError('; '.join(run.errors))
     return commit
@@ -298,25 +320,3 @@ def _save_links(storage, written, commit) -> None:
                 if aid not in existing
             ]
         )
-
-
-def apply_deletion(storage, task_id: int, path: str) -> str:
-    """After an annotation was deleted: rewrite its task file, or remove the file.
-
-    In the task layout a task that still has annotations keeps its file (rewritten
-    without the deleted one); otherwise the file is removed. One commit.
-    """
-    client = storage.get_client()
-    remaining = Annotation.objects.filter(task_id=task_id)
-    if layout() == 'task' and remaining.exists():
-        return export_annotations(storage, queryset=remaining, reason='annotation deleted')
-    try:
-        return client.write_commit(
-            storage.project_name, storage.repo, storage.branch_name, [pachd.FileOp.remove(path)],
-            description=f'Label Studio: annotation file {path} removed (annotation deleted in project '
-            f'{storage.project_id})',
-        )
-    except pachd.PachdNotFound as exc:
-        if exc.kind == 'file':
-            return ''
-        raise

@@ -12,7 +12,6 @@ a readable reason in ``traceback`` and ``meta``.
 from __future__ import annotations
 
 import logging
-import time
 import traceback as tb
 from datetime import datetime
 
@@ -20,12 +19,12 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
 
+from .leases import lease_seconds
+
 logger = logging.getLogger(__name__)
 
-_COALESCE_PENDING = 'pachyderm:export:pending:{}'
-_COALESCE_SCHEDULED = 'pachyderm:export:scheduled:{}'
-_COALESCE_RETRIES = 'pachyderm:export:retries:{}'
-_RETRY_ATTEMPTS = 5  # then the annotations wait for the next submit or a sync
+_FLUSH_SCHEDULED = 'pachyderm:export:scheduled:{}'  # a flush job of this storage is waiting to run
+_FLUSH_FAILURES = 'pachyderm:export:failures:{}'  # failed flushes in a row (sets the back-off)
 
 
 _connections: dict = {}
@@ -60,6 +59,16 @@ def failure_text(exc: BaseException) -> str:
             parts = [str(detail)]
         return '\n'.join(parts)
     return ''.join(tb.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line saying what went wrong: the message for expected errors, the exception line otherwise."""
+    from .pachd import PachdError
+
+    if isinstance(exc, (ValidationError, PachdError)):
+        lines = failure_text(exc).strip().splitlines() if isinstance(exc, ValidationError) else [str(exc)]
+        return lines[0] if lines else exc.__class__.__name__
+    return f'{exc.__class__.__name__}: {exc}' if str(exc) else exc.__class__.__name__
 
 
 def record_failure(storage_class, storage_id, exc: BaseException) -> None:
@@ -120,71 +129,80 @@ def _run(fn, storage, *args):
 
 
 # ----------------------------------------------------------------------------- syncs
-def import_sync_job(storage_class, storage_id, full_rescan=False):
+def sync_key(storage_class, storage_id) -> str:
+    return f'sync:{storage_class._meta.model_name}:{storage_id}'
+
+
+def _sync_lease(storage):
+    """The lease a running sync holds for its whole run, renewed by a heartbeat (see ``leases``).
+
+    Each beat also refreshes ``time_last_ping`` in the stored meta, so neither this
+    module nor Label Studio's own health check takes a sync busy with one slow step
+    (a big file, a long wait for pachd) for a dead one. The sync's in-memory meta is
+    left alone: Label Studio's progress updates compare against it.
+    """
+    from .leases import Lease
+
+    lease = Lease(sync_key(type(storage), storage.id), lease_seconds())
+    model, active = type(storage), (storage.Status.QUEUED, storage.Status.IN_PROGRESS)
+
+    def ping():
+        meta = dict(storage.meta or {})
+        meta['time_last_ping'] = str(timezone.now())
+        model.objects.filter(id=storage.id, status__in=active).update(meta=meta)
+
+    return lease, ping
+
+
+def _run_exclusive(storage_class, storage_id, run, *args) -> None:
+    """Run ``run(storage, *args)`` as the storage's only sync, or not at all when another one is alive."""
     storage = storage_class.objects.get(id=storage_id)
-    storage.scan_and_create_links(full_rescan=full_rescan)
+    lease, ping = _sync_lease(storage)
+    if not lease.acquire():
+        logger.info('Pachyderm storage %s: another sync is running; this one does not start', storage_id)
+        return
+    lease.start_heartbeat(on_beat=ping, every=min(lease.seconds / 3, settings.STORAGE_IN_PROGRESS_TIMER))
+    try:
+        run(storage, *args)
+    finally:
+        lease.release()
+
+
+def import_sync_job(storage_class, storage_id, full_rescan=False):
+    _run_exclusive(storage_class, storage_id, _import_sync, full_rescan)
 
 
 def export_sync_job(storage_class, storage_id, only_new=False):
-    storage = storage_class.objects.get(id=storage_id)
-    started = timezone.now()
-    if only_new:
-        storage.save_only_new_annotations()
-    else:
-        storage.save_all_annotations()
-    export_saved_during_sync(storage_class, storage_id, started)
+    _run_exclusive(storage_class, storage_id, _export_sync, only_new)
 
 
-# An annotation without an export link after a sync that was saved up to this long before the
-# sync started may have been committed after the sync read its list (a transaction in flight).
-_IN_FLIGHT_SECONDS = 10
+def _import_sync(storage, full_rescan=False):
+    storage.scan_and_create_links(full_rescan=full_rescan)
 
 
-def export_saved_during_sync(storage_class, storage_id, started) -> None:
-    """After a sync: export the annotations saved while it ran, in one more commit. Never raises.
+def _export_sync(storage, only_new=False):
+    """A manual sync: every annotation (or only those never exported) and the outbox, in one commit."""
+    from . import outbox
 
-    The sync reads its list of annotations when it starts, and while its commit is open pachd
-    refuses any other commit on the branch, so the auto-exports of annotations saved meanwhile
-    fail. Their failure note cannot survive either: the sync records its own result over it.
-    Without this step such an annotation would stay out of the repo (or stale in it) while the
-    storage says "completed".
-    """
-    from datetime import timedelta
-
-    from django.db.models import Q
     from tasks.models import Annotation
 
-    from .exporter import export_annotations
-
-    storage = storage_class.objects.filter(id=storage_id).first()
-    if storage is None or storage.status not in (storage.Status.COMPLETED, storage.Status.COMPLETED_WITH_ERRORS):
-        return  # a failed sync says so; the next one exports everything
-    try:
-        linked = storage.links.model.objects.filter(storage=storage).values('annotation_id')
-        window = started - timedelta(seconds=_IN_FLIGHT_SECONDS)
-        ids = list(
-            Annotation.objects.filter(project_id=storage.project_id)
-            .filter(Q(updated_at__gte=started) | (Q(updated_at__gte=window) & ~Q(id__in=linked)))
-            .order_by('id').values_list('id', flat=True)
-        )
-    except Exception:
-        logger.exception('Pachyderm storage %s: cannot list annotations saved during the sync', storage_id)
-        return
-    if not ids:
-        return
-    try:
-        export_annotations(storage, annotation_ids=ids, reason='annotations saved during a sync')
-    except Exception as exc:
-        logger.warning('Pachyderm storage %s: annotations saved during the sync not exported: %s', storage_id, exc)
-        note_export_error(storage, exc, f'annotations {", ".join(map(str, ids))} (saved during the sync)')
+    snapshot = Annotation.objects.filter(project_id=storage.project_id)
+    if only_new:
+        snapshot = snapshot.exclude(id__in=storage.links.model.objects.filter(storage=storage).values('annotation_id'))
+    result = outbox.flush(storage, wait=lease_seconds(), snapshot=snapshot, track_status=True, reason='manual sync')
+    if result.left:
+        schedule_flush(storage, result)
 
 
 def _busy(storage) -> bool:
     """Whether a sync of this storage is genuinely queued or running right now."""
-    if storage.status not in (storage.Status.QUEUED, storage.Status.IN_PROGRESS):
-        return False
-    meta = storage.meta or {}
-    if storage.status == storage.Status.QUEUED and storage.last_sync_job:
+    from . import leases
+
+    if leases.is_held(sync_key(type(storage), storage.id)):
+        return True  # a live sync renews its lease, however long a step takes
+    if storage.status != storage.Status.QUEUED:
+        return False  # IN_PROGRESS without a live lease: its process died
+    if storage.last_sync_job:
         queue = get_queue()
         if queue is None:
             return False
@@ -195,9 +213,10 @@ def _busy(storage) -> bool:
         except Exception:
             return False  # the job is gone: nothing will run it
         return job.get_status(refresh=True) in ('queued', 'started', 'deferred', 'scheduled')
-    stamp = meta.get('time_last_ping') or meta.get('time_queued')
+    stamp = (storage.meta or {}).get('time_queued')
     if not stamp:
         return False
+    # Queued moments ago by a request that is about to run it (or to hand it to RQ).
     age = (timezone.now() - datetime.fromisoformat(stamp)).total_seconds()
     return age < settings.STORAGE_IN_PROGRESS_TIMER * 5
 
@@ -206,8 +225,8 @@ def claim_sync(storage) -> bool:
     """Move the storage to QUEUED unless a sync is already queued or running.
 
     One conditional UPDATE, so two requests (or a request and a worker) racing on
-    any database cannot both start a sync: Label Studio's own check locks rows on
-    PostgreSQL only, and a second concurrent import would duplicate tasks.
+    any database cannot both queue a sync; and the sync lease (``_exclusive``)
+    keeps two from ever running at once, even if both were queued.
     """
     storage.refresh_from_db()
     if _busy(storage):
@@ -237,133 +256,79 @@ def run_export_sync(storage, only_new=False):
 
 
 # ----------------------------------------------------------------------------- auto-export
-# A storage whose pachd just failed is not dialled again for a while, so that a
-# burst of submits (or a project deletion) does not wait on pachd each time.
-_BACKOFF_SECONDS = 30.0
-_unreachable_until: dict = {}
+def export_pending(storage_ids) -> None:
+    """After a transaction that recorded outbox rows: get them written. Never raises.
 
-
-def _in_backoff(storage_id) -> bool:
-    return _unreachable_until.get(storage_id, 0) > time.monotonic()
-
-
-def _on_auto_export_failure(job, connection, exc_type, exc_value, exc_tb):
-    """Background auto-exports report failures on the storage, as inline ones do."""
-    storage = job.args[0].objects.filter(id=job.args[1]).first()
-    if storage is not None:
-        ids = job.args[2] if len(job.args) > 2 else None
-        what = f'annotations {", ".join(map(str, ids))}' if ids else 'gathered annotations'
-        note_export_error(storage, exc_value, what)
-
-
-def auto_export_job(storage_class, storage_id, annotation_ids):
-    from .exporter import export_annotations
-
-    storage = storage_class.objects.filter(id=storage_id).first()
-    if storage is not None:
-        export_annotations(storage, annotation_ids=annotation_ids, reason='annotations submitted')
-
-
-def coalesced_export_job(storage_class, storage_id):
-    """Export every annotation gathered for this storage since the job was scheduled: one commit.
-
-    A failed flush puts its annotations back and schedules another flush, up to
-    _RETRY_ATTEMPTS times with doubling delays from PACHYDERM_EXPORT_RETRY_SECONDS,
-    so a pachd outage during a burst of submits heals without anyone syncing.
+    Inline mode: try to be the target's writer now, without waiting (see ``outbox``).
+    Background mode: one delayed, de-duplicated flush job per storage gathers the
+    submits of PACHYDERM_EXPORT_COALESCE_SECONDS into one commit.
     """
-    queue = get_queue()
-    conn = queue.connection
-    # Clear the flag first: a submit arriving from now on schedules the next flush.
-    conn.delete(_COALESCE_SCHEDULED.format(storage_id))
-    pending_key = _COALESCE_PENDING.format(storage_id)
-    pipe = conn.pipeline()
-    pipe.smembers(pending_key)
-    pipe.delete(pending_key)
-    members, _ = pipe.execute()
-    ids = sorted(int(m) for m in members)
-    if not ids:
-        return
-    try:
-        auto_export_job(storage_class, storage_id, ids)
-    except Exception:
-        # Put them back so the next flush (or a manual sync) still exports them.
-        conn.sadd(pending_key, *ids)
-        _schedule_retry(queue, storage_class, storage_id)
-        raise
-    conn.delete(_COALESCE_RETRIES.format(storage_id))
+    from . import outbox
+    from .models import PachydermExportStorage
+
+    for storage in PachydermExportStorage.objects.filter(id__in=list(storage_ids)):
+        try:
+            if get_queue() is not None:
+                schedule_flush(storage)
+                continue
+            outbox.write_soon(storage)
+        except Exception as exc:  # the rows are safe in the outbox; say what happened
+            logger.warning('Pachyderm storage %s: export not started: %s', storage.id, exc)
+            outbox.retry_later(storage, _failed(exc))
 
 
-def _schedule_retry(queue, storage_class, storage_id) -> None:
+def schedule_flush(storage, result=None) -> None:
+    """Background mode: make sure one flush job of this storage is scheduled (after a back-off if failing)."""
     from datetime import timedelta
 
+    from . import outbox
+
+    queue = get_queue()
+    if queue is None:
+        if result is not None:
+            outbox.retry_later(storage, result)
+        return
     conn = queue.connection
-    retries_key = _COALESCE_RETRIES.format(storage_id)
-    attempt = conn.incr(retries_key)
-    conn.expire(retries_key, 24 * 3600)
-    if attempt > _RETRY_ATTEMPTS:
-        return
-    delay = float(getattr(settings, 'PACHYDERM_EXPORT_RETRY_SECONDS', 30) or 30) * 2 ** (attempt - 1)
-    if conn.set(_COALESCE_SCHEDULED.format(storage_id), '1', nx=True, ex=int(delay * 4) + 60):
-        queue.enqueue_in(timedelta(seconds=delay), coalesced_export_job, storage_class, storage_id,
-                         on_failure=_on_auto_export_failure)
-
-
-def export_on_submit(storage, annotation_id) -> None:
-    """Called from the annotation post_save receiver. Never raises."""
-    try:
-        queue = get_queue()
-        if queue is None:
-            _export_inline(storage, annotation_id)
-            return
-        window = float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
-        if window <= 0:
-            queue.enqueue(auto_export_job, storage.__class__, storage.id, [annotation_id],
-                          on_failure=_on_auto_export_failure)
-            return
-        conn = queue.connection
-        conn.sadd(_COALESCE_PENDING.format(storage.id), annotation_id)
-        if conn.set(_COALESCE_SCHEDULED.format(storage.id), '1', nx=True, ex=int(window * 4) + 60):
-            from datetime import timedelta
-
-            queue.enqueue_in(timedelta(seconds=window), coalesced_export_job, storage.__class__, storage.id,
-                             on_failure=_on_auto_export_failure)
-    except Exception as exc:
-        logger.warning('Could not export annotation %s to Pachyderm storage %s: %s', annotation_id, storage.id, exc)
-        note_export_error(storage, exc, f'annotation {annotation_id}')
-
-
-def _export_inline(storage, annotation_id) -> None:
-    from .exporter import export_annotations
-
-    if _in_backoff(storage.id):
-        note_export_error(storage, None, f'annotation {annotation_id}', skipped=True)
-        return
-    try:
-        export_annotations(storage, annotation_ids=[annotation_id], reason='annotation submitted')
-    except Exception as exc:
-        from .pachd import PachdUnavailable
-
-        if isinstance(exc, PachdUnavailable) or 'cannot reach pachd' in str(exc):
-            _unreachable_until[storage.id] = time.monotonic() + _BACKOFF_SECONDS
-        logger.warning('Could not export annotation %s to Pachyderm storage %s: %s', annotation_id, storage.id, exc)
-        note_export_error(storage, exc, f'annotation {annotation_id}')
-
-
-def note_export_error(storage, exc, what: str, skipped: bool = False) -> None:
-    """Show an auto-export problem on the storage; the next sync exports what was missed."""
-    if skipped:
-        message = f'{what} not exported yet: pachd was unreachable moments ago. The next sync exports it.'
+    if result is not None and result.error is not None:
+        failures = conn.incr(_FLUSH_FAILURES.format(storage.id))
+        if failures == 1:
+            conn.expire(_FLUSH_FAILURES.format(storage.id), 24 * 3600)
+        delay = min(600.0, outbox.retry_seconds() * 2 ** (failures - 1))
+    elif result is not None and result.busy:
+        delay = lease_seconds() + 1
     else:
-        reason = failure_text(exc).strip().splitlines()[-1] if exc is not None else 'unknown error'
-        if isinstance(exc, ValidationError):
-            reason = failure_text(exc).strip().splitlines()[0]
-        message = f'{what} not exported: {reason}. The next sync exports it.'
-    # A running sync owns the status; it will be told about missed annotations by its own result.
-    type(storage).objects.filter(id=storage.id).exclude(
-        status__in=[storage.Status.QUEUED, storage.Status.IN_PROGRESS]
-    ).update(status=storage.Status.COMPLETED_WITH_ERRORS, traceback=message)
-    storage.refresh_from_db(fields=['meta'])
-    meta = storage.meta or {}
-    meta['auto_export_error'] = message
-    meta['time_auto_export_error'] = str(timezone.now())
-    type(storage).objects.filter(id=storage.id).update(meta=meta)
+        delay = float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
+    if conn.set(_FLUSH_SCHEDULED.format(storage.id), '1', nx=True, ex=int(delay * 4) + 60):
+        queue.enqueue_in(timedelta(seconds=max(delay, 0.0)), flush_job, type(storage), storage.id,
+                         on_failure=_on_flush_failure)
+
+
+def flush_job(storage_class, storage_id):
+    """Background mode: write what the storage's outbox holds; reschedule while rows are left."""
+    from . import outbox
+
+    queue = get_queue()
+    # Cleared first: a submit arriving from now on schedules the next flush.
+    queue.connection.delete(_FLUSH_SCHEDULED.format(storage_id))
+    storage = storage_class.objects.filter(id=storage_id).first()
+    if storage is None:
+        outbox.pending_for_id(storage_id).delete()
+        return
+    result = outbox.flush(storage)
+    if result.error is None and not result.busy:
+        queue.connection.delete(_FLUSH_FAILURES.format(storage_id))
+    if result.left:
+        schedule_flush(storage, result)
+
+
+def _on_flush_failure(job, connection, exc_type, exc_value, exc_tb):
+    """A flush job that died (not one that failed cleanly: those reschedule themselves)."""
+    storage = job.args[0].objects.filter(id=job.args[1]).first()
+    if storage is not None:
+        schedule_flush(storage, _failed(exc_value))
+
+
+def _failed(exc):
+    from .outbox import FlushResult
+
+    return FlushResult(commits=[], error=exc, left=1)

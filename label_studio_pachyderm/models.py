@@ -13,6 +13,8 @@ import re
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 from io_storages.base_models import (
     ExportStorage,
@@ -21,11 +23,12 @@ from io_storages.base_models import (
     ImportStorageLink,
     ProjectStorageMixin,
 )
-from io_storages.utils import StorageObject, load_tasks_json, parse_range
+from io_storages.utils import StorageObject, parse_range
 
 from . import pachd, uri
 from .connection import client_for
 from .errors import validation_error
+from .leases import lease_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +156,36 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
         }
 
     def get_data(self, key, commit=None):
-        """StorageObjects for one file of ``commit`` (the branch head when not given)."""
+        """StorageObjects for one file of ``commit`` (default: the commit a sync would read).
+
+        Label Studio's contract: a file that cannot be loaded raises ValueError. Rows are parsed
+        as an import sync parses them (``taskfiles``), within PACHYDERM_MAX_TASK_FILE_MB.
+        """
+        from . import taskfiles
+        from .importer import max_task_file_bytes
+
         client = self.get_client()
         commit = commit or self._listing_commit(client)
         if self.use_blob_urls:
             data = {settings.DATA_UNDEFINED_NAME: uri.build(self.project_name, self.repo, commit, key)}
             return [StorageObject(task_data=data, key=key)]
-        blob = client.get_file_bytes(self.project_name, self.repo, commit, key)
-        return load_tasks_json(blob, key)
+        entry = client.inspect_file(self.project_name, self.repo, commit, key)
+        if entry.size > max_task_file_bytes():
+            raise ValueError(f'{key}: {entry.size} bytes, more than the {settings.PACHYDERM_MAX_TASK_FILE_MB:g} MiB '
+                             'a task file may have (PACHYDERM_MAX_TASK_FILE_MB)')
+        stream = client.read_file(self.project_name, self.repo, commit, key, entry=entry)
+        objects = []
+        try:
+            for item in taskfiles.parse_task_file(stream.iter_chunks(1024 * 1024), key):
+                if isinstance(item, taskfiles.RowError):
+                    where = 'the file' if item.row_index is None else f'row {item.row_index}'
+                    raise ValueError(f'{key} ({where}): {item.reason}')
+                objects.append(item)
+        except taskfiles.TaskFileError as exc:
+            raise ValueError(f'{key}: cannot load tasks ({exc})') from None
+        finally:
+            stream.close()
+        return objects
 
     def generate_http_url(self, url):
         # Never used: presign is always off, so Label Studio streams through its proxy.
@@ -256,15 +281,17 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
 
         validate_export_storage(self)
 
+    # Label Studio's hooks; both go through the target's one writer (``outbox``).
     def save_annotation(self, annotation):
-        from .exporter import export_annotations
+        from . import outbox
 
-        export_annotations(self, annotation_ids=[annotation.id], reason='annotation saved')
+        outbox.record_change(annotation)
+        outbox.retry_later(self, outbox.flush(self, wait=lease_seconds()))
 
     def save_annotations(self, annotations):
-        from .exporter import export_annotations
+        from . import outbox
 
-        export_annotations(self, queryset=annotations, reason='manual sync', track_status=True)
+        outbox.flush(self, wait=lease_seconds(), snapshot=annotations, track_status=True, reason='manual sync')
 
     def sync(self, save_only_new_annotations: bool = False):
         from .jobs import run_export_sync
@@ -278,12 +305,54 @@ class PachydermImportStorageLink(ImportStorageLink):
 
     class Meta:
         indexes = [models.Index(fields=['storage', 'key'])]
+        constraints = [
+            # One task per file (media) or per row of a task file, whatever runs concurrently:
+            # the sync claim keeps syncs apart, this keeps even a bug from duplicating tasks.
+            # row_index is NULL for media files, and NULLs never collide in a plain UNIQUE.
+            models.UniqueConstraint(
+                'storage', 'key', Coalesce('row_index', Value(-1)), name='pachyderm_one_link_per_file_row'),
+        ]
 
 
 class PachydermExportStorageLink(ExportStorageLink):
     storage = models.ForeignKey(PachydermExportStorage, on_delete=models.CASCADE, related_name='links')
     path = models.TextField(blank=True, default='', help_text='Path of the file in the repo')
     commit = models.TextField(blank=True, default='', help_text='Pachyderm commit that last wrote the file')
+
+
+class PachydermExportOutboxEntry(models.Model):
+    """An annotation change not yet written to a target storage (the transactional outbox).
+
+    Recorded in the same database transaction as the change itself, so a crash at
+    any point after the save loses nothing; removed only after the commit holding
+    the change is finished. See ``outbox``.
+    """
+
+    # No foreign key: deleting a project deletes its annotations (each recording a row here, in
+    # the same transaction) and its storages; a key would make that delete fail. Rows of a
+    # storage that is gone are removed by the writer and when the storage is deleted.
+    storage_id = models.IntegerField(db_index=True)
+    task_id = models.IntegerField(help_text='Task of the annotation (its file in the task layout)')
+    annotation_id = models.IntegerField(help_text='The annotation (no foreign key: it may be deleted)')
+    deleted = models.BooleanField(default=False, help_text='The annotation was deleted')
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=['storage_id', 'id'])]
+
+
+class PachydermLease(models.Model):
+    """Who may do one exclusive piece of work right now, and until when (see ``leases``).
+
+    Keys name a target branch (one export writer at a time) or a storage (one
+    sync at a time). Taken and renewed with conditional UPDATEs, so it works the
+    same on SQLite and PostgreSQL, across processes and hosts.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    holder = models.CharField(max_length=64, blank=True, default='')
+    expires_at = models.DateTimeField(null=True, blank=True)
+    taken_at = models.DateTimeField(null=True, blank=True)
 
 
 class _EmptyStream:

@@ -70,14 +70,23 @@ PACHYDERM_REDIS_URL = get_env('PACHYDERM_REDIS_URL', '')
 PACHYDERM_RQ_QUEUE = get_env('PACHYDERM_RQ_QUEUE', 'pachyderm')
 
 # Seconds an auto-export waits to gather other submits into the same commit (RQ mode
-# only; inline mode commits once per submit). 0 disables coalescing.
+# only; inline mode writes at once, and submits that arrive meanwhile share the next commit).
+# 0 disables coalescing.
 PACHYDERM_EXPORT_COALESCE_SECONDS = float(get_env('PACHYDERM_EXPORT_COALESCE_SECONDS', 5))
-# Background mode: a failed flush of gathered auto-exports is retried after this many seconds,
-# doubling, five times; after that the next submit or a sync exports them.
+# Annotation changes that could not be exported yet (pachd down, branch busy) stay in the
+# outbox and are retried after this many seconds, doubling up to 10 minutes, for as long as
+# any is pending.
 PACHYDERM_EXPORT_RETRY_SECONDS = float(get_env('PACHYDERM_EXPORT_RETRY_SECONDS', 30))
+# Seconds a lease lasts without renewal: the export writer of a target branch and a running
+# sync renew theirs every third of it (a heartbeat); a holder that died is replaced after it.
+PACHYDERM_LEASE_SECONDS = float(get_env('PACHYDERM_LEASE_SECONDS', 30))
 
 # Tasks created per database batch during an import sync.
 PACHYDERM_IMPORT_BATCH_SIZE = int(get_env('PACHYDERM_IMPORT_BATCH_SIZE', 500))
+
+# Largest .json/.jsonl task file an import sync reads, in MiB; a larger one is reported and
+# skipped before any of it is read.
+PACHYDERM_MAX_TASK_FILE_MB = float(get_env('PACHYDERM_MAX_TASK_FILE_MB', 100))
 
 if PACHYDERM_REDIS_URL:
     RQ_QUEUES = {  # noqa: F405

@@ -1,66 +1,50 @@
-"""Annotation receivers for Pachyderm target storages.
+"""Annotation receivers for Pachyderm target storages: record each change in the outbox.
 
-Neither receiver may fail or block the annotation operation: a Pachyderm
-problem is logged and recorded on the storage, and the next sync repairs it.
+The row is written in the same transaction as the annotation change (see
+``outbox``), inside a savepoint so that a problem with it can never fail or
+roll back the annotation operation; the write to Pachyderm happens after the
+transaction commits, and never raises into Label Studio either.
 """
 from __future__ import annotations
 
 import logging
 
 from django.db import transaction
-from django.db.models.signals import post_save, pre_delete
+from django.db.models.signals import post_delete, post_save, pre_delete
 from django.dispatch import receiver
 from tasks.models import Annotation
 
 logger = logging.getLogger(__name__)
 
 
-@receiver(post_save, sender=Annotation)
-def export_annotation_to_pachyderm(sender, instance, **kwargs):
-    from .jobs import export_on_submit
-    from .models import PachydermExportStorage
+def _record(annotation, deleted: bool) -> None:
+    from . import outbox
+    from .jobs import export_pending
 
     try:
-        storages = list(PachydermExportStorage.objects.filter(project_id=instance.project_id))
+        with transaction.atomic():
+            storage_ids = outbox.record_change(annotation, deleted=deleted)
     except Exception:
-        logger.exception('Pachyderm auto-export: cannot read target storages')
+        logger.exception('Pachyderm export: cannot record the change of annotation %s', annotation.id)
         return
-    for storage in storages:
-        # After the save commits, so the exported file shows what the database holds.
-        transaction.on_commit(lambda s=storage, pk=instance.pk: export_on_submit(s, pk))
+    if storage_ids:
+        transaction.on_commit(lambda: export_pending(storage_ids))
+
+
+@receiver(post_save, sender=Annotation)
+def export_annotation_to_pachyderm(sender, instance, **kwargs):
+    _record(instance, deleted=False)
 
 
 @receiver(pre_delete, sender=Annotation)
 def delete_annotation_from_pachyderm(sender, instance, **kwargs):
-    from .models import PachydermExportStorageLink
-
-    try:
-        plans = [
-            (link.storage_id, instance.task_id, link.path or str(instance.id))
-            for link in PachydermExportStorageLink.objects.filter(
-                annotation_id=instance.id, storage__can_delete_objects=True
-            )
-        ]
-    except Exception:
-        logger.exception('Pachyderm delete: cannot read export links of annotation %s', instance.id)
-        return
-    if plans:
-        # Runs once the deletion has committed: the task file can then be rewritten
-        # without this annotation, or removed when none is left.
-        transaction.on_commit(lambda: _apply_deletions(plans))
+    # Before the delete: the row is part of the deleting transaction, and the writer later
+    # rewrites the task file without this annotation, or removes the file.
+    _record(instance, deleted=True)
 
 
-def _apply_deletions(plans) -> None:
-    from .exporter import apply_deletion
-    from .jobs import note_export_error
-    from .models import PachydermExportStorage
+@receiver(post_delete, sender='io_storages_pachyderm.PachydermExportStorage')
+def forget_outbox_of_deleted_storage(sender, instance, **kwargs):
+    from . import outbox
 
-    for storage_id, task_id, path in plans:
-        storage = PachydermExportStorage.objects.filter(id=storage_id).first()
-        if storage is None:  # the project (and its storages) went away: leave the repo as it is
-            continue
-        try:
-            apply_deletion(storage, task_id, path)
-        except Exception as exc:
-            logger.warning('Pachyderm storage %s could not remove %s: %s', storage_id, path, exc)
-            note_export_error(storage, exc, f'removing {path}')
+    outbox.pending_for_id(instance.id).delete()

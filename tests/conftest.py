@@ -44,6 +44,16 @@ def pfs_client(pfs):
 
 
 @pytest.fixture(autouse=True)
+def _export_retries_end_with_the_test():
+    """Export retries of one test never run into the next (or into its database teardown)."""
+    yield
+    from label_studio_pachyderm import outbox
+
+    outbox.stop_retries()
+    outbox._unreachable_until.clear()
+
+
+@pytest.fixture(autouse=True)
 def _allow_loopback_pachd(settings):
     # Label Studio's SSRF protection bans loopback; tests dial their own local server.
     settings.PACHYDERM_ALLOWED_HOSTS = ['127.0.0.1']

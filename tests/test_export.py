@@ -145,10 +145,13 @@ def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):
     assert body['annotations'][0]['result'] == RESULT
 
 
-def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels, pfs):
-    from label_studio_pachyderm import jobs
+def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels, pfs, settings):
+    """Saves answer 201 while pachd is down; the changes wait in the outbox, the card says so, and once
+    pachd is back they are exported by the retry, with nobody syncing; then the error clears."""
+    from label_studio_pachyderm import outbox
     from label_studio_pachyderm.localpfs import start_server
 
+    settings.PACHYDERM_EXPORT_RETRY_SECONDS = 0.5
     storage = create_export(api, project, pfs)
     port = pfs.port
     pfs.stop()
@@ -156,16 +159,34 @@ def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels,
     for task in tasks:
         annotate(api, task)  # 201 each time, though pachd is down
     stored = PachydermExportStorage.objects.get(id=storage['id'])
-    assert stored.status == 'completed_with_errors' and 'The next sync exports it' in stored.traceback
+    assert stored.status == 'completed_with_errors' and 'retried automatically' in stored.traceback
+    assert 'cannot reach pachd' in stored.traceback
     assert Annotation.objects.filter(project=project).count() == 5
+    assert outbox.pending(stored).count() == 5
 
-    jobs._unreachable_until.clear()
     with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
-        r = api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync")
-        assert r.status_code == 200 and r.json()['status'] == 'completed', r.content
         client = pachd.PachdClient(again.address)
-        files = {f.path for f in client.list_files('default', 'labels', 'master')}
-        assert files == {f'{t.id}.json' for t in tasks}
+        wanted = {f'{t.id}.json' for t in tasks}
+        wait_for(lambda: {f.path for f in client.list_files('default', 'labels', 'master')} == wanted,
+                 what='the outbox exported after pachd came back')
+        wait_for(lambda: not outbox.pending(stored).exists(), what='the outbox drained')
+        stored.refresh_from_db()
+        assert stored.status == 'completed' and not stored.traceback
+        assert stored.meta['pending_exports'] == 0 and 'last_export_error' not in stored.meta
+
+
+def wait_for(condition, what, timeout=60.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except pachd.PachdError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f'timed out waiting for: {what}')
 
 
 def test_failure_mid_commit_leaves_branch_head_unchanged(api, project, pfs, pfs_client, labels, monkeypatch,

@@ -1,0 +1,126 @@
+"""Leases: one holder at a time for a piece of work, across processes and hosts.
+
+A lease is a row (``PachydermLease``) with a holder and an expiry. It is taken
+with one conditional UPDATE (free, or expired) and renewed by its holder while
+the work runs, by a heartbeat thread, so a slow step (a big JSON file, a long
+wait for pachd) never makes a live holder look dead. A holder killed with
+SIGKILL stops renewing; once the lease expires, the next one takes it.
+
+Conditional UPDATEs behave the same on SQLite and PostgreSQL; no row locks are
+needed, and no transaction is held open while the work runs.
+
+Used for: one export writer per target branch (``outbox``) and one sync per
+storage (``jobs``).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from datetime import timedelta
+from typing import Callable, Optional
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def lease_seconds() -> float:
+    """PACHYDERM_LEASE_SECONDS: how long a lease lasts without renewal."""
+    from django.conf import settings
+
+    return float(getattr(settings, 'PACHYDERM_LEASE_SECONDS', 30) or 30)
+
+
+def _model():
+    from .models import PachydermLease
+
+    return PachydermLease
+
+
+class Lease:
+    """A lease on ``key`` for ``seconds``; ``acquire()`` never waits, ``hold()`` renews it in the background."""
+
+    def __init__(self, key: str, seconds: float):
+        self.key = key
+        self.seconds = float(seconds)
+        self.holder = uuid.uuid4().hex
+        self.lost = threading.Event()  # set when a renewal found the lease taken by someone else
+        self._beat: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+
+    def acquire(self) -> bool:
+        """Take the lease if it is free or expired. True when this object now holds it."""
+        model = _model()
+        now = timezone.now()
+        free = model.objects.filter(key=self.key).filter(holder='') | model.objects.filter(
+            key=self.key, expires_at__lt=now)
+        taken = model.objects.filter(pk__in=free.values('pk')).update(
+            holder=self.holder, expires_at=now + timedelta(seconds=self.seconds), taken_at=now)
+        if taken:
+            return True
+        if model.objects.filter(key=self.key).exists():
+            return False
+        try:
+            with transaction.atomic():
+                model.objects.create(key=self.key, holder=self.holder, taken_at=now,
+                                     expires_at=now + timedelta(seconds=self.seconds))
+            return True
+        except IntegrityError:  # another process created it first
+            return False
+
+    def renew(self) -> bool:
+        """Push the expiry on; False (and ``lost`` set) when the lease is no longer ours."""
+        renewed = _model().objects.filter(key=self.key, holder=self.holder).update(
+            expires_at=timezone.now() + timedelta(seconds=self.seconds))
+        if not renewed:
+            self.lost.set()
+        return bool(renewed)
+
+    def release(self) -> None:
+        self.stop_heartbeat()
+        _model().objects.filter(key=self.key, holder=self.holder).update(holder='', expires_at=None)
+
+    def start_heartbeat(self, on_beat: Optional[Callable[[], None]] = None, every: Optional[float] = None) -> None:
+        """Renew every third of the lease (or ``every`` seconds) on a thread, until released.
+
+        ``on_beat`` runs after each renewal (a sync uses it to show Label Studio it is alive).
+        The thread has its own database connection and closes it when it ends.
+        """
+        interval = every or max(0.2, self.seconds / 3)
+
+        def beat():
+            try:
+                while not self._stop.wait(interval):
+                    try:
+                        if not self.renew():
+                            logger.warning('lease %s was taken over while its holder still ran', self.key)
+                            return
+                        if on_beat is not None:
+                            on_beat()
+                    except Exception:  # a database hiccup: try again at the next beat
+                        logger.warning('lease %s: renewal failed', self.key, exc_info=True)
+            finally:
+                connection.close()
+
+        self._stop.clear()
+        self._beat = threading.Thread(target=beat, name=f'lease-{self.key[:40]}', daemon=True)
+        self._beat.start()
+
+    def stop_heartbeat(self) -> None:
+        self._stop.set()
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join(timeout=10)
+        self._beat = None
+
+    def __enter__(self) -> 'Lease':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.release()
+
+
+def is_held(key: str) -> bool:
+    """Whether someone holds ``key`` right now (a live, unexpired lease)."""
+    return _model().objects.filter(key=key, expires_at__gte=timezone.now()).exclude(holder='').exists()

@@ -1,0 +1,402 @@
+"""The export outbox: annotation changes wait here until a commit holding them is finished.
+
+Why: a branch has at most one open commit (pachd refuses a second writer while the
+head is open), and Label Studio is used by teams whose submits arrive together. So:
+
+* Every save or delete of an annotation in a project with a Pachyderm target adds
+  a row (``PachydermExportOutboxEntry``) in the same database transaction as the
+  change (``record_change``, called from the model signals). A crash anywhere after
+  the save loses nothing.
+* One writer at a time per target (pachd address, project, repo, branch) holds a
+  lease (``leases``). It drains the storage's rows into ONE commit, and deletes the
+  drained rows only after FinishCommit succeeded. After releasing it looks again,
+  so a row recorded meanwhile is never stranded.
+* Inline mode (the default): the request that saved the annotation tries the lease
+  without waiting (``flush(storage)``); when another writer holds it, the request
+  returns and the holder exports its row. Rows that are left over (pachd down,
+  a busy branch, a writer that died) are retried by a small background thread of
+  the same process, with back-off, as long as rows are pending
+  (``retry_later``). Background mode (RQ): the flush runs as a job (``jobs``).
+* Commits carry a marker line naming the writer; a writer that holds the lease
+  and finds such a commit still open on the branch knows its writer is dead
+  (no one else can hold the lease) and drops it; the outbox still holds the
+  work. An open commit without the marker is someone else's: the storage says
+  so and the writer tries again later.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from . import pachd
+from .leases import Lease, lease_seconds
+
+logger = logging.getLogger(__name__)
+
+MARKER = 'Label-Studio-Pachyderm-Writer:'
+_BATCH = 5000  # rows drained per commit; more wait for the next round of the same writer
+_ROUNDS = 3  # commits one flush makes at most before it hands what is left to the retry thread
+_MAX_RETRY_SECONDS = 600.0
+
+
+def retry_seconds() -> float:
+    return float(getattr(settings, 'PACHYDERM_EXPORT_RETRY_SECONDS', 30) or 30)
+
+
+def target_key(storage) -> str:
+    """The lease key of a storage's target branch: the same branch is the same key, whichever storage writes."""
+    where = '|'.join(((storage.pachd_address or '').strip().lower(), storage.project_name, storage.repo,
+                      storage.branch_name))
+    return 'export:' + hashlib.sha256(where.encode()).hexdigest()[:48]
+
+
+def _entry_model():
+    from .models import PachydermExportOutboxEntry
+
+    return PachydermExportOutboxEntry
+
+
+# ----------------------------------------------------------------------------- recording
+def record_change(annotation, deleted: bool = False) -> list:
+    """Add one outbox row per Pachyderm target of the annotation's project; returns their storage ids.
+
+    Runs inside the transaction that saves or deletes the annotation (from the
+    model signals). Deletes are recorded only for targets that may delete files
+    (``can_delete_objects``), as Label Studio's own storages do.
+    """
+    from .models import PachydermExportStorage
+
+    storages = PachydermExportStorage.objects.filter(project_id=annotation.project_id)
+    if deleted:
+        storages = storages.filter(can_delete_objects=True)
+    ids = list(storages.values_list('id', flat=True))
+    if ids:
+        _entry_model().objects.bulk_create([
+            _entry_model()(storage_id=sid, task_id=annotation.task_id, annotation_id=annotation.id, deleted=deleted)
+            for sid in ids
+        ])
+    return ids
+
+
+def pending(storage):
+    return pending_for_id(storage.id)
+
+
+def pending_for_id(storage_id: int):
+    return _entry_model().objects.filter(storage_id=storage_id)
+
+
+def status(storage) -> dict:
+    """What the storage card shows about the outbox: pending rows and the age of the oldest."""
+    rows = pending(storage)
+    oldest = rows.order_by('id').values_list('created_at', flat=True).first()
+    return {
+        'pending_exports': rows.count(),
+        'oldest_pending_seconds': round((timezone.now() - oldest).total_seconds(), 1) if oldest else None,
+    }
+
+
+# ----------------------------------------------------------------------------- writing
+@dataclass
+class FlushResult:
+    commits: list
+    exported: int = 0  # rows drained
+    busy: bool = False  # another writer held the target's lease
+    error: Optional[BaseException] = None
+    left: int = 0  # rows still pending afterwards
+
+
+class OpenCommitNotOurs(pachd.PachdError):
+    """The branch head is an unfinished commit that no writer of this plugin started."""
+
+
+# A target whose pachd just failed is not dialled again by requests for a while, so a
+# burst of submits (or a project deletion) does not wait on a dead pachd each time; the
+# retry thread (or job) takes over the rows.
+_unreachable_until: dict = {}
+
+
+def flush(storage, wait: float = 0.0, snapshot=None, track_status: bool = False, reason: str = 'auto-export',
+          rounds: int = _ROUNDS) -> FlushResult:
+    """Write this storage's pending rows as the target's one writer, in one commit per round.
+
+    ``snapshot``: annotations to write in the first commit besides the rows (a
+    manual sync passes all of them, so its one commit is a full snapshot).
+
+    ``wait``: seconds to wait for the lease (0: return at once with ``busy`` when
+    another writer holds it). Raises only with ``track_status`` (a manual sync,
+    whose job records the failure); otherwise errors come back in the result.
+    """
+    lease = Lease(target_key(storage), lease_seconds())
+    deadline = time.monotonic() + wait
+    while not lease.acquire():
+        if time.monotonic() >= deadline:
+            if track_status:
+                raise pachd.PachdError(
+                    f'another export to {storage.project_name}/{storage.repo}@{storage.branch_name} is still being '
+                    f'written; sync again in a moment')
+            return FlushResult(commits=[], busy=True, left=pending(storage).count())
+        time.sleep(0.2)
+    result = FlushResult(commits=[])
+    lease.start_heartbeat()
+    try:
+        for round_number in range(max(1, rounds)):
+            if lease.lost.is_set():
+                break
+            done = _write_round(storage, lease, snapshot if round_number == 0 else None, track_status, reason)
+            if done is None:
+                break
+            commit, drained = done
+            if commit:
+                result.commits.append(commit)
+            result.exported += drained
+            if not pending(storage).exists():
+                break
+        _unreachable_until.pop(target_key(storage), None)
+    except Exception as exc:
+        if isinstance(exc, pachd.PachdUnavailable) or 'cannot reach pachd' in str(exc):
+            _unreachable_until[target_key(storage)] = time.monotonic() + min(retry_seconds(), 30.0)
+        if track_status:
+            raise
+        result.error = exc
+    finally:
+        lease.release()
+    result.left = pending(storage).count()
+    _record_outcome(storage, result)
+    return result
+
+
+def _write_round(storage, lease, snapshot, track_status, reason):
+    """One commit: (commit id, rows drained), or None when there was nothing to do."""
+    from tasks.models import Annotation
+
+    from . import exporter
+
+    rows = list(pending(storage).order_by('id').values('id', 'task_id', 'annotation_id', 'deleted')[:_BATCH])
+    full = snapshot is not None
+    if not rows and not full:
+        return None
+    client = storage.get_client()
+    _clear_dead_writer(client, storage)
+    annotations = Annotation.objects.filter(project_id=storage.project_id)
+    removals = set()
+    if full:
+        queryset = snapshot
+    elif exporter.layout() == 'task':
+        tasks = {row['task_id'] for row in rows}
+        queryset = annotations.filter(task_id__in=tasks)
+        still_annotated = set(queryset.values_list('task_id', flat=True).distinct())
+        removals = {exporter.task_path(storage, row['task_id']) for row in rows
+                    if row['deleted'] and row['task_id'] not in still_annotated}
+    else:
+        ids = {row['annotation_id'] for row in rows}
+        queryset = annotations.filter(id__in=ids)
+        present = set(queryset.values_list('id', flat=True))
+        removals = {exporter.annotation_path(storage, row['annotation_id']) for row in rows
+                    if row['deleted'] and row['annotation_id'] not in present}
+    if full and rows:
+        # A full snapshot also carries the deletions waiting in the outbox.
+        present_tasks = set(annotations.values_list('task_id', flat=True).distinct())
+        present_ids = set(annotations.filter(id__in=[r['annotation_id'] for r in rows]).values_list('id', flat=True))
+        for row in rows:
+            if not row['deleted']:
+                continue
+            if exporter.layout() == 'task' and row['task_id'] not in present_tasks:
+                removals.add(exporter.task_path(storage, row['task_id']))
+            elif exporter.layout() != 'task' and row['annotation_id'] not in present_ids:
+                removals.add(exporter.annotation_path(storage, row['annotation_id']))
+    problems: list = []
+    commit = exporter.export_annotations(storage, queryset=queryset, reason=reason, track_status=track_status,
+                                         removals=removals, marker=f'{MARKER} {lease.holder}', errors=problems)
+    # Only now, with the commit finished, are the drained rows done with. An annotation that
+    # cannot be serialised is not retried for ever: it is reported, and its next save records it again.
+    _entry_model().objects.filter(id__in=[row['id'] for row in rows]).delete()
+    if problems:
+        raise ValueError('; '.join(problems))
+    return commit, len(rows)
+
+
+def _clear_dead_writer(client, storage) -> None:
+    """Drop an unfinished commit of ours left on the branch (its writer died: we hold the lease now)."""
+    head = client.unfinished_head(storage.project_name, storage.repo, storage.branch_name)
+    if head is None:
+        return
+    where = f'{storage.project_name}/{storage.repo}@{storage.branch_name}'
+    if MARKER not in (head.description or ''):
+        raise OpenCommitNotOurs(
+            f'the branch {where} has an unfinished commit {head.id} that Label Studio did not start (another '
+            'program is writing to it, or was interrupted); exports wait until it is finished or dropped')
+    logger.warning('Pachyderm storage %s: dropping unfinished commit %s on %s left by a writer that stopped',
+                   storage.id, head.id, where)
+    client.drop_commit(storage.project_name, storage.repo, head.id)
+
+
+def _record_outcome(storage, result: FlushResult) -> None:
+    """Pending count, oldest row, last commit and last error in the storage's meta; never raises."""
+    from .jobs import short_reason
+
+    try:
+        model = type(storage)
+        fresh = model.objects.filter(id=storage.id).values('meta', 'status', 'last_exported_commit').first()
+        if fresh is None:
+            return
+        meta = dict(fresh['meta'] or {})
+        meta.update(status(storage))
+        meta['last_exported_commit'] = fresh['last_exported_commit'] or None
+        updates = {}
+        if result.commits:
+            meta['time_last_export'] = str(timezone.now())
+        if result.error is not None:
+            waiting = meta['pending_exports']
+            message = (f'{waiting} annotation change{"" if waiting == 1 else "s"} not exported yet: '
+                       f'{short_reason(result.error)}. ' + (
+                           'They stay in the outbox and are retried automatically.' if waiting else
+                           'Save the annotation again after fixing it.'))
+            meta['last_export_error'] = message
+            meta['time_last_export_error'] = str(timezone.now())
+            if fresh['status'] not in (storage.Status.QUEUED, storage.Status.IN_PROGRESS):
+                updates.update(status=storage.Status.COMPLETED_WITH_ERRORS, traceback=message)
+                meta['status_from_export_error'] = True
+        elif not result.left and not result.busy and meta.pop('last_export_error', None):
+            meta.pop('time_last_export_error', None)
+            # Everything made it after all: the card stops showing the old problem.
+            if meta.pop('status_from_export_error', False) and fresh['status'] == storage.Status.COMPLETED_WITH_ERRORS:
+                updates.update(status=storage.Status.COMPLETED, traceback=None)
+        model.objects.filter(id=storage.id).update(meta=meta, **updates)
+    except Exception:
+        logger.exception('Pachyderm storage %s: cannot record the export outcome', storage.id)
+
+
+# ----------------------------------------------------------------------------- retries in this process
+class _RetryThread:
+    """Flushes storages whose rows were left over, later, with back-off, until none is pending.
+
+    One thread per process, started when needed and ended when nothing is due.
+    Failures double the delay (from PACHYDERM_EXPORT_RETRY_SECONDS up to ten
+    minutes) and never stop it while rows are pending. It has its own database
+    connection, closed after every try.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._due: dict = {}  # storage id -> monotonic time of the next try
+        self._failures: dict = {}  # storage id -> failed tries in a row
+        self._wake = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._stopping = False
+
+    def later(self, storage_id: int, delay: float, failed: Optional[bool]) -> None:
+        """Try ``storage_id`` again after ``delay``; ``failed``: True doubles the delay per failure in a
+        row, False starts counting again, None leaves the count as it is."""
+        with self._lock:
+            if self._stopping:
+                return
+            if failed:
+                failures = self._failures[storage_id] = self._failures.get(storage_id, 0) + 1
+                delay = min(_MAX_RETRY_SECONDS, delay * 2 ** (failures - 1))
+            elif failed is not None:
+                self._failures.pop(storage_id, None)
+            at = time.monotonic() + delay
+            self._due[storage_id] = min(at, self._due.get(storage_id, at))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name='pachyderm-export-retry', daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _next(self):
+        """(storage id or None, seconds to wait); (None, None) when nothing is due any more."""
+        with self._lock:
+            if not self._due or self._stopping:
+                self._thread = None
+                return None, None
+            storage_id, at = min(self._due.items(), key=lambda item: item[1])
+            wait = at - time.monotonic()
+            if wait > 0:
+                return None, wait
+            del self._due[storage_id]
+            return storage_id, 0
+
+    def _run(self) -> None:
+        from .models import PachydermExportStorage
+
+        while True:
+            storage_id, wait = self._next()
+            if wait is None:
+                return
+            if storage_id is None:
+                self._wake.wait(min(wait, 1.0))
+                self._wake.clear()
+                continue
+            try:
+                storage = PachydermExportStorage.objects.filter(id=storage_id).first()
+                if storage is None:
+                    pending_for_id(storage_id).delete()
+                    continue
+                result = flush(storage)
+                if result.left:
+                    self.later(storage_id, *_retry_delay(result))
+                else:
+                    with self._lock:
+                        self._failures.pop(storage_id, None)
+            except Exception:
+                logger.exception('Pachyderm storage %s: retrying the export failed', storage_id)
+                self.later(storage_id, retry_seconds(), True)
+            finally:
+                connection.close()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop retrying in this process (tests, shutdown); pending rows stay in the outbox."""
+        with self._lock:
+            self._stopping = True
+            self._due.clear()
+            self._failures.clear()
+            thread = self._thread
+        self._wake.set()
+        if thread is not None:
+            thread.join(timeout)
+        with self._lock:
+            self._stopping = False
+
+
+def _retry_delay(result: FlushResult):
+    """(delay, failed) before the next try of a storage whose rows were left over."""
+    if result.error is not None:
+        return retry_seconds(), True
+    if result.busy:
+        # The holder exports them; if it died, its lease runs out and this try takes over.
+        return lease_seconds() + 1, False
+    return 0.2, False  # the flush stopped after its rounds: go on right away, on this thread
+
+
+_retries = _RetryThread()
+
+
+def retry_later(storage, result: FlushResult) -> None:
+    """Make sure rows left over by ``result`` are tried again in this process (inline mode)."""
+    if result.left:
+        _retries.later(storage.id, *_retry_delay(result))
+
+
+def write_soon(storage) -> None:
+    """Inline mode, after a change was recorded: write it now if this request can be the writer.
+
+    A target whose pachd failed moments ago is not dialled again by a request (a burst
+    of submits would each wait on it); its retry is already scheduled.
+    """
+    backoff = _unreachable_until.get(target_key(storage), 0) - time.monotonic()
+    if backoff > 0:
+        _retries.later(storage.id, backoff, None)
+        return
+    retry_later(storage, flush(storage))
+
+
+def stop_retries(timeout: float = 30.0) -> None:
+    _retries.stop(timeout)
