@@ -22,19 +22,22 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from django.conf import settings
-from django.db import transaction
-from io_storages.utils import StorageObject, load_tasks_json
+from django.db import InterfaceError, OperationalError, transaction
+from io_storages.utils import StorageObject
 from tasks.models import Task
 from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
-from . import pachd, uri
+from . import pachd, taskfiles, uri
 from .errors import validation_error
 
 logger = logging.getLogger(__name__)
 
 TASK_FILE_EXTENSIONS = ('.json', '.jsonl')
 _KEY_BATCH = 1000
+_READ_CHUNK = 1024 * 1024
+# Problem rows of one file listed one by one in the storage's traceback; the rest are counted.
+_ROW_ERRORS_PER_FILE = 20
 
 
 @dataclass
@@ -46,6 +49,8 @@ class _SyncState:
     tasks_existed: int = 0
     files_seen: int = 0
     links_marked_missing: int = 0
+    files_failed: int = 0
+    rows_failed: int = 0
     errors: list = field(default_factory=list)
     webhook_task_ids: list = field(default_factory=list)
     pending: list = field(default_factory=list)  # [(StorageObject, path)]
@@ -215,9 +220,8 @@ def _process_paths(storage, link_class, client, paths, state) -> None:
             data = {settings.DATA_UNDEFINED_NAME: uri.build(storage.project_name, storage.repo, state.commit, path)}
             state.pending.append(StorageObject(task_data=data, key=path))
         else:
-            objects = _read_task_file(storage, client, path, state)
             known = existing_rows.get(path, set())
-            for obj in objects:
+            for obj in _read_task_file(storage, client, path, state):
                 if obj.row_index in known:
                     state.tasks_existed += 1
                     continue
@@ -229,29 +233,60 @@ def _process_paths(storage, link_class, client, paths, state) -> None:
                     storage.info_update_progress(
                         last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed
                     )
-            del objects
         if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
             _flush(storage, link_class, state)
 
 
-def _read_task_file(storage, client, path, state) -> list:
-    """Parse one .json/.jsonl file into StorageObjects; on any problem record it and return []."""
+def max_task_file_bytes() -> int:
+    return int(float(settings.PACHYDERM_MAX_TASK_FILE_MB) * 1024 * 1024)
+
+
+def _read_task_file(storage, client, path, state) -> Iterator[StorageObject]:
+    """The good rows of one .json/.jsonl file, streamed; every problem is recorded, none raised.
+
+    Only a pachd error propagates (it stops the sync). The file's size is checked before
+    any of it is read; rows are parsed as the bytes arrive (see ``taskfiles``).
+    """
     ext = os.path.splitext(path.lower())[1]
     if ext not in TASK_FILE_EXTENSIONS:
-        state.errors.append(
-            f'{path}: not a .json or .jsonl file, skipped. To import media files, set the storage\'s '
-            'import method to "Files" (use_blob_urls).'
-        )
-        return []
+        _file_failed(state, f'{path}: not a .json or .jsonl file, skipped. To import media files, set the '
+                            'storage\'s import method to "Files" (use_blob_urls).')
+        return
+    entry = client.inspect_file(storage.project_name, storage.repo, state.commit, path)
+    limit = max_task_file_bytes()
+    if entry.size > limit:
+        _file_failed(state, f'{path}: {entry.size} bytes, more than the {settings.PACHYDERM_MAX_TASK_FILE_MB:g} MiB '
+                            'a task file may have (PACHYDERM_MAX_TASK_FILE_MB), skipped unread. Split it into '
+                            'smaller files.')
+        return
+    stream = client.read_file(storage.project_name, storage.repo, state.commit, path, entry=entry)
+    bad_rows = 0
     try:
-        blob = client.get_file_bytes(storage.project_name, storage.repo, state.commit, path)
-        return list(load_tasks_json(blob, path))
-    except pachd.PachdError:
-        raise
-    except Exception as exc:  # bad JSON, bad encoding, wrong shape: that file only
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        state.errors.append(f'{path}: cannot load tasks ({reason})')
-        return []
+        for item in taskfiles.parse_task_file(stream.iter_chunks(_READ_CHUNK), path):
+            if isinstance(item, taskfiles.RowError):
+                bad_rows += 1
+                if bad_rows <= _ROW_ERRORS_PER_FILE:
+                    where = 'the file' if item.row_index is None else f'row {item.row_index}'
+                    state.errors.append(f'{path} ({where}): {item.reason}, skipped')
+                continue
+            yield item
+    except taskfiles.TaskFileError as exc:
+        state.errors.append(f'{path}: cannot load tasks ({exc}); the rest of the file is skipped')
+        state.files_failed += 1
+    else:
+        if bad_rows:
+            state.files_failed += 1
+    finally:
+        stream.close()
+        if bad_rows:
+            state.rows_failed += bad_rows
+            if bad_rows > _ROW_ERRORS_PER_FILE:
+                state.errors.append(f'{path}: {bad_rows - _ROW_ERRORS_PER_FILE} more rows with problems, skipped')
+
+
+def _file_failed(state, message: str) -> None:
+    state.errors.append(message)
+    state.files_failed += 1
 
 
 # ----------------------------------------------------------------------------- creating tasks
@@ -320,13 +355,15 @@ def _flush(storage, link_class, state) -> None:
         created_ids.extend(task.id for task in tasks)
 
     # Tasks that carry predictions or annotations go through Label Studio's own path, which validates them.
-    from rest_framework.exceptions import ValidationError
-
     for obj, _, _ in rich:
         try:
             task = storage.add_task(project, overlap, state.next_inner_id, storage, obj, link_class=link_class)
-        except (ValidationError, ValueError) as exc:
-            state.errors.append(f'{obj.key} (row {obj.row_index}): {exc}')
+        except (OperationalError, InterfaceError):
+            raise  # the database, not the row
+        except Exception as exc:  # noqa: BLE001 - LS's validation of this row's predictions/annotations
+            reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            state.errors.append(f'{obj.key} (row {obj.row_index}): {reason}, skipped')
+            state.rows_failed += 1
             continue
         link_class.objects.filter(task_id=task.id).update(commit=state.commit)
         Task.objects.filter(id=task.id).update(meta=_lineage(storage, state.commit, obj))
@@ -363,7 +400,8 @@ def _finish(storage, link_class, state, previous, selection) -> None:
         sync_mode=state.mode,
         files_seen=state.files_seen,
         links_marked_missing=state.links_marked_missing,
-        files_failed=len(state.errors),
+        files_failed=state.files_failed,
+        rows_failed=state.rows_failed,
     )
     if state.errors:
         storage.info_set_completed_with_errors(
