@@ -301,8 +301,8 @@ def test_many_commits_chain_reads_stay_right(client, repo):
 
 
 def test_deletes_within_one_stream_reach_what_the_stream_staged(client, repo):
-    """In ONE ModifyFile stream, a delete removes the staged files below a directory, or one
-    staged file, and nothing else (the sdk's commit helpers open a stream per call)."""
+    """In ONE ModifyFile stream, a delete removes the staged files below a directory (named
+    with a trailing slash, as pachd requires), or one staged file, and nothing else (the sdk's commit helpers open a stream per call)."""
     def stream(*requests):
         client.pfs.modify_file(iter([pfs.ModifyFileRequest(set_commit=pfs.Commit.from_uri('images@master')),
                                      *requests]))
@@ -315,7 +315,8 @@ def test_deletes_within_one_stream_reach_what_the_stream_staged(client, repo):
 
     put(client, 'images@master', {'/old/kept.txt': b'k', '/d/old.txt': b'o'})
     stream(add('/d/a.txt'), add('/d/e/b.txt'), add('/dx.txt'), add('/top.txt'), add('/again.txt'),
-           delete('/d'),  # the directory: staged and committed files below it
+           delete('/d/'),  # the directory (pachd: a trailing slash): staged and committed files below it
+           delete('/old'),  # no trailing slash: the file /old (there is none), not the directory
            delete('/top.txt'),  # one staged file
            delete('/again.txt'), add('/again.txt', b'new'),
            delete('/missing.txt'))  # nothing there: no error, as pachd

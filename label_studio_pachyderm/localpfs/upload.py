@@ -65,8 +65,6 @@ class Upload:
     def __init__(self, store: Store, ref: CommitRef):
         self._store = store
         self._changes: dict[str, _Staged] = {}
-        # Every directory above a staged path, so deleting a file need not scan all changes.
-        self._staged_dirs: set[str] = set()
         self._absent: set[str] = set()  # paths known not to exist (saves lookups)
         self._writer: Optional[_OpenWrite] = None
         self._memory = 0
@@ -131,8 +129,6 @@ class Upload:
         previous = self._changes.get(path)
         if previous is not None:
             self._forget(previous)
-        else:
-            self._note_dirs(path)
         if staged.data is not None:
             if self._memory + len(staged.data) > MEMORY_BUDGET:
                 staged.tmp_path, staged.data = self._store.blobs.spill(staged.data), None
@@ -140,12 +136,6 @@ class Upload:
                 self._memory += len(staged.data)
         self._changes[path] = staged
         self._absent.discard(path)
-
-    def _note_dirs(self, path: str) -> None:
-        directory = path.rpartition('/')[0]
-        while directory and directory not in self._staged_dirs:
-            self._staged_dirs.add(directory)
-            directory = directory.rpartition('/')[0]
 
     def _forget(self, staged: _Staged) -> None:
         if staged.tmp_path:
@@ -202,20 +192,27 @@ class Upload:
             self._stage_written(current.clean, current.writer)
 
     def delete(self, path: str) -> None:
+        """Delete a file, or with a trailing slash a directory and everything below it.
+
+        pachd's rule (``UnorderedWriter.Delete`` in src/internal/storage/fileset,
+        pachyderm 2.12): only a path ending in ``/`` names a directory, so deleting
+        ``/foo`` removes the file ``/foo`` and leaves ``/foo/bar`` alone (the sdk's
+        overwriting put sends exactly that delete before the new content).
+        """
         self._flush_writer()
         target = paths.clean(path)
-        if target == '/' or target in self._staged_dirs:  # a directory: everything staged below it
+        tree_ = Tree(self._conn, self._layers)
+        if target == '/' or path.endswith('/'):
             low, high = paths.subtree_range(target)
-            doomed = [p for p in self._changes if target == '/' or p == target or low <= p < high]
+            doomed = [p for p in self._changes if target == '/' or low <= p < high]
+            existing = [row[0] for row in (tree_.files() if target == '/' else tree_.files(low, high))]
         else:
             doomed = [target] if target in self._changes else []
-        for staged_path in doomed:
-            self._stage(staged_path, _Staged(None))
-            self._datums.pop(staged_path, None)
-        for existing, _, _ in Tree(self._conn, self._layers).files_under(target):
-            self._stage(existing, _Staged(None))
-            self._datums.pop(existing, None)
-        if target != '/':
+            existing = [target] if tree_.file(target) is not None else []
+        for gone in doomed + existing:
+            self._stage(gone, _Staged(None))
+            self._datums.pop(gone, None)
+        if target != '/' and not path.endswith('/'):
             self._absent.add(target)
 
     def copy(self, dst: str, src: CommitRef, src_path: str, append: bool = False) -> None:
