@@ -236,7 +236,8 @@ def _pfs_list_commit(client, args):
     rows = []
     for commit in client.list_commits(project, repo, branch, limit=args.number or 0):
         size = _human_size(commit.size_bytes) if commit.size_bytes is not None else '-'
-        rows.append((commit.repo, commit.branch or '-', commit.id, _when(commit.started),
+        # pachd 2.11+ leaves a commit's own branch empty: show the branch being listed
+        rows.append((commit.repo, commit.branch or branch or '-', commit.id, _when(commit.started),
                      'yes' if commit.finished else 'no', size, _one_line(commit.description, 60)))
     _table(('REPO', 'BRANCH', 'COMMIT', 'STARTED', 'FINISHED', 'SIZE', 'DESCRIPTION'), rows)
 
