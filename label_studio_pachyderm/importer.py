@@ -43,6 +43,7 @@ _ROW_ERRORS_PER_FILE = 20
 @dataclass
 class _SyncState:
     commit: str
+    skipped: dict
     mode: str
     next_inner_id: int
     tasks_created: int = 0
@@ -81,15 +82,18 @@ def import_storage(storage, link_class, full_rescan: bool = False) -> None:
 def _sync(storage, link_class, full_rescan: bool) -> None:
     client = storage.get_client()
     project = storage.project
-    commit = _finished_commit(client, storage, storage._listing_commit(client))
+    resolved = readable_commit(storage, client)
+    commit = resolved.id
+    skipped = {'skipped_commits': list(resolved.skipped),
+               'skipped_note': skipped_note(resolved) if resolved.skipped else None}
     selection = selection_signature(storage)
     previous = storage.last_synced_commit if storage.last_synced_selection == selection else ''
     if not commit:
-        # The branch's only commits are still being written: nothing to read yet, nothing recorded.
+        # The branch has no good commit yet (open, or finished with an error): nothing to read.
         storage.info_set_completed(
             last_sync_count=0, tasks_existed=0, commit=None, previous_commit=previous or None,
             sync_mode='waiting', files_seen=0, links_marked_missing=0, files_failed=0,
-            note='the branch has no finished commit yet; sync again once its first commit is finished',
+            note='the branch has no commit finished without error yet; sync again once one is', **skipped,
         )
         return
     if previous and not full_rescan and not _commit_exists(client, storage, previous):
@@ -98,6 +102,7 @@ def _sync(storage, link_class, full_rescan: bool) -> None:
     last_task = project.tasks.order_by('-inner_id').only('inner_id').first()
     state = _SyncState(
         commit=commit,
+        skipped=skipped,
         mode='incremental' if previous and not full_rescan else 'full',
         next_inner_id=(last_task.inner_id or 0) + 1 if last_task else 1,
     )
@@ -114,30 +119,69 @@ def _sync(storage, link_class, full_rescan: bool) -> None:
     _finish(storage, link_class, state, previous, selection)
 
 
-def _finished_commit(client, storage, commit: str) -> str:
-    """The commit a sync reads: ``commit`` if it is finished, else the newest finished ancestor.
+@dataclass(frozen=True)
+class ReadableCommit:
+    """The commit a sync, the files preview and "Check connection" read, and what was passed over."""
 
-    A branch head can be a commit that a writer (pachctl put-file, a pipeline) still has open;
-    pachd shows its files as they arrive. Reading it would import part of its files and record it
-    as synced, and the incremental syncs that follow diff *from* it, so its remaining files would
-    never be imported. Its finished parent is read instead; the next sync picks the commit up.
-    '' when no commit of the branch is finished yet.
+    id: str  # '' when the branch has no good commit yet
+    skipped: tuple = ()  # ({'commit', 'state': 'open' | 'failed', 'error'}, ...), newest first
+
+
+_SKIPPED_LISTED = 10
+
+
+def readable_commit(storage, client) -> ReadableCommit:
+    """The newest good commit: the pinned commit, or the branch head or its nearest good ancestor.
+
+    Good means finished without an error. A head that a writer (pachctl put-file, a pipeline)
+    still has open shows its files as they arrive; a commit finished with an error (a failed
+    upload or pipeline job) holds files nobody vouches for. Reading either would import them and
+    record that commit as synced, and the incremental syncs that follow diff *from* it. So the
+    sync reads the nearest good ancestor and says which commits it passed over; the next sync picks
+    an open commit up once it is finished. A pinned commit that is not good is an error (field
+    ``commit``): nothing else may stand in for it. Raises PachdError for pachd's answers.
     """
-    info = client.inspect_commit(storage.project_name, storage.repo, commit)
-    if info.finished:
-        return info.id
-    if storage.commit:
-        from rest_framework.exceptions import ValidationError
+    from rest_framework.exceptions import ValidationError
 
-        raise ValidationError([
-            f'commit {commit} of {storage.project_name}/{storage.repo} is not finished yet: its files are still '
-            'being written. Sync again once it is finished.'
-        ])
-    while not info.finished:
+    commit = client.resolve_commit(storage.project_name, storage.repo, storage.branch_name, storage.commit or None)
+    info = client.inspect_commit(storage.project_name, storage.repo, commit)
+    if info.good:
+        return ReadableCommit(info.id)
+    where = f'{storage.project_name}/{storage.repo}'
+    if storage.commit:
+        if info.error:
+            raise ValidationError({'commit': [
+                f'commit {commit} of {where} finished with an error ({info.error}): its files are not a '
+                'complete version. Pin another commit.']})
+        raise ValidationError({'commit': [
+            f'commit {commit} of {where} is not finished yet: its files are still being written. '
+            'Sync again once it is finished.']})
+    skipped = []
+    walked = 0
+    while not info.good:
+        walked += 1
+        if len(skipped) < _SKIPPED_LISTED:
+            skipped.append({'commit': info.id, 'state': 'failed' if info.error else 'open', 'error': info.error})
         if not info.parent:
-            return ''
+            return ReadableCommit('', tuple(skipped))
         info = client.inspect_commit(storage.project_name, storage.repo, info.parent)
-    return info.id
+    if walked > len(skipped):
+        skipped.append({'commit': None, 'state': f'{walked - len(skipped)} more', 'error': ''})
+    return ReadableCommit(info.id, tuple(skipped))
+
+
+def skipped_note(resolved: ReadableCommit) -> str:
+    """One sentence on the commits passed over, for the storage's meta."""
+    parts = []
+    for entry in resolved.skipped:
+        if entry['commit'] is None:
+            parts.append(entry['state'])
+        elif entry['state'] == 'failed':
+            parts.append(f'{entry["commit"]} finished with an error ({entry["error"]})')
+        else:
+            parts.append(f'{entry["commit"]} is still open')
+    target = f'read {resolved.id}' if resolved.id else 'nothing read'
+    return f'skipped: {"; ".join(parts)}; {target}'
 
 
 def _commit_exists(client, storage, commit: str) -> bool:
@@ -402,6 +446,7 @@ def _finish(storage, link_class, state, previous, selection) -> None:
         links_marked_missing=state.links_marked_missing,
         files_failed=state.files_failed,
         rows_failed=state.rows_failed,
+        **state.skipped,
     )
     if state.errors:
         storage.info_set_completed_with_errors(

@@ -129,12 +129,17 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
 
     # ------------------------------------------------------------ listing
     def _listing_commit(self, client) -> str:
-        return client.resolve_commit(self.project_name, self.repo, self.branch_name, self.commit or None)
+        """The commit a sync would read (``importer.readable_commit``); '' when there is none yet."""
+        from .importer import readable_commit
+
+        return readable_commit(self, client).id
 
     def iter_objects(self):
         client = self.get_client()
         try:
             commit = self._listing_commit(client)
+            if not commit:
+                return  # no commit finished without error yet: nothing to show
             for entry in client.list_files(
                 self.project_name, self.repo, commit, self.clean_prefix, recursive=self.recursive_scan
             ):
@@ -166,6 +171,8 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
 
         client = self.get_client()
         commit = commit or self._listing_commit(client)
+        if not commit:
+            raise ValueError(f'{self.project_name}/{self.repo}@{self.branch_name} has no commit finished without error yet')
         if self.use_blob_urls:
             data = {settings.DATA_UNDEFINED_NAME: uri.build(self.project_name, self.repo, commit, key)}
             return [StorageObject(task_data=data, key=key)]

@@ -50,17 +50,24 @@ def _check_repo(storage):
 def validate_import_storage(storage, require_files: bool = True) -> str:
     """Check pachd, token, repo, branch (or commit) and, optionally, that files match.
 
-    Returns the commit a sync would read.
+    Returns the commit a sync would read, found as the sync finds it (``importer.readable_commit``:
+    the newest commit finished without error), so "Check connection" and the files preview look
+    at the files a sync imports. '' when the branch has no such commit yet, which only a check
+    that needs files refuses.
     """
+    from .importer import readable_commit, skipped_note
+
     _check_regex(storage)
     client = _check_repo(storage)
     with _checking('commit' if storage.commit else 'branch'):
-        commit = client.resolve_commit(
-            storage.project_name, storage.repo, storage.branch_name, storage.commit or None
-        )
+        resolved = readable_commit(storage, client)
     if require_files:
-        _check_files(storage, client, commit)
-    return commit
+        if not resolved.id:
+            raise ValidationError({'branch': [
+                f'{storage.project_name}/{storage.repo}@{storage.branch_name} has no commit finished without '
+                f'error yet ({skipped_note(resolved)}); sync once a commit is finished']})
+        _check_files(storage, client, resolved.id)
+    return resolved.id
 
 
 def _check_files(storage, client, commit: str) -> None:

@@ -89,6 +89,71 @@ def test_prefix_recursive_off_and_pinned_commit(api, project, pfs, pfs_client, i
     assert storage['meta']['commit'] == images and storage['last_sync_count'] == 3
 
 
+# ----------------------------------------------------------------------------- commits finished with an error
+def failed_commit(pfs, repo, files, error='upload failed half-way'):
+    """A commit finished with an error (FinishCommit.error), as a failed upload or pipeline job leaves it."""
+    from pachyderm_sdk import Client
+    from pachyderm_sdk.api import pfs as pfs_api
+
+    sdk = Client(host='127.0.0.1', port=pfs.port)
+    commit = sdk.pfs.start_commit(branch=pfs_api.Branch.from_uri(f'{repo}@master'))
+    for path, data in files.items():
+        sdk.pfs.put_file_from_bytes(commit=commit, path='/' + path, data=data)
+    sdk.pfs.finish_commit(commit=commit, error=error)
+    info = sdk.pfs.inspect_commit(commit=commit, wait=pfs_api.CommitState.FINISHED)
+    assert info.error == error  # the server keeps the error
+    return commit.id
+
+
+def test_commit_finished_with_an_error_is_never_imported_nor_recorded(api, project, pfs, pfs_client, images):
+    sid = create(api, project, pfs, use_blob_urls=True, regex_filter=r'\.png$').json()['id']
+    bad = failed_commit(pfs, 'images', {'half.png': PNG})
+    info = pfs_client.inspect_commit('default', 'images', bad)
+    assert info.finished and info.error == 'upload failed half-way' and not info.good
+
+    storage = sync(api, sid)
+    assert storage['status'] == 'completed', storage
+    assert storage['last_synced_commit'] == images and storage['meta']['commit'] == images
+    assert storage['meta']['skipped_commits'] == [
+        {'commit': bad, 'state': 'failed', 'error': 'upload failed half-way'}]
+    assert f'{bad} finished with an error (upload failed half-way)' in storage['meta']['skipped_note']
+    assert not PachydermImportStorageLink.objects.filter(key='half.png').exists()
+    assert storage['last_sync_count'] == 3
+
+    # The next good commit builds on the last good one; the incremental sync diffs from it.
+    good = put(pfs_client, 'images', {'d.png': PNG})
+    storage = sync(api, sid)
+    assert storage['meta']['sync_mode'] == 'incremental' and storage['meta']['previous_commit'] == images
+    assert storage['last_synced_commit'] == good and storage['meta']['skipped_commits'] == []
+    assert storage['last_sync_count'] == 1
+    assert sorted(PachydermImportStorageLink.objects.values_list('key', flat=True)) == [
+        'a.png', 'b.png', 'd.png', 'sub/c.png']
+
+
+def test_a_branch_whose_only_commit_failed_imports_nothing(api, project, pfs, pfs_client):
+    pfs_client.create_repo('default', 'images')
+    bad = failed_commit(pfs, 'images', {'a.png': PNG})
+    sid = PachydermImportStorage.objects.create(project=project, pachd_address=pfs.address, repo='images',
+                                                use_blob_urls=True).id
+    storage = sync(api, sid)
+    assert storage['status'] == 'completed' and storage['meta']['sync_mode'] == 'waiting', storage
+    assert storage['last_synced_commit'] == '' and storage['last_sync_count'] == 0
+    assert storage['meta']['skipped_commits'][0]['commit'] == bad
+    assert Task.objects.filter(project=project).count() == 0
+
+
+def test_a_pinned_commit_that_failed_is_refused(api, project, pfs, pfs_client, images):
+    bad = failed_commit(pfs, 'images', {'half.png': PNG}, error='job 42 failed')
+    r = create(api, project, pfs, use_blob_urls=True, commit=bad)
+    assert r.status_code == 400, r.content
+    assert 'finished with an error (job 42 failed)' in r.json()['validation_errors']['commit'][0]
+    sid = PachydermImportStorage.objects.create(project=project, pachd_address=pfs.address, repo='images',
+                                                use_blob_urls=True, commit=bad).id
+    storage = sync(api, sid)
+    assert storage['status'] == 'failed' and 'job 42 failed' in storage['traceback'], storage
+    assert storage['last_synced_commit'] == '' and Task.objects.filter(project=project).count() == 0
+
+
 # ----------------------------------------------------------------------------- task (JSON) mode
 def test_json_array_and_jsonl_tasks_with_bad_files_reported(api, text_project, pfs, pfs_client):
     pfs_client.create_repo('default', 'tasks')

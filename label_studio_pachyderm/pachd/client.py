@@ -386,6 +386,7 @@ class PachdClient:
             project=(commit.repo.project.name if commit.repo.project else '') or project,
             branch=branch, parent=parent, description=info.description,
             finished=info.is_set('finished'), started=timestamp(info, 'started'), size_bytes=size,
+            error=info.error or '',
         )
 
     def resolve_commit(self, project: str, repo: str, branch: str, commit: Optional[str] = None) -> str:

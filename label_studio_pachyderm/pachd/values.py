@@ -62,6 +62,13 @@ class CommitInfo:
     finished: bool
     started: Optional[_dt.datetime] = None
     size_bytes: Optional[int] = None
+    # Why the commit failed, as its writer said in FinishCommit; '' for a good (or open) commit.
+    error: str = ''
+
+    @property
+    def good(self) -> bool:
+        """Finished, and without an error: its files are complete and may be read."""
+        return self.finished and not self.error
 
 
 @dataclass(frozen=True)
