@@ -24,6 +24,7 @@ from .errors import PFSError
 from .store import ORIGIN_AUTO, ORIGIN_USER, BranchRec, CommitRec, CommitRef, CommitRow, RepoRec, Store
 from .tree import Entry
 from .upload import Upload
+from .urls import fetch_url
 
 log = logging.getLogger('label_studio_pachyderm.localpfs')
 
@@ -345,14 +346,38 @@ class PfsService:
         return Empty()
 
     @_unary
-    def SquashCommitSet(self, request, context):
-        raise errors.Unimplemented('localpfs does not implement SquashCommitSet; use DropCommitSet on a commit '
-                                   'without children')
+    def SquashCommitSet(self, request: pfs.SquashCommitSetRequest, context) -> Empty:
+        self.store.squash_commit_set(request.commit_set.id)
+        return Empty()
 
     @_unary
-    def SquashCommit(self, request, context):
-        raise errors.Unimplemented('localpfs does not implement SquashCommit; use DropCommit on a commit '
-                                   'without children')
+    def SquashCommit(self, request: pfs.SquashCommitRequest, context) -> pfs.SquashCommitResponse:
+        # ``recursive`` concerns subvenant commits (pipeline outputs): there are none here
+        self.store.squash_commit(_commit_ref(request.commit))
+        return pfs.SquashCommitResponse()
+
+    @_stream
+    def ListCommitSet(self, request: pfs.ListCommitSetRequest, context) -> Iterator[pfs.CommitSetInfo]:
+        project = request.project.name if _is_set(request.project) and request.project.name else None
+        for recs in self.store.list_commit_sets(project):
+            yield pfs.CommitSetInfo(commit_set=pfs.CommitSet(id=recs[0].row.id),
+                                    commits=[_commit_info(rec) for rec in recs])
+
+    @_stream
+    def FindCommits(self, request: pfs.FindCommitsRequest, context) -> Iterator[pfs.FindCommitsResponse]:
+        for kind, row, searched in self.store.find_commits(_commit_ref(request.start), request.file_path,
+                                                           request.limit):
+            if kind == 'found':
+                yield pfs.FindCommitsResponse(found_commit=_row_commit_msg(row), commits_searched=searched)
+            else:
+                yield pfs.FindCommitsResponse(last_searched_commit=_row_commit_msg(row), commits_searched=searched)
+
+    @_stream
+    def Fsck(self, request: pfs.FsckRequest, context) -> Iterator[pfs.FsckResponse]:
+        # pachd streams one FsckResponse per problem and nothing when all is well; ``fix``
+        # and the zombie checks concern provenance and pipeline outputs, absent here
+        for problem in self.store.fsck():
+            yield pfs.FsckResponse(error=problem)
 
     # -- branches ------------------------------------------------------------------------
     @_unary
@@ -407,7 +432,12 @@ class PfsService:
                     copy = op[1]
                     upload.copy(copy.dst, _commit_ref(copy.src.commit), copy.src.path, copy.append)
                 elif kind == 'add_url':
-                    raise errors.Unimplemented('localpfs does not fetch files from URLs; send the content as raw bytes')
+                    fetched = False
+                    for chunk in fetch_url(op[2], context.is_active):
+                        upload.add(op[1], chunk, op[3])
+                        fetched = True
+                    if not fetched:  # an empty body still makes the file, as in pachd
+                        upload.add(op[1], b'', op[3])
             if upload is not None:
                 if not context.is_active():
                     return Empty()  # the client is gone: what it sent is dropped
@@ -564,6 +594,9 @@ _PFS_METHODS = {
     'ListCommit': ('us', pfs.ListCommitRequest),
     'SubscribeCommit': ('us', pfs.SubscribeCommitRequest),
     'InspectCommitSet': ('us', pfs.InspectCommitSetRequest),
+    'ListCommitSet': ('us', pfs.ListCommitSetRequest),
+    'FindCommits': ('us', pfs.FindCommitsRequest),
+    'Fsck': ('us', pfs.FsckRequest),
     'DropCommitSet': ('uu', pfs.DropCommitSetRequest),
     'DropCommit': ('uu', pfs.DropCommitRequest),
     'ClearCommit': ('uu', pfs.ClearCommitRequest),

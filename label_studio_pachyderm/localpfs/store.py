@@ -756,6 +756,106 @@ class Store:
             conn.execute(f'DELETE FROM {table} WHERE commit_seq = ?', (row.seq,))
         conn.execute('DELETE FROM commits WHERE seq = ?', (row.seq,))
 
+    def squash_commit(self, ref: CommitRef) -> None:
+        with self.db.write() as conn:
+            row, _ = self.resolve(conn, ref)
+            self._squash_locked(conn, row)
+        self.notify_changed()
+        self.collect_garbage()
+
+    def squash_commit_set(self, set_id: str) -> None:
+        with self.db.write() as conn:
+            rows = self._commits_of_set(conn, set_id)
+            for row in rows:  # pachd checks every commit of the set before squashing any
+                self._check_squashable(conn, row)
+            for row in rows:
+                self._squash_locked(conn, row)
+        self.notify_changed()
+        self.collect_garbage()
+
+    @staticmethod
+    def _check_squashable(conn, row: CommitRow) -> None:
+        if conn.execute('SELECT 1 FROM commits WHERE parent_seq = ?', (row.seq,)).fetchone() is None:
+            # pachd's ErrSquashWithoutChildren (src/server/pfs/pfs.go): no gRPC status of
+            # its own, so code UNKNOWN
+            raise errors.Unknown(f'cannot squash a commit that has no children as that would cause data loss, '
+                                 f'use the drop operation instead: {row.repo_key}@{row.id}')
+
+    def _squash_locked(self, conn, row: CommitRow) -> None:
+        """Remove a commit that has children, keeping its changes in them (pachd's squash):
+        each child takes over the commit's changes under its own and gets its parent."""
+        self._check_squashable(conn, row)
+        children = [r[0] for r in conn.execute('SELECT seq FROM commits WHERE parent_seq = ?', (row.seq,))]
+        for child in children:
+            if not row.error:  # a failed commit's changes were never part of its children's trees
+                conn.execute('INSERT OR IGNORE INTO changes(commit_seq, path, blob, size) '
+                             'SELECT ?, path, blob, size FROM changes WHERE commit_seq = ?', (child, row.seq))
+            conn.execute('UPDATE commits SET parent_seq = ? WHERE seq = ?', (row.parent_seq, child))
+        if row.parent_seq:
+            conn.execute('UPDATE branches SET head_seq = ?, updated = ? WHERE head_seq = ?',
+                         (row.parent_seq, time.time(), row.seq))
+        else:
+            conn.execute('UPDATE branches SET head_seq = ?, updated = ? WHERE head_seq = ?',
+                         (children[0], time.time(), row.seq))
+        for table in ('changes', 'snapshots', 'datums', 'pending_errors'):
+            conn.execute(f'DELETE FROM {table} WHERE commit_seq = ?', (row.seq,))
+        conn.execute('DELETE FROM commits WHERE seq = ?', (row.seq,))
+
+    def list_commit_sets(self, project: Optional[str] = None) -> list[list[CommitRec]]:
+        """Commit sets, newest first; here each holds one commit (no pipelines make siblings)."""
+        with self.db.read() as conn:
+            query = _COMMIT_COLUMNS + ('WHERE r.project = ? ' if project else '') + 'ORDER BY c.seq DESC'
+            rows = [CommitRow(*r) for r in conn.execute(query, (project,) if project else ())]
+            groups: dict[str, list[CommitRec]] = {}
+            for row in rows:
+                groups.setdefault(row.id, []).append(self._commit_rec(conn, row))
+            return list(groups.values())
+
+    def find_commits(self, ref: CommitRef, path: str, limit: int = 0) -> Iterator[tuple[str, CommitRow, int]]:
+        """pachd's FindCommits (``findCommits`` in src/server/pfs/server/driver.go, 2.12):
+        from ``ref`` back through its ancestors, the commits whose own changes touch
+        ``path`` (added, changed or deleted), then the last commit searched. Yields
+        ('found' | 'last', commit, commits searched so far)."""
+        target = paths.clean(path)
+        with self.db.read() as conn:
+            row, _ = self.resolve(conn, ref)
+            found = searched = 0
+            while True:
+                if row.finished is None:
+                    raise errors.Unavailable(f'commit {row.repo_key}@{row.id} not finished')
+                if conn.execute('SELECT 1 FROM changes WHERE commit_seq = ? AND path = ?',
+                                (row.seq, target)).fetchone():
+                    found += 1
+                    yield 'found', row, searched
+                searched += 1
+                parent = self.commit_by_seq(conn, row.parent_seq) if row.parent_seq else None
+                if (limit and found == limit) or parent is None:
+                    yield 'last', row, searched
+                    return
+                row = parent
+
+    def fsck(self) -> list[str]:
+        """Problems with the stored metadata (pachd's Fsck checks provenance, which does
+        not exist here; these are the invariants this store relies on)."""
+        problems = []
+        with self.db.read() as conn:
+            for project, repo, branch in conn.execute(
+                    'SELECT r.project, r.name, b.name FROM branches b JOIN repos r ON r.id = b.repo_id '
+                    'LEFT JOIN commits c ON c.seq = b.head_seq WHERE c.seq IS NULL'):
+                problems.append(f'branch {project}/{repo}@{branch} points at a commit that does not exist')
+            for project, repo, commit_id in conn.execute(
+                    'SELECT r.project, r.name, c.id FROM commits c JOIN repos r ON r.id = c.repo_id '
+                    'LEFT JOIN commits p ON p.seq = c.parent_seq '
+                    'WHERE c.parent_seq IS NOT NULL AND (p.seq IS NULL OR p.repo_id != c.repo_id)'):
+                problems.append(f'commit {project}/{repo}@{commit_id} has a parent that is missing or in another repo')
+            for project, repo, commit_id, path, digest, size in conn.execute(
+                    'SELECT r.project, r.name, c.id, ch.path, ch.blob, ch.size FROM changes ch '
+                    'JOIN commits c ON c.seq = ch.commit_seq JOIN repos r ON r.id = c.repo_id '
+                    'WHERE ch.blob IS NOT NULL'):
+                if not self.blobs.exists(conn, digest, size):
+                    problems.append(f'file {path} in commit {project}/{repo}@{commit_id} has lost its content')
+        return problems
+
     def clear_commit(self, ref: CommitRef) -> None:
         with self.db.write() as conn:
             row, _ = self.resolve(conn, ref)
