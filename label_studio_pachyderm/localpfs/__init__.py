@@ -16,10 +16,15 @@ A commit stores only its changes against its parent. A server restarted on the s
 directory serves the same projects, repos, branches, commits (open ones stay open) and
 files; a second server on a directory in use is refused.
 
-Semantics follow pachd 2.x (checked against pachyderm's source) in these points:
+Semantics follow pachd 2.12 (checked against pachyderm's source) in these points:
 
 * Projects: ``default`` always exists; an empty project name means ``default``.
-  DeleteProject refuses a project that still has repos unless ``force`` (then deletes them).
+  DeleteProject refuses a project that still has repos, with ``force`` too (FAILED_PRECONDITION
+  ``cannot delete project lab: repo lab/a still exists``, one line per repo): pachd never
+  deletes repos there. Delete them first (DeleteRepos with the project).
+* ``Commit.branch`` is empty in every response (StartCommit, CommitInfo.commit, parent and
+  children, BranchInfo.head, FileInfo.file.commit), as pachd leaves it since 2.11. The
+  branch a commit was started on is still known here: SubscribeCommit filters on it.
 * Names of projects, repos and branches: letters, digits, ``_`` and ``-``. Written file
   paths: printable ASCII without glob characters (``*?[]{}!()@+^``) and without ``.``/``..``
   elements, exactly pachd's rule, so nothing is accepted here that pachd would refuse.
@@ -46,18 +51,49 @@ Semantics follow pachd 2.x (checked against pachyderm's source) in these points:
   commit by id fails with FAILED_PRECONDITION ``commit ... has already finished``. The
   changes of a stream are applied only when it ends cleanly; a stream the client cancels
   or breaks changes nothing. In a stream, ``add_file`` appends and ``delete_file`` clears
-  (the sdk sends delete + chunks for an overwriting put), as in pachd.
+  (the sdk sends delete + chunks for an overwriting put), as in pachd. As in pachd, only a
+  path ending in ``/`` deletes a directory (``/foo/`` removes everything below it; ``/foo``
+  removes the file ``/foo`` only). ``add_file`` from an ``http``/``https`` URL is fetched by
+  the server and appended like raw content (status >= 400: UNKNOWN ``error retrieving
+  content from "<url>": 404 Not Found``); other schemes (object storage) are UNIMPLEMENTED.
+* **Commit validation at finish**, as pachd's: a path that is a file and also has files
+  below it (``/foo`` and ``/foo/bar``, in one stream, several, or across commits) finishes
+  the commit with the error ``file / directory path collision (/foo/bar)``; the same path
+  written under two datum tags in one commit finishes it with ``duplicate path output by
+  different datums (/p from a and /p from b)``. FinishCommit (and a one-off ModifyFile)
+  still succeeds; InspectCommit shows the error, and branch reads skip the commit. Like
+  pachd, each path is compared with the one sorting just before it.
 * FinishCommit with ``error`` finishes the commit marked as failed; like pachd, later
   commits are built on the nearest ancestor that finished *without* error, and branch
   reads skip failed commits. DropCommit/DropCommitSet remove a commit without children;
   branches at it move back to its parent (a branch the commit created goes away with it).
 * InspectCommit with ``wait`` FINISHED/FINISHING blocks until the commit finishes (or is
   dropped, NOT_FOUND). ListCommit lists newest first (``number``, ``reverse``, ``to``/``from``).
+* **SubscribeCommit** streams the repo's commits oldest first: existing ones created after
+  ``from`` (not ``from`` itself), then new ones as they appear, until the client cancels.
+  ``branch`` keeps commits started on that branch; ``origin_kind`` USER/AUTO keeps that
+  kind (``all`` or UNKNOWN: every kind); ``state`` FINISHING/FINISHED holds each commit
+  back until it finishes (an open commit holds back the ones after it, as in pachd), while
+  STARTED and READY send it at once (nothing upstream to wait for). A cancelled call frees
+  its thread at once; stopping the server ends open streams with UNAVAILABLE ``the server
+  is shutting down`` without waiting for its grace period.
+* SquashCommit/SquashCommitSet remove a commit that has children, folding its changes into
+  them (children get its parent; a branch at it moves to its parent); without children:
+  UNKNOWN ``cannot squash a commit that has no children as that would cause data loss, use
+  the drop operation instead: <repo>@<id>``. ListCommitSet lists commit sets newest first
+  (each holds one commit here). FindCommits walks back from ``start`` and reports the
+  commits whose own changes touch ``file_path``, then the last commit searched (an open
+  commit: UNAVAILABLE ``commit <repo>@<id> not finished``). Fsck streams one error per
+  broken invariant of the store (a branch or parent pointing nowhere, lost content).
 * Files: ListFile lists direct children (directories end with ``/`` and are FileType DIR,
   their size is the total below them, their hash covers their children's hashes in order);
   on a file path it returns that file; on a missing path it returns nothing (as pachd).
   WalkFile returns the directory itself, then everything below it, directories before
-  their contents, in path order. GlobFile uses pachd's glob (``*`` ``**`` ``?`` ``[..]``
+  their contents, in path order. GetFileTAR streams a tar of what a path or glob matches
+  (each matched directory with everything below it), in path order, names absolute
+  (``/d/``, ``/d/a.txt``), headers with only name, size and type set, 512-byte blocks and
+  Go's two end blocks, as pachd writes it; ``path_range`` narrows it; nothing matched is
+  NOT_FOUND. GlobFile uses pachd's glob (``*`` ``**`` ``?`` ``[..]``
   ``{a,b}``) and matches directories too. GetFile streams 2 MiB chunks from ``offset``; on
   a directory, or a glob matching several files, it fails as pachd does. DiffFile walks
   both sides (old defaults to the parent commit) and reports added, changed and deleted
@@ -71,10 +107,17 @@ Semantics follow pachd 2.x (checked against pachyderm's source) in these points:
   ``authn-token`` metadata (UNAUTHENTICATED otherwise). Without it, metadata is ignored
   and WhoAmI answers "the auth service is not activated", as pachd does.
 
-Not implemented (UNIMPLEMENTED with a message naming the method): pipelines and
-everything about provenance, triggers, transactions, SquashCommit(Set), SubscribeCommit,
-FindCommits, GetFileTAR, file sets, egress, URLs as sources or targets, datums. File and
-directory name collisions (``/a`` and ``/a/b`` both files) are not detected.
+* The server enforces pachd's keepalive policy (src/internal/grpcutil/server.go: pings no
+  more often than every 5 s, also without a call in flight), so a client pinging every
+  10 s keeps its connection.
+
+Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
+pipelines, branch provenance (CreateBranch with ``provenance``) and triggers,
+WalkCommitProvenance/Subvenance, transactions, file sets (CreateFileSet, AddFileSet, ...),
+egress, GetFile/GetFileTAR to a URL, ``add_file`` from object-storage URLs. Accepted but
+without effect, as there is nothing for them to act on without pipelines: SquashCommit and
+DropCommit ``recursive`` (no subvenant commits), Fsck ``fix`` and its zombie checks. Datum
+tags are recorded only to detect the clash above; reads show one file per path.
 """
 from .server import (
     DEFAULT_DATA_DIR,
