@@ -162,3 +162,57 @@ def test_sync_option_errors_stay_a_400(api, project, pfs, pfs_client):
     assert response.status_code == 400 and 'full_rescan' in response.json()['validation_errors']
     storage.refresh_from_db()
     assert storage.status == 'completed'
+
+
+# ----------------------------------------------------------------------------- the client cache
+def _channel_is_closed(channel) -> bool:
+    try:
+        channel.unary_unary('/pfs_v2.API/InspectFile').future(b'', timeout=5).cancel()
+    except ValueError as exc:  # gRPC: "Cannot invoke RPC: Channel closed!"
+        return 'closed' in str(exc).lower()
+    return False
+
+
+def test_evicted_clients_are_closed_once_unused_never_mid_call(pfs, pfs_client, monkeypatch):
+    import gc
+    import weakref
+
+    from label_studio_pachyderm.pachd import shared
+
+    payload = bytes(range(256)) * 4096 * 4  # 4 MiB: several GetFile messages
+    pfs_client.create_repo('default', 'images')
+    commit = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('big.bin', payload)])
+    shared.clear_client_cache()
+    monkeypatch.setattr(shared, '_CLIENTS_MAX', 2)
+    try:
+        # The timeout is part of the cache key: three keys for the same server.
+        busy = pachd.get_client(pfs.address, timeout=11)
+        idle = pachd.get_client(pfs.address, timeout=12)
+        busy_channel, idle_channel = busy._raw_channel, idle._raw_channel
+        stream = busy.read_file('default', 'images', commit, 'big.bin')
+        chunks = stream.iter_chunks(64 * 1024)
+        received = [next(chunks)]  # a call in flight on "busy"
+
+        pachd.get_client(pfs.address, timeout=13)  # evicts "busy" (the oldest)
+        pachd.get_client(pfs.address, timeout=14)  # evicts "idle"
+        assert pachd.get_client(pfs.address, timeout=11) is not busy  # no longer cached
+        del busy
+        gc.collect()
+        # The evicted client is still in use: its stream goes on to the end, unharmed.
+        received.extend(chunks)
+        assert b''.join(received) == payload
+        assert not _channel_is_closed(busy_channel)
+        assert len(list(idle.list_repos('default'))) == 1  # evicted, still referenced: still works
+        assert not _channel_is_closed(idle_channel)
+
+        # Once nothing refers to them any more, their channels are closed: no cycle keeps them.
+        freed = weakref.ref(idle)
+        del idle
+        assert freed() is None and _channel_is_closed(idle_channel)
+        stream.close()
+        del stream, chunks
+        assert _channel_is_closed(busy_channel)
+        # Clients still cached are untouched.
+        assert len(list(pachd.get_client(pfs.address, timeout=14).list_repos('default'))) == 1
+    finally:
+        shared.clear_client_cache()

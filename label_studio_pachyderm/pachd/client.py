@@ -132,7 +132,10 @@ class PachdClient:
             self._raw_channel = grpc.secure_channel(self.address.target, credentials, options=options)
         else:
             self._raw_channel = grpc.insecure_channel(self.address.target, options=options)
-        self._channel = grpc.intercept_channel(self._raw_channel, _AuthAndDeadline(token, self.timeout, self))
+        import weakref  # the interceptor must not keep the client alive (pachd/shared.py closes freed clients)
+
+        self._channel = grpc.intercept_channel(self._raw_channel,
+                                               _AuthAndDeadline(token, self.timeout, weakref.proxy(self)))
         self._sdk = SdkClient(self._channel, self.address.target)
         self._pfs = self._sdk.pfs
         # Streaming RPCs are called through our own multicallables rather than the

@@ -5,6 +5,7 @@ import collections
 import hashlib
 import os
 import threading
+import weakref
 from typing import Optional
 
 from .client import PachdClient
@@ -33,10 +34,31 @@ def get_client(address: str, auth_token: Optional[str] = None, root_certs: Optio
             return client
         client = PachdClient(parsed, token, root_certs, key[3])
         _clients[key] = client
-        # Evicted clients are not closed: another thread may still be using one.
         while len(_clients) > _CLIENTS_MAX:
-            _clients.popitem(last=False)
+            _retire(_clients.popitem(last=False)[1])
         return client
+
+
+def _retire(client: PachdClient) -> None:
+    """Close an evicted client's channel once nothing uses the client any more.
+
+    Another thread may be in a call on it, or reading one of its streams, right now;
+    each holds a reference to the client (a call's frame, a stream's ``_client``), so
+    the channel is closed only when the last of them is done and the client is freed.
+    Nothing else refers to a client (its gRPC interceptor holds a weak proxy), so that
+    happens at once, without waiting for Python's cycle collector.
+    """
+    finalizer = weakref.finalize(client, _close_channel, client._raw_channel, os.getpid())
+    finalizer.atexit = False  # at exit there is nothing left to save
+
+
+def _close_channel(channel, pid: int) -> None:
+    if os.getpid() != pid:
+        return  # a forked child never touches its parent's channels (see below)
+    try:
+        channel.close()
+    except Exception:  # closing is best effort; the channel is unreachable anyway
+        pass
 
 
 def _forget_clients_in_forked_child() -> None:
