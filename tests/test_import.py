@@ -53,8 +53,9 @@ def test_blob_sync_creates_commit_pinned_tasks(api, project, pfs, images):
     link = PachydermImportStorageLink.objects.get(key='sub/c.png')
     assert link.commit == images and link.task.meta['pachyderm']['commit'] == images
     project.refresh_from_db()
-    assert project.task_number == 3 if hasattr(project, 'task_number') else True
-    assert project.summary.all_data_columns
+    assert project.tasks.count() == 3
+    # The data-column counters LS's post_save signal keeps (bulk_create sends none): one column, 3 tasks.
+    assert list(project.summary.all_data_columns.values()) == [3], project.summary.all_data_columns
 
 
 def test_resync_is_incremental_and_never_duplicates(api, project, pfs, pfs_client, images):
@@ -241,14 +242,15 @@ def test_auth_token_is_write_only_and_kept(api, project, tmp_path, pfs_client):
         r = create(api, project, server, use_blob_urls=True, auth_token=token)
         assert r.status_code == 201, r.content
         sid = r.json()['id']
-        for response in (
-            r, api.get(f'/api/storages/pachyderm/{sid}'), api.get(f'/api/storages/pachyderm/?project={project.id}'),
-            api.get(f'/api/storages/?project={project.id}'),
-            api.patch(f'/api/storages/pachyderm/{sid}', {'title': 'renamed', 'auth_token': ''}, format='json'),
-            api.post(f'/api/storages/pachyderm/{sid}/sync'),
+        for expected, response in (
+            (201, r), (200, api.get(f'/api/storages/pachyderm/{sid}')),
+            (200, api.get(f'/api/storages/pachyderm/?project={project.id}')),
+            (200, api.get(f'/api/storages/?project={project.id}')),
+            (200, api.patch(f'/api/storages/pachyderm/{sid}', {'title': 'renamed', 'auth_token': ''}, format='json')),
+            (200, api.post(f'/api/storages/pachyderm/{sid}/sync')),
         ):
             assert token not in response.content.decode()
-            assert response.status_code in (200, 201), response.content
+            assert response.status_code == expected, response.content
         storage = PachydermImportStorage.objects.get(id=sid)
         assert storage.auth_token == token and storage.title == 'renamed'
         assert storage.status == 'completed' and token not in json.dumps(storage.meta) + (storage.traceback or '')
@@ -334,11 +336,11 @@ def test_type_listed_and_files_preview(api, project, pfs, images):
 
 def test_outsider_cannot_see_or_use_storage(api, outsider_api, project, pfs, images):
     sid = create(api, project, pfs, use_blob_urls=True).json()['id']
-    assert outsider_api.get(f'/api/storages/pachyderm/{sid}').status_code in (403, 404)
-    assert outsider_api.post(f'/api/storages/pachyderm/{sid}/sync').status_code in (403, 404)
-    assert outsider_api.get(f'/api/storages/pachyderm/?project={project.id}').status_code in (403, 404)
+    assert outsider_api.get(f'/api/storages/pachyderm/{sid}').status_code == 403
+    assert outsider_api.post(f'/api/storages/pachyderm/{sid}/sync').status_code == 403
+    assert outsider_api.get(f'/api/storages/pachyderm/?project={project.id}').status_code == 403
     r = outsider_api.post('/api/storages/pachyderm/validate', {'id': sid}, format='json')
-    assert r.status_code in (400, 403, 404)
+    assert r.status_code == 403, r.content
     # The media proxy too: the owner gets the bytes, a user of another organization does not.
     sync(api, sid)
     task = Task.objects.filter(project=project).first()
