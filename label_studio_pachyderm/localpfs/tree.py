@@ -131,6 +131,33 @@ class Tree:
                 return found
         return None
 
+    def files_with_children(self, paths_: Iterable[str], batch: int = 400) -> list[str]:
+        """Those of ``paths_`` that are files of this tree and have a stored row below them
+        (``path/...``) in some layer: the only files that can collide with a directory.
+
+        Set-at-a-time (one query per layer and batch) rather than per path and layer, so a
+        commit of a few hundred files over a long chain of layers is checked in milliseconds.
+        """
+        wanted = sorted(paths_)
+        alive: dict[str, bool] = {}  # path -> is a live file (the newest layer's row decides)
+        below: set[str] = set()
+        for start in range(0, len(wanted), batch):
+            chunk = wanted[start:start + batch]
+            values = ','.join('(?)' for _ in chunk)
+            for layer in self._layers:
+                for path, has_blob in self._conn.execute(
+                        f'WITH cand(p) AS (VALUES {values}) SELECT p, t.blob IS NOT NULL FROM cand '
+                        f'JOIN {layer.table} t ON t.commit_seq = ? AND t.path = p',
+                        (*chunk, layer.seq)):
+                    alive.setdefault(path, bool(has_blob))
+                for (path,) in self._conn.execute(
+                        f'WITH cand(p) AS (VALUES {values}) SELECT p FROM cand WHERE EXISTS ('
+                        f'SELECT 1 FROM {layer.table} t WHERE t.commit_seq = ? '
+                        f"AND t.path >= p || '/' AND t.path < p || '0')",
+                        (*chunk, layer.seq)):
+                    below.add(path)
+        return [path for path in wanted if alive.get(path) and path in below]
+
     def files_under(self, path: str) -> Iterator[Row]:
         """The file at ``path`` if there is one, else every file below it as a directory."""
         if path == '/':
@@ -295,8 +322,10 @@ def path_collision(tree_: Tree, added: Iterable[str], deleted: Iterable[str],
     compares each path of the finished commit with the one before it in path order, so
     ``/a`` then ``/a/b`` collide, while ``/a``, ``/a-x``, ``/a/b`` do not (``-`` sorts
     before ``/``). The same pairs are checked here: with ``full_scan`` over the whole
-    tree, otherwise only the pairs a commit's changes can have created (an added path and
-    what follows it, its ancestors and what follows them, the neighbours of a deletion).
+    tree, otherwise only the pairs a commit's changes can have created. Those involve a
+    file that is an added path, an ancestor of one, or (for a deletion, which can make
+    two paths neighbours) a path ancestor of the deleted path or a string prefix of it
+    followed by a character sorting before ``/``.
     """
     if full_scan:
         previous = None
@@ -308,22 +337,23 @@ def path_collision(tree_: Tree, added: Iterable[str], deleted: Iterable[str],
     candidates = set()
     for path in added:
         candidates.add(path)
-        index = path.find('/', 1)
-        while index != -1:
-            candidates.add(path[:index])
-            index = path.find('/', index + 1)
+        candidates.update(_ancestors(path))
     for path in deleted:
-        before = tree_.last_before(path)
-        if before is not None:
-            candidates.add(before)
+        candidates.update(_ancestors(path))
+        candidates.update(path[:i] for i in range(2, len(path)) if path[i] < '/' and path[i - 1] != '/')
     found = None
-    for path in candidates:
-        if tree_.file(path) is None:
-            continue
+    for path in tree_.files_with_children(candidates):
         following = tree_.first_after(path)
         if following is not None and following.startswith(path + '/') and (found is None or following < found):
             found = following
     return found
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    index = path.find('/', 1)
+    while index != -1:
+        yield path[:index]
+        index = path.find('/', index + 1)
 
 
 def diff(old: Iterable[Entry], new: Iterable[Entry]) -> Iterator[tuple[Optional[Entry], Optional[Entry]]]:
