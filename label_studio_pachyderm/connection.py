@@ -26,8 +26,8 @@ def client_for(storage) -> pachd.PachdClient:
     if not address:
         raise pachd.PachdInvalidArgument('pachd address is required (for example grpc://localhost:30650)')
     parsed = pachd.parse_address(address)
-    check_dial_allowed(parsed)
-    return pachd.get_client(address, token, root_certs, settings.PACHYDERM_GRPC_TIMEOUT)
+    dial_ips = check_dial_allowed(parsed)
+    return pachd.get_client(address, token, root_certs, settings.PACHYDERM_GRPC_TIMEOUT, dial_ips=dial_ips)
 
 
 def _allowlisted(address: pachd.PachdAddress) -> bool:
@@ -47,17 +47,22 @@ def _allowlisted(address: pachd.PachdAddress) -> bool:
     return False
 
 
-def check_dial_allowed(address: pachd.PachdAddress) -> None:
-    """Apply Label Studio's SSRF policy to a pachd address.
+def check_dial_allowed(address: pachd.PachdAddress) -> tuple:
+    """Apply Label Studio's SSRF policy to a pachd address; return the IPs to dial.
 
     With ``SSRF_PROTECTION_ENABLED`` (Label Studio's default) an address that
     resolves into a banned range (loopback, private networks, ...) is refused
     unless the operator lists it in ``PACHYDERM_ALLOWED_HOSTS``: pachd usually
     lives on such an address, but which one is the operator's call, not a
     project member's.
+
+    The addresses checked are the addresses dialled: gRPC connects to them and
+    never resolves the name again, so a DNS answer that changes after the check
+    (DNS rebinding) cannot send the connection elsewhere. Empty when no check
+    applies (an allowlisted host, or protection off): gRPC resolves the name.
     """
     if _allowlisted(address) or not getattr(settings, 'SSRF_PROTECTION_ENABLED', True):
-        return
+        return ()
     from core.utils.io import validate_ip
 
     try:
@@ -75,3 +80,5 @@ def check_dial_allowed(address: pachd.PachdAddress) -> None:
                 "Label Studio's SSRF protection blocks. An administrator can allow it with "
                 f'PACHYDERM_ALLOWED_HOSTS={address.host}:{address.port}'
             ) from None
+    # In resolver order, each once (getaddrinfo repeats an address per socket type).
+    return tuple(dict.fromkeys(info[4][0] for info in infos))

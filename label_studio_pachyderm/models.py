@@ -292,7 +292,7 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
     def save_annotation(self, annotation):
         from . import outbox
 
-        outbox.record_change(annotation)
+        outbox.record_change(annotation, [self.id])
         outbox.retry_later(self, outbox.flush(self, wait=lease_seconds()))
 
     def save_annotations(self, annotations):

@@ -65,25 +65,30 @@ def _entry_model():
 
 
 # ----------------------------------------------------------------------------- recording
-def record_change(annotation, deleted: bool = False) -> list:
-    """Add one outbox row per Pachyderm target of the annotation's project; returns their storage ids.
+def targets_of(annotation, deleted: bool = False) -> list:
+    """Ids of the Pachyderm targets a change of ``annotation`` must reach.
 
-    Runs inside the transaction that saves or deletes the annotation (from the
-    model signals). Deletes are recorded only for targets that may delete files
-    (``can_delete_objects``), as Label Studio's own storages do.
+    Deletes go only to targets that may delete files (``can_delete_objects``), as
+    Label Studio's own storages do.
     """
     from .models import PachydermExportStorage
 
     storages = PachydermExportStorage.objects.filter(project_id=annotation.project_id)
     if deleted:
         storages = storages.filter(can_delete_objects=True)
-    ids = list(storages.values_list('id', flat=True))
-    if ids:
-        _entry_model().objects.bulk_create([
-            _entry_model()(storage_id=sid, task_id=annotation.task_id, annotation_id=annotation.id, deleted=deleted)
-            for sid in ids
-        ])
-    return ids
+    return list(storages.values_list('id', flat=True))
+
+
+def record_change(annotation, storage_ids, deleted: bool = False) -> None:
+    """Add one outbox row per target in ``storage_ids``, in the transaction that changes the annotation.
+
+    Only INSERTs: on SQLite a transaction that reads and then writes can be refused
+    at once under concurrency ("database is locked"), one that starts by writing waits its turn.
+    """
+    _entry_model().objects.bulk_create([
+        _entry_model()(storage_id=sid, task_id=annotation.task_id, annotation_id=annotation.id, deleted=deleted)
+        for sid in storage_ids
+    ])
 
 
 def pending(storage):
@@ -151,7 +156,10 @@ def flush(storage, wait: float = 0.0, snapshot=None, track_status: bool = False,
         for round_number in range(max(1, rounds)):
             if lease.lost.is_set():
                 break
-            done = _write_round(storage, lease, snapshot if round_number == 0 else None, track_status, reason)
+            first = round_number == 0
+            # Later rounds carry what was saved while the first commit was being written.
+            done = _write_round(storage, lease, snapshot if first else None, track_status and first,
+                                reason if first else 'auto-export')
             if done is None:
                 break
             commit, drained = done

@@ -49,6 +49,12 @@ ROOT_URLCONF = 'label_studio_pachyderm.urls'
 # Pachyderm provider in the Cloud Storage wizard.
 TEMPLATES[0]['DIRS'] = [os.path.join(_PLUGIN_DIR, 'templates'), *TEMPLATES[0]['DIRS']]  # noqa: F405
 
+# SQLite (Label Studio's default database) refuses a write after 5 s of waiting for another
+# one: with a team submitting at once that turns into lost work. Wait longer, unless the
+# operator chose a value. PostgreSQL is unaffected.
+if DATABASES['default']['ENGINE'].endswith('sqlite3'):  # noqa: F405
+    DATABASES['default'].setdefault('OPTIONS', {}).setdefault('timeout', 30)  # noqa: F405
+
 # ---------------------------------------------------------------- plugin settings
 # Deadline in seconds for each pachd call (and for reaching pachd before a stream).
 PACHYDERM_GRPC_TIMEOUT = float(get_env('PACHYDERM_GRPC_TIMEOUT', 10))

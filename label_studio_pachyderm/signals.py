@@ -22,8 +22,10 @@ def _record(annotation, deleted: bool) -> None:
     from .jobs import export_pending
 
     try:
-        with transaction.atomic():
-            storage_ids = outbox.record_change(annotation, deleted=deleted)
+        storage_ids = outbox.targets_of(annotation, deleted=deleted)
+        if storage_ids:
+            with transaction.atomic():
+                outbox.record_change(annotation, storage_ids, deleted=deleted)
     except Exception:
         logger.exception('Pachyderm export: cannot record the change of annotation %s', annotation.id)
         return

@@ -84,6 +84,32 @@ def _check_files(storage, client, commit: str) -> None:
     raise ValidationError({'prefix': [f'No files{what} under {where} in {storage.project_name}/{storage.repo}@{commit}']})
 
 
+# pachd's rule for the paths of files it writes (ValidatePath / ValidateFilename in pachd 2.x):
+# printable ASCII only, none of the glob characters, no "." or ".." elements.
+_PACHD_GLOB_CHARS = '*?[]{}!()@+^'
+
+
+def export_prefix_problem(prefix: str):
+    """Why pachd would refuse every file written under ``prefix``, or None."""
+    for char in prefix or '':
+        if not ' ' <= char <= '~':
+            return (f'{char!r} is not allowed: pachd accepts only printable ASCII characters (letters, digits, '
+                    'space and punctuation) in file paths')
+        if char in _PACHD_GLOB_CHARS:
+            return (f'{char!r} is not allowed: pachd refuses the glob characters '
+                    f'{" ".join(_PACHD_GLOB_CHARS)} in file paths')
+    if any(part in ('.', '..') for part in (prefix or '').split('/')):
+        return 'the folder names "." and ".." are not allowed in pachd file paths'
+    return None
+
+
+def _check_export_prefix(storage) -> None:
+    problem = export_prefix_problem(storage.prefix)
+    if problem:
+        raise ValidationError({'prefix': [f'Invalid folder {storage.prefix!r}: {problem}; every export would fail']})
+
+
 def validate_export_storage(storage) -> None:
-    """Check pachd, token and repo. A missing branch is fine: the first write creates it."""
+    """Check the folder, pachd, token and repo. A missing branch is fine: the first write creates it."""
+    _check_export_prefix(storage)
     _check_repo(storage)

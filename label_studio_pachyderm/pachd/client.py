@@ -89,7 +89,11 @@ class PachdClient:
     """A connection to one pachd, safe to share between threads."""
 
     def __init__(self, address: Union[str, PachdAddress], auth_token: Optional[str] = None,
-                 root_certs: Optional[Union[bytes, str]] = None, timeout: float = DEFAULT_TIMEOUT):
+                 root_certs: Optional[Union[bytes, str]] = None, timeout: float = DEFAULT_TIMEOUT,
+                 dial_ips: 'tuple[str, ...]' = ()):
+        """``dial_ips``: connect to these IP addresses (the ones the SSRF check approved) rather
+        than resolve the host again; the host as written stays the HTTP/2 authority and the
+        name the TLS certificate must carry."""
         parsed = parse_address(address)
         token = (auth_token or '').strip() or None
         if token is not None and not _TOKEN_CHARS.match(token):
@@ -126,12 +130,21 @@ class PachdClient:
             ('grpc.keepalive_permit_without_calls', 1),
             ('grpc.http2.max_pings_without_data', 0),
         ]
+        target = self.address.target
+        if dial_ips:
+            # gRPC's ipv4:/ipv6: targets take a list and are never resolved; one family per list.
+            v4 = [ip for ip in dial_ips if ':' not in ip]
+            target = (f'ipv4:{",".join(f"{ip}:{self.address.port}" for ip in v4)}' if v4 else
+                      f'ipv6:{",".join(f"[{ip}]:{self.address.port}" for ip in dial_ips)}')
+            options.append(('grpc.default_authority', self.address.target))
+            if self.address.tls:
+                options.append(('grpc.ssl_target_name_override', self.address.host))
         if self.address.tls:
             # Without explicit certs gRPC uses its bundled roots (or GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certs)
-            self._raw_channel = grpc.secure_channel(self.address.target, credentials, options=options)
+            self._raw_channel = grpc.secure_channel(target, credentials, options=options)
         else:
-            self._raw_channel = grpc.insecure_channel(self.address.target, options=options)
+            self._raw_channel = grpc.insecure_channel(target, options=options)
         import weakref  # the interceptor must not keep the client alive (pachd/shared.py closes freed clients)
 
         self._channel = grpc.intercept_channel(self._raw_channel,

@@ -1,4 +1,4 @@
-"""One client per (pachd, token, certificates, timeout) for the whole process."""
+"""One client per (pachd, token, certificates, timeout, dialled addresses) for the whole process."""
 from __future__ import annotations
 
 import collections
@@ -17,8 +17,13 @@ _CLIENTS_MAX = 64
 
 
 def get_client(address: str, auth_token: Optional[str] = None, root_certs: Optional[bytes] = None,
-               timeout: Optional[float] = None) -> PachdClient:
-    """A process-wide cached client per (address, token, root_certs, timeout)."""
+               timeout: Optional[float] = None, dial_ips: 'tuple[str, ...]' = ()) -> PachdClient:
+    """A process-wide cached client per (address, token, root_certs, timeout, dial_ips).
+
+    ``dial_ips``: the IP addresses to connect to (see PachdClient); a name that now
+    resolves elsewhere gets a client of its own, and the old one ages out of the cache.
+    """
+    dial_ips = tuple(dial_ips or ())
     parsed = parse_address(address)
     if isinstance(root_certs, str):
         root_certs = root_certs.encode()
@@ -26,13 +31,13 @@ def get_client(address: str, auth_token: Optional[str] = None, root_certs: Optio
     # Keyed by a digest so the cache's keys do not carry the secret itself.
     key = (parsed, hashlib.sha256(token.encode()).hexdigest() if token else None,
            hashlib.sha256(root_certs).hexdigest() if root_certs else None,
-           float(timeout if timeout is not None else DEFAULT_TIMEOUT))
+           float(timeout if timeout is not None else DEFAULT_TIMEOUT), dial_ips)
     with _clients_lock:
         client = _clients.get(key)
         if client is not None and not client._closed:
             _clients.move_to_end(key)
             return client
-        client = PachdClient(parsed, token, root_certs, key[3])
+        client = PachdClient(parsed, token, root_certs, key[3], dial_ips=dial_ips)
         _clients[key] = client
         while len(_clients) > _CLIENTS_MAX:
             _retire(_clients.popitem(last=False)[1])
