@@ -48,7 +48,7 @@ def h2_server():
     listener = socket.socket()
     listener.bind(('127.0.0.1', 0))
     listener.listen(16)
-    state = {'status': '404'}
+    state = {'status': '404', 'authorities': []}
     stop = threading.Event()
 
     def serve(conn):
@@ -65,6 +65,7 @@ def h2_server():
                     return
                 for event in h2conn.receive_data(data):
                     if isinstance(event, h2.events.RequestReceived):
+                        state['authorities'].append(dict(event.headers).get(b':authority', b'').decode())
                         h2conn.send_headers(event.stream_id, [(':status', state['status']),
                                                               ('content-type', 'text/html')], end_stream=True)
                 conn.sendall(h2conn.data_to_send())
@@ -85,6 +86,7 @@ def h2_server():
         state['status'] = status
         return listener.getsockname()[1]
 
+    answering.authorities = state['authorities']
     yield answering
     stop.set()
     listener.close()
@@ -216,3 +218,85 @@ def test_evicted_clients_are_closed_once_unused_never_mid_call(pfs, pfs_client, 
         assert len(list(pachd.get_client(pfs.address, timeout=14).list_repos('default'))) == 1
     finally:
         shared.clear_client_cache()
+
+
+# ----------------------------------------------------------------------------- the checked address is dialled
+NAME = 'pachd-rebinding.test'  # a reserved name (RFC 6761): only the patched resolver knows it
+
+
+@pytest.fixture
+def resolver(monkeypatch, settings):
+    """Python's resolver (the one the SSRF check uses) answers NAME with ``answers['ip']``.
+
+    gRPC resolves names in its own C core, which this does not reach: a client that
+    resolved NAME again could not connect at all.
+    """
+    from label_studio_pachyderm import connection
+
+    real = connection.socket.getaddrinfo
+    answers = {'ip': '127.0.0.1'}
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == NAME:
+            family = socket.AF_INET6 if ':' in answers['ip'] else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, '', (answers['ip'], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(connection.socket, 'getaddrinfo', getaddrinfo)
+    settings.PACHYDERM_ALLOWED_HOSTS = []
+    settings.SSRF_PROTECTION_ENABLED = True
+    settings.USE_DEFAULT_BANNED_SUBNETS = False  # loopback passes Label Studio's check here
+    settings.USER_ADDITIONAL_BANNED_SUBNETS = ['10.0.0.0/8']
+    return answers
+
+
+def _storage(address):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(pachd_address=address, auth_token=None, tls_root_certs='')
+
+
+def test_grpc_dials_the_address_the_check_approved(resolver, pfs, pfs_client):
+    from label_studio_pachyderm import connection
+
+    pfs_client.create_repo('default', 'images')
+    address = f'grpc://{NAME}:{pfs.port}'
+    assert connection.check_dial_allowed(pachd.parse_address(address)) == ('127.0.0.1',)
+    client = connection.client_for(_storage(address))
+    assert [r.name for r in client.list_repos('default')] == ['images']  # reached without resolving NAME
+    assert client.address.url == address  # messages still name the address as written
+
+    # The name now points into a banned range: the next dial is refused, and the client
+    # made before keeps dialling what was checked (its channel never resolves NAME).
+    resolver['ip'] = '10.0.0.7'
+    with pytest.raises(pachd.PachdInvalidArgument, match=r'private or reserved address \(10\.0\.0\.7\)'):
+        connection.client_for(_storage(address))
+    client.close()  # reconnects from scratch on the next call
+    client = pachd.get_client(address, None, None, client.timeout, dial_ips=('127.0.0.1',))
+    assert [r.name for r in client.list_repos('default')] == ['images']
+
+
+def test_the_written_host_stays_the_authority(resolver, h2_server):
+    from label_studio_pachyderm import connection
+
+    port = h2_server('404')
+    with pytest.raises(pachd.PachdUnavailable, match='does not answer as pachd'):
+        list(connection.client_for(_storage(f'{NAME}:{port}')).list_repos('default'))
+    assert h2_server.authorities and set(h2_server.authorities) == {f'{NAME}:{port}'}
+
+
+def test_localhost_is_dialled_at_its_checked_addresses(resolver, pfs, pfs_client, settings):
+    from label_studio_pachyderm import connection
+
+    pfs_client.create_repo('default', 'images')
+    checked = connection.check_dial_allowed(pachd.parse_address(f'localhost:{pfs.port}'))
+    assert '127.0.0.1' in checked and len(set(checked)) == len(checked)
+    client = connection.client_for(_storage(f'localhost:{pfs.port}'))
+    assert [r.name for r in client.list_repos('default')] == ['images']
+    # Allowlisted, or protection off: nothing is checked, and gRPC resolves the name as usual.
+    settings.PACHYDERM_ALLOWED_HOSTS = [f'localhost:{pfs.port}']
+    assert connection.check_dial_allowed(pachd.parse_address(f'localhost:{pfs.port}')) == ()
+    assert len(list(connection.client_for(_storage(f'localhost:{pfs.port}')).list_repos('default'))) == 1
+    settings.PACHYDERM_ALLOWED_HOSTS = []
+    settings.SSRF_PROTECTION_ENABLED = False
+    assert connection.check_dial_allowed(pachd.parse_address(f'localhost:{pfs.port}')) == ()
