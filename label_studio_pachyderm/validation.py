@@ -12,10 +12,6 @@ from rest_framework.exceptions import ValidationError
 from . import pachd
 from .errors import validation_error
 
-# How many listed files "Check connection" looks at before it gives up finding a match.
-_MAX_FILES_CHECKED = 10_000
-
-
 @contextmanager
 def _checking(field: str):
     """Run one step of the check; a pachd 'invalid argument' is about this step's field."""
@@ -71,17 +67,26 @@ def validate_import_storage(storage, require_files: bool = True) -> str:
 
 
 def _check_files(storage, client, commit: str) -> None:
-    """At least one selected file; a missing prefix is reported by pachd as a missing file."""
+    """At least one selected file; a missing prefix is reported by pachd as a missing file.
+
+    The whole listing is scanned when it has to be: stopping early would call a storage whose
+    filter matches nothing "connected" (as this check once did after 10,000 files), or refuse one
+    whose first match comes late. Listing is streamed; the first match ends it.
+    """
+    listed = 0
     with _checking('prefix'):
-        entries = client.list_files(
+        for entry in client.list_files(
             storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
-        )
-        for checked, entry in enumerate(entries, start=1):
-            if storage.path_matches(entry.path) or checked >= _MAX_FILES_CHECKED:
+        ):
+            if storage.path_matches(entry.path):
                 return
+            listed += 1
     where = f'/{storage.clean_prefix}' if storage.clean_prefix else 'the repo root'
     what = f' matching {storage.regex_filter!r}' if storage.regex_filter else ''
-    raise ValidationError({'prefix': [f'No files{what} under {where} in {storage.project_name}/{storage.repo}@{commit}']})
+    scope = '' if storage.recursive_scan else ' (sub-folders not scanned)'
+    seen = f'{listed} file{"" if listed == 1 else "s"} listed, none selected' if listed else 'no files there'
+    raise ValidationError({'prefix': [
+        f'No files{what} under {where}{scope} in {storage.project_name}/{storage.repo}@{commit} ({seen})']})
 
 
 # pachd's rule for the paths of files it writes (ValidatePath / ValidateFilename in pachd 2.x):

@@ -155,6 +155,76 @@ def test_a_pinned_commit_that_failed_is_refused(api, project, pfs, pfs_client, i
     assert storage['last_synced_commit'] == '' and Task.objects.filter(project=project).count() == 0
 
 
+# ----------------------------------------------------------------------------- preview and check read what sync reads
+def open_commit(pfs, repo, files):
+    """A head commit a writer still has open (its files are visible by commit id)."""
+    from pachyderm_sdk import Client
+    from pachyderm_sdk.api import pfs as pfs_api
+
+    sdk = Client(host='127.0.0.1', port=pfs.port)
+    commit = sdk.pfs.start_commit(branch=pfs_api.Branch.from_uri(f'{repo}@master'))
+    for path, data in files.items():
+        sdk.pfs.put_file_from_bytes(commit=commit, path='/' + path, data=data)
+    return commit.id
+
+
+def files_preview(api, project, pfs, **fields):
+    body = {'project': project.id, 'pachd_address': pfs.address, 'repo': 'images', 'use_blob_urls': True, **fields}
+    r = api.post('/api/storages/pachyderm/files', body, format='json')
+    assert r.status_code == 200, r.content
+    return r.json()['files']
+
+
+@pytest.mark.parametrize('make_head', ['open', 'failed'])
+def test_preview_and_check_read_the_commit_sync_reads(api, project, pfs, pfs_client, images, make_head):
+    if make_head == 'open':
+        head = open_commit(pfs, 'images', {'new.png': PNG})
+    else:
+        head = failed_commit(pfs, 'images', {'new.png': PNG})
+    assert pfs_client.branch_head('default', 'images', 'master') == head
+
+    files = files_preview(api, project, pfs, regex_filter=r'\.png$')
+    assert [f['key'] for f in files] == ['a.png', 'b.png', 'sub/c.png']
+    assert {f['commit'] for f in files} == {images}
+
+    # A filter only the head's file matches: the check refuses it, as the sync would import nothing.
+    body = {'project': project.id, 'pachd_address': pfs.address, 'repo': 'images', 'regex_filter': r'new\.png$'}
+    r = api.post('/api/storages/pachyderm/validate', body, format='json')
+    assert r.status_code == 400, r.content
+    assert f'No files matching' in r.json()['validation_errors']['prefix'][0]
+    assert images in r.json()['validation_errors']['prefix'][0]
+
+    sid = create(api, project, pfs, use_blob_urls=True, regex_filter=r'\.png$').json()['id']
+    storage = sync(api, sid)
+    assert storage['last_synced_commit'] == images and storage['last_sync_count'] == len(files)
+
+
+def test_check_refuses_a_branch_without_a_finished_commit(api, project, pfs, pfs_client):
+    pfs_client.create_repo('default', 'images')
+    head = open_commit(pfs, 'images', {'a.png': PNG})
+    body = {'project': project.id, 'pachd_address': pfs.address, 'repo': 'images'}
+    r = api.post('/api/storages/pachyderm/validate', body, format='json')
+    assert r.status_code == 400, r.content
+    message = r.json()['validation_errors']['branch'][0]
+    assert 'has no commit finished without error yet' in message and f'{head} is still open' in message
+    assert files_preview(api, project, pfs) == []
+
+
+def test_files_check_scans_past_ten_thousand_files(api, project, pfs, pfs_client):
+    pfs_client.create_repo('default', 'images')
+    commit = put(pfs_client, 'images', {f'n/{i:05d}.txt': b'' for i in range(10_050)})
+    body = {'project': project.id, 'pachd_address': pfs.address, 'repo': 'images', 'regex_filter': r'\.png$'}
+    r = api.post('/api/storages/pachyderm/validate', body, format='json')
+    assert r.status_code == 400, r.content
+    assert r.json()['validation_errors']['prefix'] == [
+        f"No files matching {body['regex_filter']!r} under the repo root in default/images@{commit} "
+        '(10050 files listed, none selected)']
+    late = put(pfs_client, 'images', {'n/zz.png': PNG})  # the only match, after every other file
+    r = api.post('/api/storages/pachyderm/validate', body, format='json')
+    assert r.status_code == 200, r.content
+    assert late
+
+
 # ----------------------------------------------------------------------------- task (JSON) mode
 def test_json_array_and_jsonl_tasks_with_bad_files_reported(api, text_project, pfs, pfs_client):
     pfs_client.create_repo('default', 'tasks')
