@@ -596,8 +596,10 @@ def test_not_found_errors_name_the_object(client, repo):
     assert not client.pfs.branch_exists(pfs.Branch.from_uri('images@master'))
     with rpc_error(OK.UNIMPLEMENTED, '/pfs_v2.API/Egress is not implemented by localpfs'):
         client.pfs.egress(commit=pfs.Commit.from_uri('images@master'))
-    with rpc_error(OK.UNIMPLEMENTED, 'branch provenance'):
+    with rpc_error(OK.NOT_FOUND, 'repo default/other not found'):
         client.pfs.create_branch(branch=pfs.Branch.from_uri('images@out'), provenance=[pfs.Branch.from_uri('other@master')])
+    with rpc_error(OK.UNIMPLEMENTED, 'localpfs does not implement branch triggers'):
+        client.pfs.create_branch(branch=pfs.Branch.from_uri('images@out'), trigger=pfs.Trigger(branch='master', commits=2))
     with rpc_error(OK.NOT_FOUND, 'no commits found for commitset x'):
         client.pfs.squash_commit_set(commit_set=pfs.CommitSet(id='x'))
 

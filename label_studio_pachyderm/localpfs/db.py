@@ -79,6 +79,19 @@ CREATE TABLE IF NOT EXISTS datums(
 CREATE TABLE IF NOT EXISTS pending_errors(
     commit_seq INTEGER PRIMARY KEY,
     message TEXT NOT NULL);
+-- Branch provenance (see provenance.py): direct edges only.
+CREATE TABLE IF NOT EXISTS branch_provenance(
+    repo_id INTEGER NOT NULL,
+    branch TEXT NOT NULL,
+    prov_repo_id INTEGER NOT NULL,
+    prov_branch TEXT NOT NULL,
+    PRIMARY KEY(repo_id, branch, prov_repo_id, prov_branch)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS branch_subvenance ON branch_provenance(prov_repo_id, prov_branch);
+CREATE TABLE IF NOT EXISTS commit_provenance(
+    commit_seq INTEGER NOT NULL,
+    prov_seq INTEGER NOT NULL,
+    PRIMARY KEY(commit_seq, prov_seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS commit_subvenance ON commit_provenance(prov_seq);
 CREATE TABLE IF NOT EXISTS snapshots(
     commit_seq INTEGER NOT NULL,
     path TEXT NOT NULL,

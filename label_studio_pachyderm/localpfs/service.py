@@ -113,6 +113,7 @@ def _commit_info(rec: CommitRec) -> pfs.CommitInfo:
         created_at=_time(row.started),
         error=row.error,
         child_commits=[_commit_msg(row.project, row.repo, cid, cbranch) for cid, cbranch in rec.children],
+        direct_provenance=[_commit_msg(project, repo, cid) for project, repo, cid in rec.provenance],
     )
     if rec.parent is not None:
         info.parent_commit = _commit_msg(row.project, row.repo, *rec.parent)
@@ -142,7 +143,14 @@ def _branch_info(rec: BranchRec) -> pfs.BranchInfo:
         head=_commit_msg(rec.project, rec.repo, rec.head_id, rec.head_branch),
         created_at=_time(rec.created),
         updated_at=_time(rec.updated),
+        direct_provenance=[_branch_msg(*key) for key in rec.direct_provenance],
+        provenance=[_branch_msg(*key) for key in rec.provenance],
+        subvenance=[_branch_msg(*key) for key in rec.subvenance],
     )
+
+
+def _branch_msg(project: str, repo: str, name: str) -> pfs.Branch:
+    return pfs.Branch(repo=_repo_msg(project, repo), name=name)
 
 
 def _project_info(rec) -> pfs.ProjectInfo:
@@ -297,7 +305,9 @@ class PfsService:
     @_unary
     def InspectCommit(self, request: pfs.InspectCommitRequest, context) -> pfs.CommitInfo:
         wait = request.wait in (pfs.CommitState.FINISHING, pfs.CommitState.FINISHED)
-        return _commit_info(self.store.inspect_commit(_commit_ref(request.commit), wait, context.is_active))
+        ready = request.wait == pfs.CommitState.READY
+        context.add_callback(self.store.notify_changed)  # a cancelled wait ends at once
+        return _commit_info(self.store.inspect_commit(_commit_ref(request.commit), wait, context.is_active, ready))
 
     @_stream
     def ListCommit(self, request: pfs.ListCommitRequest, context) -> Iterator[pfs.CommitInfo]:
@@ -384,12 +394,21 @@ class PfsService:
     def CreateBranch(self, request: pfs.CreateBranchRequest, context) -> Empty:
         if not _is_set(request.branch) or not request.branch.name:
             raise errors.InvalidArgument('branch must be specified')
-        if request.provenance or _is_set(request.trigger):
-            raise errors.Unimplemented('localpfs does not implement branch provenance or triggers (they drive '
-                                       'pipelines, which it does not run)')
+        if _is_set(request.trigger) and (request.trigger.branch or request.trigger.cron_spec
+                                         or request.trigger.size or request.trigger.commits):
+            if request.provenance:
+                raise errors.Unknown('a branch cannot have both provenance and a trigger')
+            raise errors.Unimplemented('localpfs does not implement branch triggers')
         project, repo = _repo_names(request.branch.repo)
         head = _optional_commit_ref(request.head, request.branch.repo)
-        self.store.create_branch(project, repo, request.branch.name, head)
+        provenance_of = None
+        if request.provenance:
+            provenance_of = []
+            for prov in request.provenance:
+                if not prov.name:
+                    raise errors.InvalidArgument('branch must be specified')
+                provenance_of.append((*_repo_names(prov.repo), prov.name))
+        self.store.create_branch(project, repo, request.branch.name, head, provenance_of)
         return Empty()
 
     @_unary

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
-from . import errors, names, paths, tree
+from . import errors, names, paths, provenance, tree
 from .blobs import INLINE_LIMIT, BlobStore
 from .db import Database
 from .tree import Entry, Tree
@@ -80,6 +80,7 @@ class CommitRec:
     row: CommitRow
     parent: Optional[tuple[str, Optional[str]]]  # (id, branch)
     children: list = field(default_factory=list)  # [(id, branch)]
+    provenance: list = field(default_factory=list)  # [(project, repo, id)]: direct provenance
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,9 @@ class BranchRec:
     head_branch: Optional[str]
     created: float
     updated: float
+    direct_provenance: tuple = ()  # ((project, repo, branch), ...)
+    provenance: tuple = ()
+    subvenance: tuple = ()
 
 
 # ----------------------------------------------------------------------------- read views
@@ -306,7 +310,7 @@ class Store:
             parent = tuple(found) if found else None
         children = [tuple(child) for child in conn.execute(
             'SELECT id, branch FROM commits WHERE parent_seq = ? ORDER BY seq', (row.seq,))]
-        return CommitRec(row, parent, children)
+        return CommitRec(row, parent, children, provenance.commit_provenance(conn, row.seq))
 
     def _readable(self, conn, row: CommitRow, via_branch: bool) -> Optional[CommitRow]:
         """The commit whose files a read of ``row`` shows.
@@ -439,15 +443,24 @@ class Store:
         conn.execute(f'DELETE FROM changes WHERE commit_seq IN ({seqs})', (repo_id,))
         for table in ('snapshots', 'datums', 'pending_errors'):
             conn.execute(f'DELETE FROM {table} WHERE commit_seq IN ({seqs})', (repo_id,))
+        provenance.forget_repo(conn, repo_id)
         conn.execute('DELETE FROM commits WHERE repo_id = ?', (repo_id,))
         conn.execute('DELETE FROM branches WHERE repo_id = ?', (repo_id,))
         conn.execute('DELETE FROM repos WHERE id = ?', (repo_id,))
 
     # -- branches ------------------------------------------------------------------------
-    def create_branch(self, project: str, repo: str, name: str, head: Optional[CommitRef] = None) -> None:
+    def create_branch(self, project: str, repo: str, name: str, head: Optional[CommitRef] = None,
+                      provenance_of: Optional[list] = None) -> None:
+        """Create or move a branch; with ``provenance_of`` [(project, repo, branch)], set its
+        provenance (see provenance.py for what pachd does with it)."""
         names.validate_name(name)
+        for _, _, prov_branch in provenance_of or ():
+            names.validate_name(prov_branch)
         with self.db.write() as conn:
             repo_id = self.repo_row(conn, project, repo)[0]
+            if provenance_of is not None:
+                self._create_branch_with_provenance(conn, repo_id, name, head, provenance_of)
+                return
             now = time.time()
             existing = conn.execute('SELECT head_seq FROM branches WHERE repo_id = ? AND name = ?',
                                     (repo_id, name)).fetchone()
@@ -470,10 +483,71 @@ class Store:
                          'ON CONFLICT(repo_id, name) DO UPDATE SET head_seq = excluded.head_seq, '
                          'updated = excluded.updated', (repo_id, name, head_seq, now, now))
 
+    def _create_branch_with_provenance(self, conn, repo_id: int, name: str, head: Optional[CommitRef],
+                                       provenance_of: list) -> None:
+        now = time.time()
+        key = (repo_id, name)
+        prov_keys = []
+        for prov_project, prov_repo, prov_branch in provenance_of:
+            prov_id = self.repo_row(conn, prov_project, prov_repo)[0]
+            if provenance.head_seq(conn, (prov_id, prov_branch)) is None and prov_id != repo_id:
+                self._new_auto_branch(conn, (prov_id, prov_branch), None, now)
+            prov_keys.append((prov_id, prov_branch))
+        changed = provenance.set_direct(conn, key, prov_keys)
+        moved = False
+        if head is not None:
+            head_row, _ = self.resolve(conn, head)
+            if head_row.repo_id != repo_id:
+                raise errors.InvalidArgument(f'branch {provenance.branch_label(conn, key)} cannot point at commit '
+                                             f'{head_row.repo_key}@{head_row.id} of another repo')
+            self._set_head(conn, key, head_row.seq, now)
+            moved = True
+        current = provenance.head_seq(conn, key)
+        if current is None or (changed and prov_keys):
+            # a new head capturing the new structure: empty, AUTO, on top of the old head
+            current = self._new_auto_branch(conn, key, current, now)
+            moved = True
+        if moved:
+            commit_id = conn.execute('SELECT id FROM commits WHERE seq = ?', (current,)).fetchone()[0]
+            provenance.propagate(conn, [key], commit_id, ORIGIN_AUTO)
+
+    def _new_auto_branch(self, conn, key, parent_seq: Optional[int], now: float) -> int:
+        """An empty, finished AUTO commit at the head of branch ``key`` (created if need be)."""
+        size = 0
+        if parent_seq is not None:
+            parent = self.commit_by_seq(conn, parent_seq)
+            size = parent.size or 0
+        seq = conn.execute(
+            'INSERT INTO commits(id, repo_id, branch, parent_seq, origin, started, finished, size) '
+            'VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+            (names.new_commit_id(), key[0], key[1], parent_seq, ORIGIN_AUTO, now, now, size)).lastrowid
+        self._set_head(conn, key, seq, now)
+        provenance.record_commit(conn, seq, key)
+        return seq
+
+    @staticmethod
+    def _set_head(conn, key, seq: int, now: float) -> None:
+        conn.execute('INSERT INTO branches(repo_id, name, head_seq, created, updated) VALUES (?, ?, ?, ?, ?) '
+                     'ON CONFLICT(repo_id, name) DO UPDATE SET head_seq = excluded.head_seq, '
+                     'updated = excluded.updated', (key[0], key[1], seq, now, now))
+
     def _branch_rec(self, conn, project: str, repo: str, row: tuple) -> BranchRec:
         name, head_seq, created, updated = row
         head = conn.execute('SELECT id, branch FROM commits WHERE seq = ?', (head_seq,)).fetchone()
-        return BranchRec(project, repo, name, head[0], head[1], created, updated)
+        repo_id = self.repo_row(conn, project, repo)[0]
+
+        def named(keys):
+            out = []
+            for prov_repo_id, prov_branch in keys:
+                prov_project, prov_repo = conn.execute('SELECT project, name FROM repos WHERE id = ?',
+                                                       (prov_repo_id,)).fetchone()
+                out.append((prov_project, prov_repo, prov_branch))
+            return tuple(out)
+
+        key = (repo_id, name)
+        return BranchRec(project, repo, name, head[0], head[1], created, updated,
+                         named(provenance.direct(conn, key)), named(provenance.full(conn, key)),
+                         named(provenance.subvenance(conn, key)))
 
     def inspect_branch(self, project: str, repo: str, name: str) -> BranchRec:
         with self.db.read() as conn:
@@ -497,6 +571,7 @@ class Store:
             deleted = conn.execute('DELETE FROM branches WHERE repo_id = ? AND name = ?', (repo_id, name)).rowcount
             if not deleted:
                 raise errors.branch_not_found(f'{project}/{repo}', name)
+            provenance.forget_branch(conn, (repo_id, name))
 
     # -- commits -------------------------------------------------------------------------
     def start_commit(self, project: str, repo: str, branch: str, parent: Optional[CommitRef] = None,
@@ -524,15 +599,18 @@ class Store:
         if parent_row is not None and parent_row.finished is None:
             # pachd's wording; a branch holds at most one open commit, at its head
             raise errors.FailedPrecondition(f'parent commit {parent_row.repo_key}@{parent_row.id} has not been finished')
+        provenance.refuse_output_branch(conn, (repo_id, branch))
         now = time.time()
+        commit_id = names.new_commit_id()
         seq = conn.execute(
             'INSERT INTO commits(id, repo_id, branch, parent_seq, origin, description, started) '
             'VALUES (?, ?, ?, ?, ?, ?, ?)',
-            (names.new_commit_id(), repo_id, branch, parent_row.seq if parent_row else None,
+            (commit_id, repo_id, branch, parent_row.seq if parent_row else None,
              ORIGIN_USER, description, now)).lastrowid
         conn.execute('INSERT INTO branches(repo_id, name, head_seq, created, updated) VALUES (?, ?, ?, ?, ?) '
                      'ON CONFLICT(repo_id, name) DO UPDATE SET head_seq = excluded.head_seq, '
                      'updated = excluded.updated', (repo_id, branch, seq, now, now))
+        provenance.propagate(conn, [(repo_id, branch)], commit_id, ORIGIN_AUTO)
         return self.commit_by_seq(conn, seq)
 
     def finish_commit(self, ref: CommitRef, description: str = '', error: str = '') -> None:
@@ -615,13 +693,30 @@ class Store:
         conn.execute('UPDATE commits SET snapshot = 1 WHERE seq = ?', (seq,))
 
     def inspect_commit(self, ref: CommitRef, wait: bool = False,
-                       is_active: Callable[[], bool] = lambda: True) -> CommitRec:
-        """The commit ``ref`` names; with ``wait``, once it has finished."""
+                       is_active: Callable[[], bool] = lambda: True, ready: bool = False) -> CommitRec:
+        """The commit ``ref`` names; with ``wait``, once it has finished; with ``ready``,
+        once every commit in its provenance has."""
         with self.db.read() as conn:
             row, _ = self.resolve(conn, ref)
-            if not wait or row.finished is not None:
+            if wait and row.finished is None:
+                pass
+            elif ready and provenance.unfinished_provenance(conn, row.seq):
+                pass
+            else:
                 return self._commit_rec(conn, row)
-        return self._wait_finished(row, is_active)
+        return self._wait_finished(row, is_active) if wait else self._wait_ready(row, is_active)
+
+    def _wait_ready(self, row: CommitRow, is_active: Callable[[], bool]) -> CommitRec:
+        while True:
+            with self._changed:
+                generation = self._generation
+            with self.db.read() as conn:
+                current = self.commit_by_seq(conn, row.seq)
+                if current is None:
+                    raise errors.NotFound(f'commit {row.repo_key}@{row.id} was deleted')
+                if not provenance.unfinished_provenance(conn, row.seq):
+                    return self._commit_rec(conn, current)
+            self._wait_for_change(generation, is_active)
 
     def _wait_finished(self, row: CommitRow, is_active: Callable[[], bool]) -> CommitRec:
         while True:
@@ -677,7 +772,12 @@ class Store:
                     continue
                 if state in ('finishing', 'finished'):
                     rec = self._wait_finished(row, is_active)
-                else:  # STARTED, and READY (no provenance here: a commit is ready once it exists)
+                elif state == 'ready':
+                    try:
+                        rec = self._wait_ready(row, is_active)
+                    except errors.NotFound:
+                        continue  # dropped before it was ready
+                else:  # STARTED
                     with self.db.read() as conn:
                         current = self.commit_by_seq(conn, row.seq)
                         if current is None:
@@ -754,6 +854,7 @@ class Store:
             conn.execute('DELETE FROM branches WHERE head_seq = ?', (row.seq,))
         for table in ('changes', 'snapshots', 'datums', 'pending_errors'):
             conn.execute(f'DELETE FROM {table} WHERE commit_seq = ?', (row.seq,))
+        provenance.forget_commit(conn, row.seq)
         conn.execute('DELETE FROM commits WHERE seq = ?', (row.seq,))
 
     def squash_commit(self, ref: CommitRef) -> None:
@@ -799,6 +900,7 @@ class Store:
                          (children[0], time.time(), row.seq))
         for table in ('changes', 'snapshots', 'datums', 'pending_errors'):
             conn.execute(f'DELETE FROM {table} WHERE commit_seq = ?', (row.seq,))
+        provenance.forget_commit(conn, row.seq)
         conn.execute('DELETE FROM commits WHERE seq = ?', (row.seq,))
 
     def list_commit_sets(self, project: Optional[str] = None) -> list[list[CommitRec]]:
@@ -867,7 +969,8 @@ class Store:
 
     def delete_all(self) -> None:
         with self.db.write() as conn:
-            for table in ('changes', 'snapshots', 'datums', 'pending_errors', 'commits', 'branches', 'repos'):
+            for table in ('changes', 'snapshots', 'datums', 'pending_errors', 'commit_provenance',
+                          'branch_provenance', 'commits', 'branches', 'repos'):
                 conn.execute(f'DELETE FROM {table}')
             conn.execute('DELETE FROM projects WHERE name != ?', (names.DEFAULT_PROJECT,))
         self.notify_changed()
