@@ -300,3 +300,32 @@ def test_localhost_is_dialled_at_its_checked_addresses(resolver, pfs, pfs_client
     settings.PACHYDERM_ALLOWED_HOSTS = []
     settings.SSRF_PROTECTION_ENABLED = False
     assert connection.check_dial_allowed(pachd.parse_address(f'localhost:{pfs.port}')) == ()
+
+
+# ----------------------------------------------------------------------------- connections are the client's own
+def test_a_new_client_does_not_inherit_another_clients_reconnect_back_off(tmp_path):
+    """gRPC shares connections between channels of the same target and options, process-wide.
+
+    A client that saw its pachd refuse connections is backing off; a new client to a pachd
+    that is now up on that very address (restarted, or a new server handed the freed port)
+    must connect, not fail at once with the other client's stale "Connection refused".
+    """
+    from label_studio_pachyderm.localpfs import start_server
+
+    first = start_server('127.0.0.1', 0, str(tmp_path / 'a'))
+    port = first.port
+    old = pachd.PachdClient(first.address, timeout=5)
+    old.create_repo('default', 'images')
+    first.stop()
+    for _ in range(4):  # failed attempts grow the old client's back-off
+        with pytest.raises(pachd.PachdUnavailable):
+            old.create_repo('default', 'again')
+    second = start_server('127.0.0.1', port, str(tmp_path / 'b'))
+    try:
+        new = pachd.PachdClient(second.address, timeout=5)
+        new.create_repo('default', 'images')  # failed at once with "Connection refused" before
+        assert [r.name for r in new.list_repos('default')] == ['images']
+        new.close()
+    finally:
+        old.close()
+        second.stop()

@@ -116,6 +116,11 @@ class PachdClient:
         self._inspected_lock = threading.Lock()
 
         options = list(GRPC_CHANNEL_OPTIONS) + [
+            # Connections of its own: by default gRPC shares them between channels with the same
+            # target and options, process-wide, so a new client to a pachd that just came back on
+            # an address another client saw refused would inherit that client's reconnect back-off
+            # and fail at once with its stale "Connection refused".
+            ('grpc.use_local_subchannel_pool', 1),
             # After pachd was down, try again within seconds, not gRPC's default two minutes.
             ('grpc.initial_reconnect_backoff_ms', 250),
             # Kept under the reconnect grace (with gRPC's 20 % jitter) so that a
