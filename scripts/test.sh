@@ -4,9 +4,22 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# Everything temporary of this run (Label Studio's data dir, pytest's tmp_path folders, the
+# screenshots, whatever the tools put in $TMPDIR) lives in one directory, removed on exit,
+# also after a failure or Ctrl-C.
+run_tmp="$(mktemp -d -t lsp-test-XXXX)"
+# A failed browser step's screenshot is kept on purpose: it goes where it went before ($TMPDIR or /tmp).
+export ARTIFACT_DIR="${ARTIFACT_DIR:-${TMPDIR:-/tmp}}"
+cleanup() { rm -rf "$run_tmp"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export TMPDIR="$run_tmp"
+
 # Label Studio reads these when its settings load (before any test code runs): a throwaway
 # data dir, and no crash reports, analytics or version checks from test runs.
-export LABEL_STUDIO_BASE_DATA_DIR="${LABEL_STUDIO_BASE_DATA_DIR:-$(mktemp -d -t lsp-test-XXXX)}"
+export LABEL_STUDIO_BASE_DATA_DIR="${LABEL_STUDIO_BASE_DATA_DIR:-$run_tmp/label-studio}"
+mkdir -p "$LABEL_STUDIO_BASE_DATA_DIR"
 export SENTRY_DSN="" FRONTEND_SENTRY_DSN="" COLLECT_ANALYTICS=false LATEST_VERSION_CHECK=false
 echo "==> backend tests on SQLite (pytest: real Label Studio, local PFS over gRPC, Redis + RQ worker)"
 .venv/bin/pytest "$@"
@@ -31,12 +44,12 @@ fi
 if [ $# -eq 0 ] && [ -f web/package.json ]; then
   if command -v npm >/dev/null 2>&1; then
     echo "==> web tests (vitest + tsc)"
-    # `npm install` follows package-lock.json; `npm ci` rejects a lock written without
-    # registry URLs (npm's omit-lockfile-registry-resolved) for rollup's optional packages.
-    (cd web && npm install --no-audit --no-fund --loglevel=error && npm test)
+    # `npm ci` installs exactly package-lock.json and never rewrites it (the checkout stays clean).
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm test)
     # Real browser (Debian's chromium, installed when missing) against a real Label Studio
-    # started with the plugin. Screenshots of test runs go to a temporary directory.
-    shots="$(mktemp -d -t lsp-shots-XXXX)"
+    # started with the plugin. Screenshots of test runs go to the run's temporary directory.
+    shots="$run_tmp/screenshots"
+    mkdir -p "$shots"
     echo "==> browser walkthrough: wizard, sync, labeling, export, errors (headless Chromium)"
     SCREENSHOT_DIR="$shots" bash web/e2e/run-walkthrough.sh
     echo "==> browser checks of the wizard registration and the legacy form (headless Chromium)"
