@@ -3,7 +3,7 @@
 It speaks ``pfs_v2.API`` (plus ``versionpb_v2.API/GetVersion`` and ``auth_v2.API/WhoAmI``)
 over real gRPC, so the official ``pachyderm_sdk`` client works against it unchanged. It is
 to pachd what moto is to S3: honest at the protocol level, not a pachd replacement (no
-pipelines, no provenance, no clustering, no object storage).
+pipelines, no clustering, no object storage).
 
     from label_studio_pachyderm.localpfs import start_server
     with start_server(port=0, data_dir='/tmp/pfs') as server:
@@ -73,10 +73,20 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   ``from`` (not ``from`` itself), then new ones as they appear, until the client cancels.
   ``branch`` keeps commits started on that branch; ``origin_kind`` USER/AUTO keeps that
   kind (``all`` or UNKNOWN: every kind); ``state`` FINISHING/FINISHED holds each commit
-  back until it finishes (an open commit holds back the ones after it, as in pachd), while
-  STARTED and READY send it at once (nothing upstream to wait for). A cancelled call frees
+  back until it finishes (an open commit holds back the ones after it, as in pachd), READY
+  until every commit in its provenance has finished, STARTED not at all. A cancelled call frees
   its thread at once; stopping the server ends open streams with UNAVAILABLE ``the server
   is shutting down`` without waiting for its grace period.
+* **Branch provenance** (CreateBranch with ``provenance``), as pachd handles it for commits
+  and waits (details in ``provenance.py``): missing provenance branches are created; a
+  branch gets an empty AUTO head provenant on its provenance's heads; a commit started
+  upstream gives every downstream branch an open AUTO commit with the same id (one commit
+  set, InspectCommitSet lists them all), which a client finishes (no pipeline does here);
+  StartCommit or a one-off write on an output branch is refused (UNKNOWN ``cannot start a
+  commit on an output branch: default/out@master``); InspectCommit ``wait`` READY waits for
+  the provenance; BranchInfo carries provenance, direct provenance and subvenance. Refused as
+  in pachd: a repo in its own branch's provenance (also through a cycle), two branches of one
+  repo in a DAG.
 * SquashCommit/SquashCommitSet remove a commit that has children, folding its changes into
   them (children get its parent; a branch at it moves to its parent); without children:
   UNKNOWN ``cannot squash a commit that has no children as that would cause data loss, use
@@ -112,11 +122,11 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   10 s keeps its connection.
 
 Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
-pipelines, branch provenance (CreateBranch with ``provenance``) and triggers,
-WalkCommitProvenance/Subvenance, transactions, file sets (CreateFileSet, AddFileSet, ...),
+pipelines, branch triggers, WalkCommitProvenance/Subvenance, transactions, file sets (CreateFileSet, AddFileSet, ...),
 egress, GetFile/GetFileTAR to a URL, ``add_file`` from object-storage URLs. Accepted but
 without effect, as there is nothing for them to act on without pipelines: SquashCommit and
-DropCommit ``recursive`` (no subvenant commits), Fsck ``fix`` and its zombie checks. Datum
+DropCommit ``recursive`` (a dropped or squashed commit's provenance links just go), DeleteBranch
+``force`` (deleting a branch drops its provenance edges), Fsck ``fix`` and its zombie checks. Datum
 tags are recorded only to detect the clash above; reads show one file per path.
 """
 from .server import (
