@@ -237,3 +237,14 @@ def test_get_file_tar_errors(sdk_client, tree):
         tar_of(sdk_client, 'images@master:/*.nothing')
     with StatusOf(OK.NOT_FOUND, 'branch "nope" not found in repo default/images'):
         tar_of(sdk_client, 'images@nope:/')
+
+
+def test_copy_file_under_another_datum_clashes_too(sdk_client, sdk_repo):
+    source = sdk_put(sdk_client, 'images@master', {'/src.txt': b's'})
+    commit = sdk_client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+    copy = pfs.CopyFile(dst='/dst.txt', datum='d2', src=pfs.File.from_uri(f'images@{source}:/src.txt'))
+    sdk_client.pfs.modify_file(iter([pfs.ModifyFileRequest(set_commit=commit), add('/dst.txt', b'1', 'd1'),
+                                     pfs.ModifyFileRequest(copy_file=copy)]))
+    sdk_client.pfs.finish_commit(commit=commit)
+    assert finished_error(sdk_client, commit.id) == (
+        'duplicate path output by different datums (/dst.txt from d1 and /dst.txt from d2)')

@@ -113,3 +113,22 @@ def test_deleting_a_repo_forgets_its_provenance_edges(dag):
     assert names(client.pfs.inspect_branch(branch=B('mid@master')).subvenance) == []
     started = client.pfs.start_commit(branch=B('raw@master'))
     assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri('mid@master')).commit.id == started.id
+
+
+def test_drop_and_squash_of_a_commit_with_subvenance_need_recursive(dag):
+    client = dag
+    started = client.pfs.start_commit(branch=B('raw@master'))
+    client.pfs.finish_commit(commit=started)
+    raw = pfs.Commit.from_uri(f'raw@{started.id}')
+    with StatusOf(OK.UNKNOWN, f'cannot drop commit (default/raw@{started.id}) with subvenance without recursive'):
+        client.pfs.drop_commit(commit=raw)
+    with StatusOf(OK.UNKNOWN, f'cannot squash commit (default/raw@{started.id}) with subvenance without recursive'):
+        client.pfs.squash_commit(commit=raw)
+    assert len(list(client.pfs.inspect_commit_set(commit_set=pfs.CommitSet(id=started.id)))) == 3
+
+    client.pfs.drop_commit(commit=raw, recursive=True)  # the commit and the two provenant on it
+    with StatusOf(OK.NOT_FOUND, 'no commits found for commitset'):
+        list(client.pfs.inspect_commit_set(commit_set=pfs.CommitSet(id=started.id)))
+    for repo in ('raw', 'mid', 'out'):  # every branch is back where it was
+        head = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f'{repo}@master'))
+        assert head.commit.id != started.id and head.is_set('finished')

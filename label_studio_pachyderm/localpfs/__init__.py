@@ -125,8 +125,10 @@ Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
 pipelines, branch triggers, WalkCommitProvenance/Subvenance, transactions, file sets (CreateFileSet, AddFileSet, ...),
 egress, GetFile/GetFileTAR to a URL, ``add_file`` from object-storage URLs. Accepted but
 without effect, as there is nothing for them to act on without pipelines: SquashCommit and
-DropCommit ``recursive`` (a dropped or squashed commit's provenance links just go), DeleteBranch
-``force`` (deleting a branch drops its provenance edges), Fsck ``fix`` and its zombie checks. Datum
+DeleteBranch ``force`` (deleting a branch drops its provenance edges), Fsck ``fix`` and its
+zombie checks. DropCommit and SquashCommit of a commit other commits are provenant on need
+``recursive`` (UNKNOWN ``cannot drop commit (default/raw@<id>) with subvenance without
+recursive``), which takes those commits too. Datum
 tags are recorded only to detect the clash above; reads show one file per path.
 """
 from .server import (

@@ -347,7 +347,7 @@ class PfsService:
 
     @_unary
     def DropCommit(self, request: pfs.DropCommitRequest, context) -> pfs.DropCommitResponse:
-        self.store.drop_commit(_commit_ref(request.commit))
+        self.store.drop_commit(_commit_ref(request.commit), request.recursive)
         return pfs.DropCommitResponse()
 
     @_unary
@@ -362,8 +362,7 @@ class PfsService:
 
     @_unary
     def SquashCommit(self, request: pfs.SquashCommitRequest, context) -> pfs.SquashCommitResponse:
-        # ``recursive`` concerns subvenant commits (pipeline outputs): there are none here
-        self.store.squash_commit(_commit_ref(request.commit))
+        self.store.squash_commit(_commit_ref(request.commit), request.recursive)
         return pfs.SquashCommitResponse()
 
     @_stream
@@ -449,7 +448,7 @@ class PfsService:
                     upload.delete(op[1])
                 elif kind == 'copy_file':
                     copy = op[1]
-                    upload.copy(copy.dst, _commit_ref(copy.src.commit), copy.src.path, copy.append)
+                    upload.copy(copy.dst, _commit_ref(copy.src.commit), copy.src.path, copy.append, copy.datum)
                 elif kind == 'add_url':
                     fetched = False
                     for chunk in fetch_url(op[2], context.is_active):

@@ -828,12 +828,33 @@ class Store:
                 return [self._commit_rec(conn, row) for row in rows]
         return [self._wait_finished(row, is_active) for row in rows]
 
-    def drop_commit(self, ref: CommitRef) -> None:
+    def drop_commit(self, ref: CommitRef, recursive: bool = False) -> None:
         with self.db.write() as conn:
             row, _ = self.resolve(conn, ref)
-            self._drop_locked(conn, row)
+            rows = self._with_subvenance(conn, row, recursive, 'drop')
+            for one in rows:  # pachd checks them all first
+                if conn.execute('SELECT 1 FROM commits WHERE parent_seq = ?', (one.seq,)).fetchone():
+                    raise errors.FailedPrecondition(f'cannot drop a commit that has children: {one.repo_key}@{one.id}')
+            for one in reversed(rows):  # downstream first
+                self._drop_locked(conn, one)
         self.notify_changed()
         self.collect_garbage()
+
+    def _with_subvenance(self, conn, row: CommitRow, recursive: bool, verb: str) -> list[CommitRow]:
+        """The commit and the commits provenant on it (transitively), as pachd's drop and
+        squash take them: without ``recursive`` a commit with subvenance is refused
+        (``dropCommit``/``squashCommit`` in src/server/pfs/server/driver.go; code UNKNOWN)."""
+        found, todo, seen = [row], [row.seq], {row.seq}
+        while todo:
+            for (seq,) in conn.execute('SELECT commit_seq FROM commit_provenance WHERE prov_seq = ? ORDER BY commit_seq',
+                                       (todo.pop(),)):
+                if seq not in seen:
+                    seen.add(seq)
+                    todo.append(seq)
+                    found.append(self.commit_by_seq(conn, seq))
+        if len(found) > 1 and not recursive:
+            raise errors.Unknown(f'cannot {verb} commit ({row.repo_key}@{row.id}) with subvenance without recursive')
+        return found
 
     def drop_commit_set(self, set_id: str) -> None:
         with self.db.write() as conn:
@@ -857,10 +878,14 @@ class Store:
         provenance.forget_commit(conn, row.seq)
         conn.execute('DELETE FROM commits WHERE seq = ?', (row.seq,))
 
-    def squash_commit(self, ref: CommitRef) -> None:
+    def squash_commit(self, ref: CommitRef, recursive: bool = False) -> None:
         with self.db.write() as conn:
             row, _ = self.resolve(conn, ref)
-            self._squash_locked(conn, row)
+            rows = self._with_subvenance(conn, row, recursive, 'squash')
+            for one in rows:
+                self._check_squashable(conn, one)
+            for one in reversed(rows):
+                self._squash_locked(conn, one)
         self.notify_changed()
         self.collect_garbage()
 

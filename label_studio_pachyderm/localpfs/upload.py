@@ -215,7 +215,7 @@ class Upload:
         if target != '/' and not path.endswith('/'):
             self._absent.add(target)
 
-    def copy(self, dst: str, src: CommitRef, src_path: str, append: bool = False) -> None:
+    def copy(self, dst: str, src: CommitRef, src_path: str, append: bool = False, datum: str = '') -> None:
         self._flush_writer()
         destination = '/' if paths.clean(dst) == '/' else paths.validate_for_write(dst)
         source = paths.clean(src_path)
@@ -229,6 +229,7 @@ class Upload:
                 else:
                     relative = entry.path[len(source):]  # '' when the source is this file
                 target = (destination.rstrip('/') + relative) if relative else destination
+                self._note_datum(target, datum or DEFAULT_DATUM)
                 existing = self._current(target) if append else None
                 if existing is None:
                     self._stage(target, _Staged(entry.hash, entry.size))
