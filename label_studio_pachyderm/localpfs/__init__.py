@@ -73,9 +73,9 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   ``from`` (not ``from`` itself), then new ones as they appear, until the client cancels.
   ``branch`` keeps commits started on that branch; ``origin_kind`` USER/AUTO keeps that
   kind (``all`` or UNKNOWN: every kind); ``state`` FINISHING/FINISHED holds each commit
-  back until it finishes (an open commit holds back the ones after it, as in pachd), READY
-  until every commit in its provenance has finished, STARTED not at all. A cancelled call frees
-  its thread at once; stopping the server ends open streams with UNAVAILABLE ``the server
+  back until it finishes (an open commit holds back the ones after it, as in pachd),
+  READY until every commit in its provenance has finished, STARTED not at all. A
+  cancelled call frees its thread at once; stopping the server ends open streams with UNAVAILABLE ``the server
   is shutting down`` without waiting for its grace period.
 * **Branch provenance** (CreateBranch with ``provenance``), as pachd handles it for commits
   and waits (details in ``provenance.py``): missing provenance branches are created; a
@@ -90,8 +90,10 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
 * SquashCommit/SquashCommitSet remove a commit that has children, folding its changes into
   them (children get its parent; a branch at it moves to its parent); without children:
   UNKNOWN ``cannot squash a commit that has no children as that would cause data loss, use
-  the drop operation instead: <repo>@<id>``. ListCommitSet lists commit sets newest first
-  (each holds one commit here). FindCommits walks back from ``start`` and reports the
+  the drop operation instead: <repo>@<id>``; for a commit others are provenant on, both
+  need ``recursive`` (UNKNOWN ``cannot drop commit (default/raw@<id>) with subvenance
+  without recursive``), which takes those commits too. ListCommitSet lists commit sets
+  newest first. FindCommits walks back from ``start`` and reports the
   commits whose own changes touch ``file_path``, then the last commit searched (an open
   commit: UNAVAILABLE ``commit <repo>@<id> not finished``). Fsck streams one error per
   broken invariant of the store (a branch or parent pointing nowhere, lost content).
@@ -103,8 +105,8 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   (each matched directory with everything below it), in path order, names absolute
   (``/d/``, ``/d/a.txt``), headers with only name, size and type set, 512-byte blocks and
   Go's two end blocks, as pachd writes it; ``path_range`` narrows it; nothing matched is
-  NOT_FOUND. GlobFile uses pachd's glob (``*`` ``**`` ``?`` ``[..]``
-  ``{a,b}``) and matches directories too. GetFile streams 2 MiB chunks from ``offset``; on
+  NOT_FOUND. GlobFile uses pachd's glob (``*`` ``**`` ``?`` ``[..]`` ``{a,b}``) and
+  matches directories too. GetFile streams 2 MiB chunks from ``offset``; on
   a directory, or a glob matching several files, it fails as pachd does. DiffFile walks
   both sides (old defaults to the parent commit) and reports added, changed and deleted
   files and directories. FileInfo.hash is the sha256 of the content.
@@ -116,20 +118,17 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
 * Auth: started with ``auth_token``, every call but GetVersion needs that token in the
   ``authn-token`` metadata (UNAUTHENTICATED otherwise). Without it, metadata is ignored
   and WhoAmI answers "the auth service is not activated", as pachd does.
-
 * The server enforces pachd's keepalive policy (src/internal/grpcutil/server.go: pings no
   more often than every 5 s, also without a call in flight), so a client pinging every
   10 s keeps its connection.
 
 Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
-pipelines, branch triggers, WalkCommitProvenance/Subvenance, transactions, file sets (CreateFileSet, AddFileSet, ...),
-egress, GetFile/GetFileTAR to a URL, ``add_file`` from object-storage URLs. Accepted but
-without effect, as there is nothing for them to act on without pipelines: SquashCommit and
-DeleteBranch ``force`` (deleting a branch drops its provenance edges), Fsck ``fix`` and its
-zombie checks. DropCommit and SquashCommit of a commit other commits are provenant on need
-``recursive`` (UNKNOWN ``cannot drop commit (default/raw@<id>) with subvenance without
-recursive``), which takes those commits too. Datum
-tags are recorded only to detect the clash above; reads show one file per path.
+pipelines, branch triggers, WalkCommitProvenance/Subvenance, transactions, file sets
+(CreateFileSet, AddFileSet, ...), egress, GetFile/GetFileTAR to a URL, ``add_file`` from
+object-storage URLs. Accepted without effect, as there is nothing for them to act on
+without pipelines: DeleteBranch ``force`` (deleting a branch drops its provenance edges),
+Fsck ``fix`` and its zombie checks. Datum tags are recorded only to detect the clash
+above; reads show one file per path.
 """
 from .server import (
     DEFAULT_DATA_DIR,
