@@ -313,10 +313,14 @@ def _save_links(storage, written, commit) -> None:
         for aid in moved:
             link_model.objects.filter(storage=storage, annotation_id=aid).update(
                 path=paths[aid], commit=commit, updated_at=now, object_exists=True)
+        # An annotation deleted while the commit was written has no link to make (its removal
+        # waits in the outbox for the writer's next commit).
+        new = [aid for aid in paths if aid not in existing]
+        alive = set(Annotation.objects.filter(id__in=new).values_list('id', flat=True))
         link_model.objects.bulk_create(
             [
-                link_model(storage=storage, annotation_id=aid, path=path, commit=commit, object_exists=True)
-                for aid, path in paths.items()
-                if aid not in existing
+                link_model(storage=storage, annotation_id=aid, path=paths[aid], commit=commit, object_exists=True)
+                for aid in new
+                if aid in alive
             ]
         )

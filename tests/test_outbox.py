@@ -6,6 +6,7 @@ SIGKILL while it holds the branch, and a TCP proxy that freezes like a hung pach
 """
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def _submit_together(user, tasks, threads=ANNOTATORS):
 
 def _repo_holds(client, tasks, annotation_of):
     """True when the repo's head has one file per task holding exactly its annotation."""
-    files = {f.path for f in client.list_files('default', 'labels', 'master')}
+    files = _files(client)
     if files != {f'{t.id}.json' for t in tasks}:
         return False
     for task in tasks:
@@ -76,8 +77,12 @@ def _repo_holds(client, tasks, annotation_of):
     return True
 
 
-def _annotated(storage):
-    return sum(1 for c in commits(storage) if c.finished)
+def _files(client, repo='labels'):
+    """Paths at the branch head; none while the branch has no commit yet."""
+    try:
+        return {f.path for f in client.list_files('default', repo, 'master')}
+    except pachd.PachdNotFound:
+        return set()
 
 
 @pytest.fixture
@@ -157,8 +162,14 @@ def test_writer_killed_mid_commit_is_replaced_and_nothing_is_lost(api, project, 
     proc = subprocess.Popen([sys.executable, str(script), str(sid)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     try:
-        line = proc.stdout.readline()
-        assert line.strip() == b'OPEN', line + proc.stdout.read(4000)
+        seen, deadline = b'', time.monotonic() + 120
+        while not seen.endswith(b'OPEN\n'):
+            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = proc.stdout.readline() if ready else b''
+            if not line:
+                proc.kill()
+                pytest.fail('the writer did not start its commit: ' + seen.decode(errors='replace'))
+            seen += line
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -173,7 +184,7 @@ def test_writer_killed_mid_commit_is_replaced_and_nothing_is_lost(api, project, 
         r = api.post(f'/api/tasks/{task.id}/annotations/', {'result': RESULT}, format='json')
         assert r.status_code == 201
         annotation_of[task.id] = r.json()['id']
-    wait_for(lambda: {f.path for f in pfs_client.list_files('default', 'labels', 'master')}
+    wait_for(lambda: _files(pfs_client)
              == {f'{t.id}.json' for t in tasks}, timeout=60, what='the next writer to take over')
     assert pfs_client.unfinished_head('default', 'labels', 'master') is None
     assert all(c.finished for c in commits(pfs_client)) and dead.id not in {c.id for c in commits(pfs_client)}
@@ -194,7 +205,7 @@ def test_open_commit_of_someone_else_is_named_and_waited_for(api, project, pfs, 
     assert foreign.id in storage.traceback and 'did not start' in storage.traceback
     assert pfs_client.unfinished_head('default', 'labels', 'master').id == foreign.id  # never dropped
     pfs_client._pfs.finish_commit(commit=foreign)
-    wait_for(lambda: f'{task.id}.json' in {f.path for f in pfs_client.list_files('default', 'labels', 'master')},
+    wait_for(lambda: f'{task.id}.json' in _files(pfs_client),
              what='the export after the other commit finished')
     wait_for(lambda: PachydermExportStorage.objects.get(id=sid).status == 'completed', what='the error cleared')
 
@@ -210,7 +221,7 @@ def test_deleting_a_task_with_four_annotations_is_one_commit(api, project, pfs, 
     r = api.delete(f'/api/tasks/{task.id}/')
     assert r.status_code == 204, r.content
     assert len(commits(pfs_client)) == before + 1
-    assert {f.path for f in pfs_client.list_files('default', 'labels', 'master')} == {f'{other.id}.json'}
+    assert _files(pfs_client) == {f'{other.id}.json'}
     assert not outbox.pending_for_id(sid).exists()
 
 
@@ -223,7 +234,7 @@ def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_
     tasks = make_tasks(project, 3)
     ids = [api.post(f'/api/tasks/{t.id}/annotations/', {'result': RESULT}, format='json').json()['id']
            for t in tasks]
-    assert len({f.path for f in pfs_client.list_files('default', 'labels', 'master')}) == 3
+    assert len(_files(pfs_client)) == 3
     port = pfs.port
     pfs.stop()
     started = time.monotonic()
@@ -235,7 +246,7 @@ def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_
     assert outbox.pending_for_id(sid).filter(deleted=True).count() == 2
     with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
         client = pachd.PachdClient(again.address)
-        wait_for(lambda: {f.path for f in client.list_files('default', 'labels', 'master')} == {f'{tasks[2].id}.json'},
+        wait_for(lambda: _files(client) == {f'{tasks[2].id}.json'},
                  what='the deleted files removed after pachd came back')
         client.close()
 
@@ -280,7 +291,7 @@ def test_delete_during_a_running_export_sync(api, project, pfs, pfs_client, user
     assert answer['sync']['status'] == 'completed', answer['sync']
     storage = PachydermExportStorage.objects.get(id=sid)
     assert storage.status == 'completed' and storage.last_exported_commit
-    files = {f.path for f in pfs_client.list_files('default', 'labels', 'master')}
+    files = _files(pfs_client)
     assert files == {f'{t.id}.json' for t in tasks[1:]}
     assert storage.links.count() == 29
     assert not outbox.pending_for_id(sid).exists()
@@ -322,7 +333,8 @@ def test_frozen_pachd_every_operation_ends_and_pending_exports_after_thaw(api, p
         assert 'pachd' in PachydermImportStorage.objects.get(id=source).traceback
         elapsed, r = timed(lambda: api.post(f'/api/tasks/{task.id}/annotations/', {'result': RESULT}, format='json'))
         assert elapsed < bound and r.status_code == 201
-        elapsed, r = timed(lambda: api.get(f'/tasks/{task.id}/resolve/', {'fileuri': task.data['image']}))
+        uri = next(iter(task.data.values()))
+        elapsed, r = timed(lambda: api.get(f'/tasks/{task.id}/resolve/', {'fileuri': uri}))
         assert elapsed < bound and r.status_code >= 400
         elapsed, r = timed(lambda: api.post(f'/api/storages/export/pachyderm/{export}/sync'))
         assert elapsed < bound + 2 * 2
@@ -331,7 +343,7 @@ def test_frozen_pachd_every_operation_ends_and_pending_exports_after_thaw(api, p
         assert outbox.pending_for_id(export).count() == 1
 
         proxy.thaw()
-        wait_for(lambda: f'{task.id}.json' in {f.path for f in pfs_client.list_files('default', 'labels', 'master')},
+        wait_for(lambda: f'{task.id}.json' in _files(pfs_client),
                  timeout=60, what='the pending export after the thaw')
         wait_for(lambda: not outbox.pending_for_id(export).exists(), what='the outbox drained')
     finally:

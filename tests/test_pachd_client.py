@@ -199,8 +199,9 @@ def test_branches_commits_and_resolution(pachd_client, images_repo):
     assert pachd_client.resolve_commit(PROJECT, images_repo, 'master', first) == first
 
     info = pachd_client.inspect_commit(PROJECT, images_repo, second)
+    # pachd 2.11+ leaves Commit.branch empty in every answer (so does the local server).
     assert (info.id, info.repo, info.project, info.branch, info.parent, info.description, info.finished) == (
-        second, images_repo, PROJECT, 'master', first, 'two', True)
+        second, images_repo, PROJECT, None, first, 'two', True)
     assert info.started is not None
 
     # Newest first; ``limit`` keeps the newest.
