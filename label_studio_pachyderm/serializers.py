@@ -114,6 +114,16 @@ class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageS
     def check_storage(self, storage):
         storage.validate_connection()
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        # The outbox as it is now (the stored meta has it as of the last write).
+        if instance.pk is not None and isinstance(data.get('meta'), dict):
+            from . import outbox
+
+            data['meta'] = {**data['meta'], **outbox.status(instance),
+                            'last_exported_commit': instance.last_exported_commit or None}
+        return data
+
     class Meta:
         model = PachydermExportStorage
         fields = '__all__'
