@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -385,6 +386,17 @@ def _retry_delay(result: FlushResult):
 
 
 _retries = _RetryThread()
+
+
+def _new_retries_in_forked_child() -> None:
+    # A forked child (an RQ work-horse, a pre-forking web server) has the object but not its
+    # thread, and the lock may have been held at the moment of the fork.
+    global _retries
+    _retries = _RetryThread()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_new_retries_in_forked_child)
 
 
 def retry_later(storage, result: FlushResult) -> None:

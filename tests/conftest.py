@@ -1,5 +1,6 @@
 """Shared fixtures: real Label Studio models and API, a real local PFS server over gRPC."""
 import os
+import shutil
 import tempfile
 
 # pytest-django loads the settings before this file runs, so the environment Label
@@ -122,6 +123,10 @@ def django_db_modify_db_settings(tmp_path_factory):
         base = tempfile.mkdtemp(prefix='lsp-db-', dir='/dev/shm') if os.path.isdir('/dev/shm') else str(
             tmp_path_factory.mktemp('db'))
         db.setdefault('TEST', {})['NAME'] = os.path.join(base, 'test.sqlite3')
+        yield
+        shutil.rmtree(base, ignore_errors=True)  # a run leaves no database behind
+        return
+    yield
 
 
 def require_service(name: str, reachable: bool, how: str):
