@@ -2,6 +2,7 @@
 
     label-studio-pachyderm start [LABEL-STUDIO-START-ARGS...]   Label Studio with the plugin
     label-studio-pachyderm worker [--burst] [QUEUE...]          RQ worker for Pachyderm jobs
+    label-studio-pachyderm watch [--refresh SECONDS]            sync watched storages on new commits
     label-studio-pachyderm pfs-server --data-dir DIR [...]      the local PFS server
     label-studio-pachyderm pfs VERB ...                         pachctl-like commands
 
@@ -35,8 +36,61 @@ def _run_label_studio(args: Sequence[str]) -> int:
     os.environ['DJANGO_SETTINGS_MODULE'] = SETTINGS_MODULE
     from label_studio.server import main as label_studio_main
 
+    _watch_once_django_is_ready()
     sys.argv = ['label-studio', 'start', *args]
     return label_studio_main() or 0
+
+
+def _watch_once_django_is_ready() -> None:
+    """The watcher inside the Label Studio process (PACHYDERM_WATCH, on by default), on a daemon thread.
+
+    Started when Label Studio's launcher starts serving (after it set Django up and migrated,
+    in this process), so ``start --help`` or ``start`` of another command never starts one.
+    """
+    import threading
+
+    import label_studio.server as launcher
+
+    serve = getattr(launcher, '_app_run', None)
+    if serve is None or getattr(serve, 'pachyderm_watch', False):
+        return
+
+    def serve_and_watch(*args, **kwargs):
+        from django.conf import settings
+
+        if getattr(settings, 'PACHYDERM_WATCH', True):
+            from .watcher import Watcher
+
+            threading.Thread(target=Watcher().run, name='pachyderm-watch', daemon=True).start()
+        return serve(*args, **kwargs)
+
+    serve_and_watch.pachyderm_watch = True
+    launcher._app_run = serve_and_watch
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    """The watcher alone, in the foreground, until SIGTERM or Ctrl-C."""
+    import logging
+    import signal
+
+    os.environ['DJANGO_SETTINGS_MODULE'] = SETTINGS_MODULE
+    import django
+
+    django.setup()
+    from .watcher import Watcher
+
+    log = logging.getLogger('label_studio_pachyderm')
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)  # one line per sync and per reconnect is what this command is for
+    if not logging.getLogger().handlers and not log.handlers:
+        logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    watcher = Watcher(refresh=args.refresh)
+    signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        watcher.stop()
+    return 0
 
 
 def _run_worker(args: argparse.Namespace, extra: List[str]) -> int:
@@ -330,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help='queues to serve (default: the PACHYDERM_RQ_QUEUE setting)')
     worker.add_argument('--burst', action='store_true', help='exit when the queues are empty')
 
+    watch = commands.add_parser(
+        'watch', help='sync source storages that have "Sync automatically" on whenever a commit lands',
+        description='Follows every source storage with watch_commits on (SubscribeCommit on its branch) and '
+                    'starts its incremental sync when a new commit finishes. `label-studio-pachyderm start` '
+                    'already runs this inside Label Studio unless PACHYDERM_WATCH=false.')
+    watch.add_argument('--refresh', type=float, default=None, metavar='SECONDS',
+                       help='how often to look for created, edited and deleted storages '
+                            '(default: PACHYDERM_WATCH_REFRESH_SECONDS, 5)')
+
     server = commands.add_parser('pfs-server', help='run the local PFS server (a pachd stand-in)')
     server.add_argument('--host', default='127.0.0.1', help='address to listen on (default: 127.0.0.1)')
     server.add_argument('--port', type=int, default=30650, help='port (default: 30650; 0 picks one)')
@@ -390,6 +453,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _run_worker(args, extra)
         if args.command == 'pfs-server':
             return _run_pfs_server(args)
+        if args.command == 'watch':
+            return _run_watch(args)
         return _run_pfs(args)
     except CommandError as exc:
         print(f'error: {_one_line(str(exc))}', file=sys.stderr)

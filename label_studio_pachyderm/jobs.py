@@ -245,9 +245,12 @@ def claim_sync(storage) -> bool:
     return True
 
 
-def run_import_sync(storage, full_rescan=False):
+def run_import_sync(storage, full_rescan=False) -> bool:
+    """Claim and run (or queue) an import sync; False when another one was already queued or running."""
     if claim_sync(storage):
         _run(import_sync_job, storage, full_rescan)
+        return True
+    return False
 
 
 def run_export_sync(storage, only_new=False):

@@ -110,6 +110,10 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
     commit = models.TextField(
         _('commit'), blank=True, default='', help_text='Pin syncs to this commit id; empty: the branch head'
     )
+    watch_commits = models.BooleanField(
+        _('watch commits'), default=False,
+        help_text='Sync automatically when a new commit finishes on the branch (not with a pinned commit)',
+    )
     # Label Studio resets `meta` each time a sync is queued, so what incremental
     # sync needs to remember lives in fields of its own.
     last_synced_commit = models.TextField(blank=True, default='', help_text='Commit the last complete sync read')

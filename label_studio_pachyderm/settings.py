@@ -104,3 +104,11 @@ if PACHYDERM_REDIS_URL:
 # annotations (what Label Studio writes with FUTURE_SAVE_TASK_TO_STORAGE);
 # 'annotation' = <prefix>/<annotation_id>.json with one annotation.
 PACHYDERM_EXPORT_LAYOUT = get_env('PACHYDERM_EXPORT_LAYOUT', 'task')
+
+# Watch (source storages with "Sync automatically when new commits land"): the watcher runs
+# inside `label-studio-pachyderm start` unless PACHYDERM_WATCH is false (then run
+# `label-studio-pachyderm watch` somewhere, or nothing watches). It reads which storages are
+# watched every PACHYDERM_WATCH_REFRESH_SECONDS, so created, edited and deleted storages are
+# followed without a restart.
+PACHYDERM_WATCH = get_bool_env('PACHYDERM_WATCH', True)
+PACHYDERM_WATCH_REFRESH_SECONDS = float(get_env('PACHYDERM_WATCH_REFRESH_SECONDS', 5))

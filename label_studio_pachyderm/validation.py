@@ -43,6 +43,14 @@ def _check_repo(storage):
     return client
 
 
+def _check_watch(storage) -> None:
+    if getattr(storage, 'watch_commits', False) and (storage.commit or '').strip():
+        raise ValidationError({'watch_commits': [
+            f'Syncing automatically on new commits needs the branch head: this storage is pinned to commit '
+            f'{storage.commit.strip()}, which never changes. Clear the commit to follow '
+            f"'{storage.branch_name}', or turn watching off."]})
+
+
 def validate_import_storage(storage, require_files: bool = True) -> str:
     """Check pachd, token, repo, branch (or commit) and, optionally, that files match.
 
@@ -53,6 +61,7 @@ def validate_import_storage(storage, require_files: bool = True) -> str:
     """
     from .importer import readable_commit, skipped_note
 
+    _check_watch(storage)
     _check_regex(storage)
     client = _check_repo(storage)
     with _checking('commit' if storage.commit else 'branch'):

@@ -721,6 +721,30 @@ class PachdClient:
             logger.warning('commit %s was written but not yet finished by pachd at %s: %s',
                            commit.id, self.address.url, map_error(exc, self.address, self._token))
 
+    def subscribe_commits(self, project: str, repo: str, branch: str, from_commit: Optional[str] = None,
+                          state: str = 'FINISHED') -> 'CommitSubscription':
+        """The commits of ``repo`` started on ``branch``, as each reaches ``state``, for as long as pachd is there.
+
+        SubscribeCommit: the existing commits after ``from_commit`` (all of the branch's when
+        None), oldest first, then each new one. Commits of every origin are sent (a pipeline's
+        output commits too). ``state``: 'STARTED', 'FINISHING', 'FINISHED' or 'READY'.
+
+        The stream has no deadline at all, neither for its first message nor between two (a
+        branch may be quiet for hours); the channel's keepalive pings find a pachd that went
+        away, and the iteration then raises PachdUnavailable. ``cancel()`` on the returned
+        iterator, from any thread, ends the iteration.
+        """
+        wanted = getattr(_pfs.CommitState, str(state).upper(), None)
+        if wanted is None or str(state).upper() == 'COMMIT_STATE_UNKNOWN':
+            raise PachdInvalidArgument(f"state must be STARTED, FINISHING, FINISHED or READY, not {state!r}")
+        request = _pfs.SubscribeCommitRequest(repo=self._repo(project, repo), branch=branch or '', state=wanted,
+                                              all=True)
+        if from_commit:
+            if not is_commit_id(from_commit):
+                raise PachdInvalidArgument(f"'{from_commit}' is not a commit id (32 hex digits)")
+            request.from_ = _pfs.Commit(repo=self._repo(project, repo), id=from_commit)
+        return CommitSubscription(self, request, project, repo, branch)
+
     def close(self) -> None:
         self._closed = True
         self._raw_channel.close()
@@ -773,3 +797,37 @@ def _chunks(data) -> Iterator[bytes]:
             del pending[:WRITE_CHUNK]
     if pending:
         yield bytes(pending)
+
+
+class _UnboundedStream(ServerStream):
+    """A ServerStream that waits for its first message as long as for any other: forever."""
+
+    def _start(self) -> None:
+        self._call = self._rpc(self._request)
+
+
+class CommitSubscription:
+    """What ``PachdClient.subscribe_commits`` returns: an iterator of CommitInfo; ``cancel()`` from any thread."""
+
+    def __init__(self, client: PachdClient, request, project: str, repo: str, branch: str):
+        self._client = client
+        self._project, self._repo = project, repo
+        self._rpc = client._stream('SubscribeCommit', _pfs.SubscribeCommitRequest, _pfs.CommitInfo.FromString)
+        self._stream = _UnboundedStream(client, self._rpc, request,
+                                        {'project': project, 'repo': repo, 'branch': branch or None},
+                                        idle_timeout=None)
+
+    def __iter__(self) -> 'CommitSubscription':
+        return self
+
+    def __next__(self) -> CommitInfo:
+        return PachdClient._commit_info(next(self._stream), self._project, self._repo)
+
+    def cancel(self) -> None:
+        self._stream.cancel()
+
+    def __enter__(self) -> 'CommitSubscription':
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.cancel()

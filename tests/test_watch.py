@@ -1,0 +1,442 @@
+"""Watch: new commits become tasks by themselves.
+
+The client's ``subscribe_commits`` against the local PFS server, then the watcher as a
+real ``label-studio-pachyderm watch`` process (plugin settings, the test database) on
+real storages, with pachd restarts, two watchers and a token-protected server.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from label_studio_pachyderm import pachd
+from label_studio_pachyderm.models import PachydermImportStorage, PachydermImportStorageLink
+from tasks.models import Task
+
+from pfs_fixtures import TOKEN
+from test_import import PNG, put
+
+WAIT = 60  # seconds: generous for a loaded 2-core machine; a passing run waits a fraction of it
+REFRESH = 1  # the watcher looks for created, edited and deleted storages every second here
+
+db_transactional = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(predicate, timeout=WAIT, what='condition', proc=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None:
+            assert proc.alive(), f'the watcher exited while waiting for {what}:\n{proc.log()}'
+        time.sleep(0.2)
+    raise AssertionError(f'timed out after {timeout} s waiting for {what}' +
+                         (f'\n--- watcher log ---\n{proc.log()[-6000:]}' if proc is not None else ''))
+
+
+# ----------------------------------------------------------------------------- subscribe_commits
+@pytest.fixture
+def client(tmp_path):
+    from label_studio_pachyderm.localpfs import start_server
+
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs-sub'))
+    client = pachd.PachdClient(server.address, timeout=2)
+    client.create_repo('default', 'images')
+    client.server = server
+    yield client
+    client.close()
+    server.stop()
+
+
+class Reader:
+    """Iterates a subscription on a thread, as the watcher does."""
+
+    def __init__(self, subscription):
+        self.subscription, self.items, self.error = subscription, [], None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        try:
+            for info in self.subscription:
+                self.items.append(info)
+        except Exception as exc:
+            self.error = exc
+
+    def ids(self):
+        return [info.id for info in self.items]
+
+
+def test_subscription_outlives_the_timeout_and_reports_commits_as_they_finish(client):
+    first = put(client, 'images', {'a.png': PNG})
+    reader = Reader(client.subscribe_commits('default', 'images', 'master', from_commit=first))
+    time.sleep(client.timeout * 2)  # a quiet branch: longer than any per-call deadline
+    assert reader.thread.is_alive() and reader.error is None and reader.items == []
+
+    open_commit = client._pfs.start_commit(branch=client._branch('default', 'images', 'master'))
+    time.sleep(1)
+    assert reader.items == []  # FINISHED asked: an open commit is not reported yet
+    client._pfs.finish_commit(commit=open_commit)
+    second = put(client, 'images', {'b.png': PNG})
+    wait_for(lambda: len(reader.items) == 2, what='two finished commits')
+    assert reader.ids() == [open_commit.id, second] and all(info.finished for info in reader.items)
+
+    reader.subscription.cancel()  # from another thread than the one iterating
+    reader.thread.join(10)
+    assert not reader.thread.is_alive() and reader.error is None
+
+
+def test_subscription_without_start_lists_the_branch_only_oldest_first(client):
+    one = put(client, 'images', {'1.png': PNG})
+    client.create_branch('default', 'images', 'other', head=one)
+    put(client, 'images', {'x.png': PNG}, branch='other')
+    two = put(client, 'images', {'2.png': PNG})
+    subscription = client.subscribe_commits('default', 'images', 'master')
+    reader = Reader(subscription)
+    wait_for(lambda: len(reader.items) >= 2, what='the existing commits')
+    time.sleep(0.5)
+    assert reader.ids() == [one, two]
+    subscription.cancel()
+
+
+def test_subscription_ends_with_unavailable_when_pachd_goes_away(client):
+    head = put(client, 'images', {'a.png': PNG})
+    reader = Reader(client.subscribe_commits('default', 'images', 'master', from_commit=head))
+    time.sleep(0.5)
+    client.server.stop()
+    reader.thread.join(30)
+    assert isinstance(reader.error, pachd.PachdUnavailable), reader.error
+
+
+def test_subscription_arguments_are_checked(client):
+    with pytest.raises(pachd.PachdInvalidArgument):
+        client.subscribe_commits('default', 'images', 'master', state='DONE')
+    with pytest.raises(pachd.PachdInvalidArgument):
+        client.subscribe_commits('default', 'images', 'master', from_commit='not-a-commit')
+    reader = Reader(client.subscribe_commits('default', 'missing', 'master'))
+    reader.thread.join(30)
+    assert isinstance(reader.error, pachd.PachdNotFound) and 'missing' in str(reader.error)
+
+
+# ----------------------------------------------------------------------------- the watcher process
+class WatcherProcess:
+    def __init__(self, settings, tmp_path, name='watcher', log_level='INFO'):
+        db = settings.DATABASES['default']['NAME']
+        env = {
+            **os.environ,
+            'DJANGO_SETTINGS_MODULE': 'label_studio_pachyderm.settings',
+            'DATABASE_NAME': db,
+            'POSTGRE_NAME': db,
+            'PACHYDERM_ALLOWED_HOSTS': '127.0.0.1',
+            'PACHYDERM_REDIS_URL': '',
+            'PACHYDERM_GRPC_TIMEOUT': '5',
+            'SENTRY_DSN': '',
+            'LOG_LEVEL': log_level,
+        }
+        cli = os.path.join(os.path.dirname(sys.executable), 'label-studio-pachyderm')
+        self.path = tmp_path / f'{name}.log'
+        self._log = open(self.path, 'wb')
+        self.proc = subprocess.Popen([cli, 'watch', '--refresh', str(REFRESH)], env=env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        wait_for(lambda: 'Pachyderm watch: started' in self.log(), what='the watcher to start', proc=self)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log(self):
+        return self.path.read_text(errors='replace')
+
+    def stop(self):
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def watchers(settings, tmp_path):
+    started = []
+
+    def start(**kwargs):
+        proc = WatcherProcess(settings, tmp_path, name=f'watcher{len(started)}', **kwargs)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+def create(api, project, address, **fields):
+    body = {'project': project.id, 'title': 'watched', 'pachd_address': address, 'repo': 'images',
+            'use_blob_urls': True, 'watch_commits': True, **fields}
+    response = api.post('/api/storages/pachyderm', body, format='json')
+    assert response.status_code == 201, response.content
+    return response.json()['id']
+
+
+def keys(project):
+    """The file of every task of the project, as many times as it has tasks."""
+    return sorted(PachydermImportStorageLink.objects.filter(task__project=project).values_list('key', flat=True))
+
+
+def files_imported(project, expected):
+    return keys(project) == sorted(expected)
+
+
+def meta(storage_id):
+    return PachydermImportStorage.objects.get(id=storage_id).meta or {}
+
+
+def attempts(storage_id):
+    return meta(storage_id).get('attempts', 0)
+
+
+@db_transactional
+def test_a_commit_becomes_tasks_with_no_sync_call(api, project, pfs, pfs_client, watchers):
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {'0.png': PNG})
+    sid = create(api, project, pfs.address)
+    watcher = watchers()
+    # On start, one catch-up sync reads what is already there.
+    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
+    head = put(pfs_client, 'images', {'1.png': PNG, 'cats/2.png': PNG})
+    wait_for(lambda: files_imported(project, ['0.png', '1.png', 'cats/2.png']), what='the new commit imported',
+             proc=watcher)
+    # An ordinary sync: lineage and status as a manual one leaves them.
+    storage = PachydermImportStorage.objects.get(id=sid)
+    wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
+    storage.refresh_from_db()
+    assert storage.last_synced_commit == head
+    task = PachydermImportStorageLink.objects.get(storage_id=sid, key='1.png').task
+    assert head in json.dumps(task.data)
+    # Visible on the storage: the watch keys survive the sync's fresh meta.
+    shown = wait_for(lambda: (lambda m: m if m.get('watching') and m.get('watch_last_event') else None)(meta(sid)),
+                     what='the watch keys in meta', proc=watcher)
+    assert shown['watch_since'] and shown['watch_last_error'] is None and shown['sync_mode'] == 'incremental'
+    response = api.get(f'/api/storages/pachyderm/{sid}')
+    assert response.json()['watch_commits'] is True and response.json()['meta']['watching'] is True
+    assert 'storage %s' % sid in watcher.log() and ': sync (commit ' in watcher.log()
+
+
+@db_transactional
+def test_a_burst_of_commits_is_one_or_few_syncs(api, project, pfs, pfs_client, watchers):
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {'0.png': PNG})
+    sid = create(api, project, pfs.address)
+    watcher = watchers()
+    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
+    wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
+    before = attempts(sid)
+    burst = [f'burst/{i}.png' for i in range(10)]
+    for path in burst:
+        put(pfs_client, 'images', {path: PNG})
+    wait_for(lambda: files_imported(project, ['0.png', *burst]), what='the burst imported', proc=watcher)
+    time.sleep(3)  # any sync still due has started by now
+    wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
+    syncs = attempts(sid) - before
+    assert 1 <= syncs <= 5, f'{syncs} syncs for 10 commits'
+    assert files_imported(project, ['0.png', *burst])
+
+
+@db_transactional
+def test_storages_created_edited_and_deleted_while_it_runs(api, project, pfs, pfs_client, watchers):
+    pfs_client.create_repo('default', 'images')
+    first = put(pfs_client, 'images', {'0.png': PNG})
+    pfs_client.create_branch('default', 'images', 'other', head=first)
+    watcher = watchers()
+    sid = create(api, project, pfs.address)  # created after the watcher started
+    wait_for(lambda: files_imported(project, ['0.png']), what='the new storage followed', proc=watcher)
+
+    # Another branch: the watcher subscribes again, to that branch.
+    assert api.patch(f'/api/storages/pachyderm/{sid}', {'branch': 'other'}, format='json').status_code == 200
+    wait_for(lambda: 'connection settings changed' in watcher.log(), what='the edit seen', proc=watcher)
+    put(pfs_client, 'images', {'other/1.png': PNG}, branch='other')
+    wait_for(lambda: files_imported(project, ['0.png', 'other/1.png']), what='a commit on the new branch',
+             proc=watcher)
+
+    # Watching off: commits wait for a manual sync; the storage no longer says it is watched.
+    assert api.patch(f'/api/storages/pachyderm/{sid}', {'watch_commits': False}, format='json').status_code == 200
+    wait_for(lambda: meta(sid).get('watching') is False, what='watching: false', proc=watcher)
+    put(pfs_client, 'images', {'other/2.png': PNG}, branch='other')
+    time.sleep(REFRESH * 3 + 2)
+    assert files_imported(project, ['0.png', 'other/1.png'])
+    # On again: the catch-up sync reads what landed meanwhile.
+    assert api.patch(f'/api/storages/pachyderm/{sid}', {'watch_commits': True}, format='json').status_code == 200
+    wait_for(lambda: files_imported(project, ['0.png', 'other/1.png', 'other/2.png']), what='the catch-up',
+             proc=watcher)
+
+    # Deleted: the watcher lets it go and keeps running.
+    wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
+    assert api.delete(f'/api/storages/pachyderm/{sid}').status_code == 204
+    wait_for(lambda: watcher.log().count('no longer watched') >= 2, what='the deletion seen', proc=watcher)
+    put(pfs_client, 'images', {'other/3.png': PNG}, branch='other')
+    second = create(api, project, pfs.address, branch='other', title='again')
+    wait_for(lambda: PachydermImportStorageLink.objects.filter(storage_id=second, key='other/3.png').exists(),
+             what='a storage created after a deletion followed', proc=watcher)
+    assert watcher.alive() and 'Traceback' not in watcher.log()
+
+
+@db_transactional
+def test_pachd_restarted_on_the_same_port_loses_and_duplicates_nothing(api, project, tmp_path, watchers):
+    from label_studio_pachyderm.localpfs import start_server
+
+    data_dir = str(tmp_path / 'pfs-restart')
+    server = start_server('127.0.0.1', 0, data_dir)
+    port = server.port
+    client = pachd.PachdClient(server.address)
+    client.create_repo('default', 'images')
+    put(client, 'images', {'0.png': PNG})
+    sid = create(api, project, server.address)
+    watcher = watchers()
+    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
+    expected = ['0.png']
+    try:
+        for round_ in range(2):
+            put(client, 'images', {f'before-stop-{round_}.png': PNG})  # the watcher may be syncing it
+            expected.append(f'before-stop-{round_}.png')
+            server.stop()
+            wait_for(lambda: 'reconnecting in' in watcher.log(), what='the lost subscription noticed',
+                     proc=watcher)
+            server = start_server('127.0.0.1', port, data_dir)
+            client = pachd.PachdClient(server.address)
+            # Commits landing while the watcher is still backing off: only the catch-up sees them.
+            for i in range(3):
+                put(client, 'images', {f'r{round_}/while-reconnecting-{i}.png': PNG})
+                expected.append(f'r{round_}/while-reconnecting-{i}.png')
+            wait_for(lambda: watcher.log().count('reconnected to pachd') > round_, what='the reconnect',
+                     proc=watcher)
+            for i in range(3):
+                put(client, 'images', {f'r{round_}/after-{i}.png': PNG})
+                expected.append(f'r{round_}/after-{i}.png')
+            wait_for(lambda: files_imported(project, expected), what='every file after the restart', proc=watcher)
+        assert meta(sid).get('watch_last_error') is None or wait_for(
+            lambda: meta(sid).get('watch_last_error') is None, what='the error cleared')
+        assert Task.objects.filter(project=project).count() == len(expected)
+    finally:
+        server.stop()
+
+
+@db_transactional
+def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watchers):
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {'0.png': PNG})
+    sid = create(api, project, pfs.address)
+    first, second = watchers(), watchers()
+    expected = ['0.png']
+    for i in range(12):
+        put(pfs_client, 'images', {f'{i % 3}/{i}.png': PNG})
+        expected.append(f'{i % 3}/{i}.png')
+        time.sleep(0.15 * (i % 4))  # bursts and gaps, so both watchers start syncs
+    wait_for(lambda: files_imported(project, expected), what='every file', proc=first)
+    time.sleep(3)  # a late sync by either watcher would show up as a duplicate now
+    assert files_imported(project, expected) and Task.objects.filter(project=project).count() == len(expected)
+    assert first.alive() and second.alive()
+    assert 'watching' in first.log() and 'watching' in second.log()
+    assert meta(sid).get('watching') is True
+
+
+@db_transactional
+def test_the_token_is_never_logged(api, project, tmp_path, watchers):
+    from label_studio_pachyderm.localpfs import start_server
+
+    data_dir = str(tmp_path / 'pfs-auth')
+    server = start_server('127.0.0.1', 0, data_dir, TOKEN)
+    client = pachd.PachdClient(server.address, auth_token=TOKEN)
+    client.create_repo('default', 'images')
+    put(client, 'images', {'0.png': PNG})
+    sid = create(api, project, server.address, auth_token=TOKEN)
+    watcher = watchers(log_level='DEBUG')
+    put(client, 'images', {'1.png': PNG})
+    wait_for(lambda: files_imported(project, ['0.png', '1.png']), what='imported with the token', proc=watcher)
+    # Error paths log too: pachd gone, then back.
+    port = server.port
+    server.stop()
+    wait_for(lambda: 'reconnecting in' in watcher.log(), what='the reconnect logged', proc=watcher)
+    server = start_server('127.0.0.1', port, data_dir, TOKEN)
+    try:
+        put(pachd.PachdClient(server.address, auth_token=TOKEN), 'images', {'2.png': PNG})
+        wait_for(lambda: files_imported(project, ['0.png', '1.png', '2.png']), what='imported after the restart',
+                 proc=watcher)
+    finally:
+        server.stop()
+    log = watcher.log()
+    assert 'Pachyderm watch' in log and TOKEN not in log
+    storage = PachydermImportStorage.objects.get(id=sid)
+    assert TOKEN not in json.dumps(storage.meta) + (storage.traceback or '')
+
+
+# ----------------------------------------------------------------------------- the API field
+@pytest.mark.django_db
+def test_a_pinned_commit_cannot_be_watched(api, project, pfs, pfs_client):
+    pfs_client.create_repo('default', 'images')
+    head = put(pfs_client, 'images', {'0.png': PNG})
+    body = {'project': project.id, 'pachd_address': pfs.address, 'repo': 'images', 'use_blob_urls': True}
+    response = api.post('/api/storages/pachyderm', {**body, 'commit': head, 'watch_commits': True}, format='json')
+    assert response.status_code == 400
+    message = response.json()['validation_errors']['watch_commits'][0] if 'validation_errors' in response.json() \
+        else response.json()['watch_commits'][0]
+    assert head in message and 'pinned' in message and 'Clear the commit' in message
+    # Pinned and stored, then watching switched on alone: the stored commit still counts.
+    pinned = api.post('/api/storages/pachyderm', {**body, 'commit': head}, format='json').json()
+    assert pinned['watch_commits'] is False
+    response = api.patch(f'/api/storages/pachyderm/{pinned["id"]}', {'watch_commits': True}, format='json')
+    assert response.status_code == 400 and 'watch_commits' in json.dumps(response.json())
+    # Unpinned in the same request: fine.
+    response = api.patch(f'/api/storages/pachyderm/{pinned["id"]}', {'watch_commits': True, 'commit': ''},
+                         format='json')
+    assert response.status_code == 200 and response.json()['watch_commits'] is True
+
+
+# ----------------------------------------------------------------------------- inside `start`
+@db_transactional
+def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_client, monkeypatch, settings):
+    """`label-studio-pachyderm start`: the watcher begins when Label Studio begins serving, in its process."""
+    import label_studio.server
+
+    from label_studio_pachyderm import cli, watcher as watcher_module
+
+    settings.PACHYDERM_WATCH_REFRESH_SECONDS = REFRESH
+    running, served = [], threading.Event()
+    real_run = watcher_module.Watcher.run
+
+    def run(self):
+        running.append(self)
+        real_run(self)
+
+    monkeypatch.setattr(watcher_module.Watcher, 'run', run)
+    monkeypatch.setattr(label_studio.server, '_app_run', lambda host, port: served.wait(WAIT))
+    monkeypatch.setattr(label_studio.server, 'main', lambda: label_studio.server._app_run('127.0.0.1', 0) and None)
+    monkeypatch.setattr(sys, 'argv', list(sys.argv))
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {'0.png': PNG})
+    create(api, project, pfs.address)
+    thread = threading.Thread(target=cli.main, args=(['start', '--no-browser'],), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: running, what='the watcher thread')
+        put(pfs_client, 'images', {'1.png': PNG})
+        wait_for(lambda: files_imported(project, ['0.png', '1.png']), what='the commit imported in-process')
+    finally:
+        for watcher in running:
+            watcher.stop()
+        served.set()
+        thread.join(30)
+    for watcher in running:
+        for follower in list(watcher.followers.values()):
+            follower.join(10)
+
+    # PACHYDERM_WATCH=false: Label Studio serves, nothing watches.
+    settings.PACHYDERM_WATCH = False
+    running.clear()
+    served.set()
+    assert cli.main(['start']) == 0
+    assert running == []
