@@ -178,3 +178,38 @@ def test_synced_tasks_are_served_on_both_routes(api, project, pfs, files, versio
     for route in (f'/tasks/{task.id}/resolve/', f'/projects/{project.id}/resolve/'):
         assert _body(_get(api, route, synced)) == b'second-version'
         assert _get(api, route, _uri(files, 'data.bin')).status_code == 404  # the file's older version
+
+
+@pytest.mark.django_db(transaction=True)
+def test_range_answers_on_the_wire(live_server, user, storage, files):
+    """The same answers through a real HTTP server (Django's WSGI handler), as a browser gets them."""
+    import urllib.error
+    import urllib.request
+
+    from rest_framework.authtoken.models import Token
+
+    jwt = user.active_organization.jwt
+    jwt.legacy_api_tokens_enabled = True  # Label Studio's API token ("Token <key>"), as curl would use
+    jwt.save()
+    auth = f'Token {Token.objects.get_or_create(user=user)[0].key}'
+    empty, data = _uri(files, 'empty.png'), _uri(files, 'data.bin')
+    task = Task.objects.create(project=storage.project, data={'image': empty, 'data': data})
+
+    def fetch(fileuri, byte_range=None):
+        request = urllib.request.Request(f'{live_server.url}/tasks/{task.id}/resolve/?fileuri={_b64(fileuri)}',
+                                         headers={'Authorization': auth, **({'Range': byte_range} if byte_range else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    status, headers, body = fetch(empty, 'bytes=0-')
+    assert (status, headers.get('Content-Range'), headers.get('Content-Length'), body) == (
+        416, 'bytes */0', '0', b'')
+    status, headers, body = fetch(data, 'bytes=500-100')
+    assert (status, headers.get('Content-Range'), body) == (416, f'bytes */{SIZE}', b'')
+    status, headers, body = fetch(empty)
+    assert (status, headers.get('Content-Length'), body) == (200, '0', b'')
+    status, headers, body = fetch(data, 'bytes=10-19')
+    assert (status, headers.get('Content-Range'), body) == (206, f'bytes 10-19/{SIZE}', DATA[10:20])
