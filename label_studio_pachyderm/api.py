@@ -40,7 +40,7 @@ _IMPORT_EXAMPLE = OpenApiExample(
     value={
         'project': 1, 'title': 'Images', 'pachd_address': 'grpc://localhost:30650', 'auth_token': '<token>',
         'pach_project': 'default', 'repo': 'images', 'branch': 'master', 'prefix': 'train',
-        'regex_filter': r'.*\.(jpe?g|png)$', 'use_blob_urls': True, 'recursive_scan': True,
+        'regex_filter': r'.*\.(jpe?g|png)$', 'use_blob_urls': True, 'recursive_scan': True, 'watch_commits': True,
     },
     request_only=True,
 )
@@ -52,7 +52,10 @@ _IMPORT_RESPONSE_EXAMPLE = OpenApiExample(
         'regex_filter': r'.*\.(jpe?g|png)$', 'use_blob_urls': True, 'recursive_scan': True, 'presign': False,
         'status': 'completed', 'last_sync_count': 120,
         'last_synced_commit': '8d5b0bd1e6de4fca9a4e0d14a2a8c1c3',
-        'meta': {'commit': '8d5b0bd1e6de4fca9a4e0d14a2a8c1c3', 'sync_mode': 'incremental', 'tasks_existed': 880},
+        'watch_commits': True,
+        'meta': {'commit': '8d5b0bd1e6de4fca9a4e0d14a2a8c1c3', 'sync_mode': 'incremental', 'tasks_existed': 880,
+                 'watching': True, 'watch_since': '2026-12-01 09:12:03.512345+00:00',
+                 'watch_last_event': '2026-12-01 10:40:17.004211+00:00', 'watch_last_error': None},
     },
     response_only=True,
 )

@@ -11,6 +11,8 @@
  *   The last three are declared below as hidden fields: that gives them
  *   Pachyderm's defaults (sub-folders are scanned) and a schema, without a second
  *   input. The export folder is a visible field, as for the built-in providers.
+ * - "Sync automatically when new commits land" (`watch_commits`) is Pachyderm's
+ *   own: a toggle on source storages (the server refuses it with a pinned commit).
  *
  * The wizard validates only the connection step, so the import settings are
  * checked again by the server when the preview loads and when the storage is saved.
@@ -32,6 +34,7 @@ import {
   regexFilterSchema,
   repoSchema,
   useBlobUrlsSchema,
+  watchCommitsSchema,
 } from "./pachyderm/schemas";
 
 export const pachydermProvider: ProviderConfig = {
@@ -97,6 +100,15 @@ export const pachydermProvider: ProviderConfig = {
       schema: commitSchema,
     },
     {
+      name: "watch_commits",
+      type: "toggle",
+      label: "Sync automatically when new commits land",
+      description:
+        "Each new finished commit on the branch starts the same incremental sync as the Sync button. Not with a pinned commit.",
+      target: "import",
+      schema: watchCommitsSchema,
+    },
+    {
       name: "prefix",
       type: "text",
       label: "Folder in the repo",
@@ -116,7 +128,8 @@ export const pachydermProvider: ProviderConfig = {
     { fields: ["pach_project", "repo"] },
     // A target storage has no commit field; the row then holds the branch alone.
     { fields: ["branch", "commit"] },
-    { fields: ["prefix"] },
+    // prefix is a target storage's field, watch_commits a source storage's: one of them per form.
+    { fields: ["prefix", "watch_commits"] },
   ],
 };
 

@@ -51,6 +51,7 @@ describe("form_layout.yml", () => {
       "regex_filter",
       "use_blob_urls",
       "recursive_scan",
+      "watch_commits",
     ]);
     const wizard = stepFields(pachydermProvider, "import")
       .map((field) => field.name)
@@ -90,6 +91,15 @@ describe("form_layout.yml", () => {
     expect(byName("ImportStorage", "branch").value).toBe("master");
     expect(byName("ImportStorage", "recursive_scan")).toMatchObject({ type: "toggle", value: true });
     expect(byName("ExportStorage", "can_delete_objects").type).toBe("toggle");
+  });
+
+  it("offers watching on source storages only, off by default", () => {
+    expect(byName("ImportStorage", "watch_commits")).toMatchObject({
+      type: "toggle",
+      value: false,
+      label: "Sync automatically when new commits land",
+    });
+    expect(fields("ExportStorage").map((field) => field.name)).not.toContain("watch_commits");
   });
 
   it("requires the address and the repo", () => {

@@ -62,12 +62,38 @@ describe("provider identity", () => {
       "repo",
       "branch",
       "commit",
+      "watch_commits",
       "regex_filter",
       "use_blob_urls",
       "recursive_scan",
       "presign",
     ]);
     expect(byTarget("export")).toEqual(["pachd_address", "auth_token", "pach_project", "repo", "branch", "prefix"]);
+  });
+});
+
+describe("watch_commits", () => {
+  const watch = field("watch_commits");
+
+  it("is a source storage's toggle, off unless turned on", () => {
+    expect(watch).toMatchObject({ type: "toggle", target: "import", label: "Sync automatically when new commits land" });
+    expect(watch.required).toBeUndefined();
+    expect(watch.schema.parse(undefined)).toBe(false);
+    expect(initialValues(pachydermProvider).watch_commits).toBe(false);
+    expect(stepFields(pachydermProvider, "export").map((entry) => entry.name)).not.toContain("watch_commits");
+  });
+
+  it("takes true and false, and nothing else", () => {
+    expect(messages(watch, true)).toEqual([]);
+    expect(messages(watch, false)).toEqual([]);
+    expect(messages(watch, "yes")).not.toEqual([]);
+  });
+
+  it("passes the connection step either way, and null (unset) too", () => {
+    const base = { title: "src", pachd_address: "grpc://localhost:30650", repo: "images" };
+    for (const value of [true, false, null]) {
+      expect(stepErrors(pachydermProvider, { target: "import" }, { ...base, watch_commits: value })).toEqual({});
+    }
   });
 });
 
@@ -266,6 +292,7 @@ describe("the connection step, validated the way the wizard does it", () => {
       use_blob_urls: false,
       recursive_scan: true,
       presign: false,
+      watch_commits: false,
     });
   });
 

@@ -50,5 +50,7 @@ export const regexFilterSchema = checkedText(regexFilterProblem).optional().defa
 // Label Studio's meaning: on, every file is one task (media); off, files hold task JSON.
 export const useBlobUrlsSchema = z.boolean().default(false);
 export const recursiveScanSchema = z.boolean().default(true);
+// Source storages: each new finished commit on the branch starts a sync (off by default).
+export const watchCommitsSchema = z.boolean().default(false);
 // pachd has no presigned URLs; Label Studio's proxy streams every file.
 export const presignSchema = z.boolean().default(false);
