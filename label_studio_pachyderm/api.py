@@ -333,7 +333,7 @@ class _SyncAPI(generics.GenericAPIView):
         from . import jobs
 
         storage.refresh_from_db()
-        if jobs._busy(storage):
+        if jobs.sync_is_busy(storage):
             return  # a sync already queued or running owns the status; it meets the same pachd
         jobs.record_failure(type(storage), storage.id, exc if isinstance(exc, ValidationError) else
                             validation_error(exc))

@@ -194,7 +194,7 @@ def _export_sync(storage, only_new=False):
         schedule_flush(storage, result)
 
 
-def _busy(storage) -> bool:
+def sync_is_busy(storage) -> bool:
     """Whether a sync of this storage is genuinely queued or running right now."""
     from . import leases
 
@@ -229,7 +229,7 @@ def claim_sync(storage) -> bool:
     keeps two from ever running at once, even if both were queued.
     """
     storage.refresh_from_db()
-    if _busy(storage):
+    if sync_is_busy(storage):
         logger.info('Pachyderm storage %s: a sync is already %s; not starting another', storage.id, storage.status)
         return False
     # Status and the queued time in the same statement: a concurrent request must
