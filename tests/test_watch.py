@@ -440,3 +440,15 @@ def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_clien
     served.set()
     assert cli.main(['start']) == 0
     assert running == []
+
+
+@pytest.mark.django_db
+def test_openapi_and_the_form_layout_offer_the_toggle(api):
+    schema = api.get('/docs/api/schema/json/').json()['components']['schemas']
+    documented = [name for name, body in schema.items() if 'watch_commits' in (body.get('properties') or {})]
+    assert documented and all('Export' not in name for name in documented)
+    prop = schema[documented[0]]['properties']['watch_commits']
+    assert prop['type'] == 'boolean' and 'commit' in prop['description']
+    layout = api.get('/api/storages/pachyderm/form').json()
+    assert 'Sync automatically when new commits land' in json.dumps(layout)
+    assert 'watch_commits' not in json.dumps(api.get('/api/storages/export/pachyderm/form').json())
