@@ -18,6 +18,7 @@ from tasks.models import Task
 
 from pfs_fixtures import TOKEN
 from test_import import PNG, put
+from test_rq import rq_worker  # noqa: F401 (a fixture)
 
 WAIT = 60  # seconds: generous for a loaded 2-core machine; a passing run waits a fraction of it
 REFRESH = 1  # the watcher looks for created, edited and deleted storages every second here
@@ -132,7 +133,8 @@ class WatcherProcess:
             'DATABASE_NAME': db,
             'POSTGRE_NAME': db,
             'PACHYDERM_ALLOWED_HOSTS': '127.0.0.1',
-            'PACHYDERM_REDIS_URL': '',
+            'PACHYDERM_REDIS_URL': settings.PACHYDERM_REDIS_URL or '',
+            'PACHYDERM_RQ_QUEUE': settings.PACHYDERM_RQ_QUEUE,
             'PACHYDERM_GRPC_TIMEOUT': '5',
             'SENTRY_DSN': '',
             'LOG_LEVEL': log_level,
@@ -142,7 +144,10 @@ class WatcherProcess:
         self._log = open(self.path, 'wb')
         self.proc = subprocess.Popen([cli, 'watch', '--refresh', str(REFRESH)], env=env, stdout=self._log,
                                      stderr=subprocess.STDOUT)
+
+    def ready(self):
         wait_for(lambda: 'Pachyderm watch: started' in self.log(), what='the watcher to start', proc=self)
+        return self
 
     def alive(self):
         return self.proc.poll() is None
@@ -165,10 +170,13 @@ class WatcherProcess:
 def watchers(settings, tmp_path):
     started = []
 
-    def start(**kwargs):
-        proc = WatcherProcess(settings, tmp_path, name=f'watcher{len(started)}', **kwargs)
-        started.append(proc)
-        return proc
+    def start(count=1, **kwargs):
+        procs = [WatcherProcess(settings, tmp_path, name=f'watcher{len(started) + i}', **kwargs)
+                 for i in range(count)]
+        started.extend(procs)
+        for proc in procs:  # started side by side, then waited for
+            proc.ready()
+        return procs[0] if count == 1 else procs
 
     yield start
     for proc in started:
@@ -201,7 +209,7 @@ def attempts(storage_id):
 
 
 @db_transactional
-def test_a_commit_becomes_tasks_with_no_sync_call(api, project, pfs, pfs_client, watchers):
+def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
     put(pfs_client, 'images', {'0.png': PNG})
     sid = create(api, project, pfs.address)
@@ -226,25 +234,18 @@ def test_a_commit_becomes_tasks_with_no_sync_call(api, project, pfs, pfs_client,
     assert response.json()['watch_commits'] is True and response.json()['meta']['watching'] is True
     assert 'storage %s' % sid in watcher.log() and ': sync (commit ' in watcher.log()
 
-
-@db_transactional
-def test_a_burst_of_commits_is_one_or_few_syncs(api, project, pfs, pfs_client, watchers):
-    pfs_client.create_repo('default', 'images')
-    put(pfs_client, 'images', {'0.png': PNG})
-    sid = create(api, project, pfs.address)
-    watcher = watchers()
-    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
-    wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
+    # A burst of commits: every file, in one or a few syncs (not one per commit).
     before = attempts(sid)
     burst = [f'burst/{i}.png' for i in range(10)]
     for path in burst:
         put(pfs_client, 'images', {path: PNG})
-    wait_for(lambda: files_imported(project, ['0.png', *burst]), what='the burst imported', proc=watcher)
-    time.sleep(3)  # any sync still due has started by now
+    wait_for(lambda: files_imported(project, ['0.png', '1.png', 'cats/2.png', *burst]), what='the burst imported',
+             proc=watcher)
+    time.sleep(2)  # any sync still due has started by now
     wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
     syncs = attempts(sid) - before
     assert 1 <= syncs <= 5, f'{syncs} syncs for 10 commits'
-    assert files_imported(project, ['0.png', *burst])
+    assert files_imported(project, ['0.png', '1.png', 'cats/2.png', *burst])
 
 
 @db_transactional
@@ -286,86 +287,40 @@ def test_storages_created_edited_and_deleted_while_it_runs(api, project, pfs, pf
 
 
 @db_transactional
-def test_pachd_restarted_on_the_same_port_loses_and_duplicates_nothing(api, project, tmp_path, watchers):
+def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_logged(api, project, tmp_path,
+                                                                                     watchers):
     from label_studio_pachyderm.localpfs import start_server
 
     data_dir = str(tmp_path / 'pfs-restart')
-    server = start_server('127.0.0.1', 0, data_dir)
-    port = server.port
-    client = pachd.PachdClient(server.address)
-    client.create_repo('default', 'images')
-    put(client, 'images', {'0.png': PNG})
-    sid = create(api, project, server.address)
-    watcher = watchers()
-    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
-    expected = ['0.png']
-    try:
-        for round_ in range(2):
-            put(client, 'images', {f'before-stop-{round_}.png': PNG})  # the watcher may be syncing it
-            expected.append(f'before-stop-{round_}.png')
-            server.stop()
-            wait_for(lambda: 'reconnecting in' in watcher.log(), what='the lost subscription noticed',
-                     proc=watcher)
-            server = start_server('127.0.0.1', port, data_dir)
-            client = pachd.PachdClient(server.address)
-            # Commits landing while the watcher is still backing off: only the catch-up sees them.
-            for i in range(3):
-                put(client, 'images', {f'r{round_}/while-reconnecting-{i}.png': PNG})
-                expected.append(f'r{round_}/while-reconnecting-{i}.png')
-            wait_for(lambda: watcher.log().count('reconnected to pachd') > round_, what='the reconnect',
-                     proc=watcher)
-            for i in range(3):
-                put(client, 'images', {f'r{round_}/after-{i}.png': PNG})
-                expected.append(f'r{round_}/after-{i}.png')
-            wait_for(lambda: files_imported(project, expected), what='every file after the restart', proc=watcher)
-        assert meta(sid).get('watch_last_error') is None or wait_for(
-            lambda: meta(sid).get('watch_last_error') is None, what='the error cleared')
-        assert Task.objects.filter(project=project).count() == len(expected)
-    finally:
-        server.stop()
-
-
-@db_transactional
-def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watchers):
-    pfs_client.create_repo('default', 'images')
-    put(pfs_client, 'images', {'0.png': PNG})
-    sid = create(api, project, pfs.address)
-    first, second = watchers(), watchers()
-    expected = ['0.png']
-    for i in range(12):
-        put(pfs_client, 'images', {f'{i % 3}/{i}.png': PNG})
-        expected.append(f'{i % 3}/{i}.png')
-        time.sleep(0.15 * (i % 4))  # bursts and gaps, so both watchers start syncs
-    wait_for(lambda: files_imported(project, expected), what='every file', proc=first)
-    time.sleep(3)  # a late sync by either watcher would show up as a duplicate now
-    assert files_imported(project, expected) and Task.objects.filter(project=project).count() == len(expected)
-    assert first.alive() and second.alive()
-    assert 'watching' in first.log() and 'watching' in second.log()
-    assert meta(sid).get('watching') is True
-
-
-@db_transactional
-def test_the_token_is_never_logged(api, project, tmp_path, watchers):
-    from label_studio_pachyderm.localpfs import start_server
-
-    data_dir = str(tmp_path / 'pfs-auth')
     server = start_server('127.0.0.1', 0, data_dir, TOKEN)
+    port = server.port
     client = pachd.PachdClient(server.address, auth_token=TOKEN)
     client.create_repo('default', 'images')
     put(client, 'images', {'0.png': PNG})
     sid = create(api, project, server.address, auth_token=TOKEN)
     watcher = watchers(log_level='DEBUG')
-    put(client, 'images', {'1.png': PNG})
-    wait_for(lambda: files_imported(project, ['0.png', '1.png']), what='imported with the token', proc=watcher)
-    # Error paths log too: pachd gone, then back.
-    port = server.port
-    server.stop()
-    wait_for(lambda: 'reconnecting in' in watcher.log(), what='the reconnect logged', proc=watcher)
-    server = start_server('127.0.0.1', port, data_dir, TOKEN)
+    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
+    expected = ['0.png']
     try:
-        put(pachd.PachdClient(server.address, auth_token=TOKEN), 'images', {'2.png': PNG})
-        wait_for(lambda: files_imported(project, ['0.png', '1.png', '2.png']), what='imported after the restart',
-                 proc=watcher)
+        put(client, 'images', {'before-stop.png': PNG})  # the watcher may be syncing it when pachd goes
+        expected.append('before-stop.png')
+        server.stop()
+        wait_for(lambda: 'reconnecting in' in watcher.log(), what='the lost subscription noticed', proc=watcher)
+        wait_for(lambda: meta(sid).get('watch_last_error'), what='the error shown on the storage', proc=watcher)
+        server = start_server('127.0.0.1', port, data_dir, TOKEN)
+        client = pachd.PachdClient(server.address, auth_token=TOKEN)
+        # Commits landing while the watcher is still backing off: only the catch-up sync sees them.
+        for i in range(3):
+            put(client, 'images', {f'while-reconnecting-{i}.png': PNG})
+            expected.append(f'while-reconnecting-{i}.png')
+        wait_for(lambda: 'reconnected to pachd' in watcher.log(), what='the reconnect', proc=watcher)
+        for i in range(3):
+            put(client, 'images', {f'after-{i}.png': PNG})
+            expected.append(f'after-{i}.png')
+        wait_for(lambda: files_imported(project, expected), what='every file after the restart', proc=watcher)
+        wait_for(lambda: meta(sid).get('watch_last_error') is None and meta(sid).get('watching'),
+                 what='the error cleared', proc=watcher)
+        assert Task.objects.filter(project=project).count() == len(expected)
     finally:
         server.stop()
     log = watcher.log()
@@ -374,7 +329,45 @@ def test_the_token_is_never_logged(api, project, tmp_path, watchers):
     assert TOKEN not in json.dumps(storage.meta) + (storage.traceback or '')
 
 
+@db_transactional
+def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watchers):
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {'0.png': PNG})
+    sid = create(api, project, pfs.address)
+    first, second = watchers(count=2)
+    expected = ['0.png']
+    for i in range(12):
+        put(pfs_client, 'images', {f'{i % 3}/{i}.png': PNG})
+        expected.append(f'{i % 3}/{i}.png')
+        time.sleep(0.15 * (i % 4))  # bursts and gaps, so both watchers start syncs
+    wait_for(lambda: files_imported(project, expected), what='every file', proc=first)
+    time.sleep(2)  # a late sync by either watcher would show up as a duplicate now
+    assert files_imported(project, expected) and Task.objects.filter(project=project).count() == len(expected)
+    assert first.alive() and second.alive()
+    assert 'watching' in first.log() and 'watching' in second.log()
+    assert meta(sid).get('watching') is True
+
+
 # ----------------------------------------------------------------------------- the API field
+@db_transactional
+def test_with_redis_the_syncs_run_on_the_rq_queue(api, project, pfs, pfs_client, rq_worker, watchers):
+    pfs_client.create_repo('default', 'images')
+    put(pfs_client, 'images', {'0.png': PNG})
+    sid = create(api, project, pfs.address)
+    watcher = watchers()
+    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync on the worker', proc=watcher)
+    put(pfs_client, 'images', {'1.png': PNG})
+    wait_for(lambda: files_imported(project, ['0.png', '1.png']), what='the commit imported on the worker',
+             proc=watcher)
+    assert 'sync queued (commit ' in watcher.log()
+    storage = wait_for(lambda: PachydermImportStorage.objects.filter(id=sid, status='completed').first(),
+                       what='completed')
+    assert storage.last_sync_job  # an RQ job ran it, not the watcher
+    # The worker wrote the sync's own meta; the watcher adds its keys back at its next refresh.
+    wait_for(lambda: meta(sid).get('watching') is True and meta(sid).get('watch_last_event'), what='the watch keys',
+             proc=watcher)
+
+
 @pytest.mark.django_db
 def test_a_pinned_commit_cannot_be_watched(api, project, pfs, pfs_client):
     pfs_client.create_repo('default', 'images')
