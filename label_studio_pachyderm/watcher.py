@@ -147,23 +147,24 @@ class Follower:
             self._marks_written = False
         self.write_marks()
 
-    def write_marks(self, check: bool = False) -> None:
+    def write_marks(self, check: bool = False, meta: Optional[dict] = None) -> None:
         """Put the watch keys into the stored meta; ``check``: also when they were written before (a sync
-        since then may have replaced the meta)."""
+        since then may have replaced the meta). ``meta``: the stored meta, when the caller just read it."""
         with self._lock:
             if self._marks_written and not check:
                 return
             marks = dict(self._marks)
         try:
-            written = _write_meta(self.storage_id, marks) if not check else self._heal(marks)
+            written = _write_meta(self.storage_id, marks) if not check else self._heal(marks, meta)
         finally:
             connection.close()
         with self._lock:
             if written and marks == self._marks:
                 self._marks_written = True
 
-    def _heal(self, marks) -> bool:
-        meta = _model().objects.filter(id=self.storage_id).values_list('meta', flat=True).first()
+    def _heal(self, marks, meta: Optional[dict] = None) -> bool:
+        if meta is None:
+            meta = _model().objects.filter(id=self.storage_id).values_list('meta', flat=True).first()
         if meta is None:
             return True
         if all(key in meta for key in WATCH_KEYS) and meta.get('watching') is True and self._marks_written:
@@ -366,7 +367,7 @@ class Watcher:
                 logger.info('Pachyderm watch: %s: watching', follower.label)
             else:
                 try:
-                    follower.write_marks(check=True)  # after a sync on RQ, or another watcher's
+                    follower.write_marks(check=True, meta=storage.meta or {})  # after a sync on RQ, or another's
                 except Exception:
                     logger.debug('Pachyderm watch: %s: meta not updated', follower.label, exc_info=True)
 
