@@ -78,6 +78,11 @@ def main(argv=None) -> int:
     def visible() -> int:
         return api.get(f'/api/tasks?project={project.id}&page_size=1').json()['total']
 
+    # Each SubscribeCommit holds one of the local server's worker threads for as long as it runs
+    # (pachd has no such bound): give it room for every watched storage plus the syncs' calls.
+    from label_studio_pachyderm.localpfs import server as localpfs_server
+
+    localpfs_server.MAX_WORKERS = max(localpfs_server.MAX_WORKERS, max(counts) + 32)
     server = start_server('127.0.0.1', 0, os.path.join(base, 'pfs'))
     client = pachd.PachdClient(server.address)
     log = open(os.path.join(base, 'watch.log'), 'wb')

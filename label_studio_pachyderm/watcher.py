@@ -316,6 +316,7 @@ class Watcher:
         self.followers: Dict[int, Follower] = {}
         self._stopped = threading.Event()
         self._last_problem = ''
+        self._unmarking: set = set()  # storages let go whose meta still says watching (a sync was running)
 
     def run(self) -> None:
         logger.info('Pachyderm watch: started; looking for watched storages every %g s', self.refresh_seconds)
@@ -356,10 +357,13 @@ class Watcher:
             del self.followers[storage_id]
             if storage is None:
                 logger.info('Pachyderm watch: %s: no longer watched', follower.label)
-                self._unmark(storage_id)
+                self._unmarking.add(storage_id)
             else:
                 logger.info('Pachyderm watch: %s: connection settings changed; subscribing again',
                             follower.label)
+        for storage_id in list(self._unmarking):
+            if storage_id in wanted or self._unmark(storage_id):
+                self._unmarking.discard(storage_id)
         for storage_id, storage in wanted.items():
             follower = self.followers.get(storage_id)
             if follower is None:
@@ -372,10 +376,12 @@ class Watcher:
                     logger.debug('Pachyderm watch: %s: meta not updated', follower.label, exc_info=True)
 
     @staticmethod
-    def _unmark(storage_id: int) -> None:
+    def _unmark(storage_id: int) -> bool:
+        """``watching: false`` in the meta of a storage no longer watched; False when it must wait a turn."""
         try:
-            _write_meta(storage_id, {'watching': False}, drop=WATCH_KEYS + ('watch_last_commit',))
+            return _write_meta(storage_id, {'watching': False}, drop=WATCH_KEYS + ('watch_last_commit',))
         except Exception:
             logger.debug('Pachyderm watch: storage %s: meta not updated', storage_id, exc_info=True)
+            return False
         finally:
             connection.close()
