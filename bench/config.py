@@ -1,7 +1,8 @@
 """Sizes and switches of a run: defaults, ``--quick`` (10x smaller), flags and BENCH_* variables.
 
 The default run measures every size, 100,000 files included, in about 25 minutes on
-2 CPUs, so there is no separate "full" mode; ``--no-s3-large`` trims it by ~3 minutes.
+2 CPUs, so there is no separate "full" mode; ``--no-s3-large`` trims it by ~3 minutes. The
+concurrent-annotators scenario (three Label Studio servers, two phases of 60 s) adds ~10 minutes.
 
 Precedence: command-line flag > BENCH_<NAME> environment variable > mode default.
 """
@@ -11,7 +12,7 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 
-SCENARIOS = ('import_media', 'import_tasks', 'resync', 'export', 'proxy')
+SCENARIOS = ('import_media', 'import_tasks', 'resync', 'export', 'proxy', 'annotators')
 
 
 @dataclass
@@ -27,6 +28,10 @@ class Sizes:
     range_mib: int = 8  # bytes per Range request, as a browser's media element asks
     proxy_passes: int = 3  # streaming is short: best of N passes, for the proxy and the raw read alike
     seed_chunk: int = 5_000  # files per seeding commit into the local PFS server
+    annotators: int = 8  # scenario 6: concurrent annotators (threads, one HTTP session each)
+    annotators_seconds: int = 60  # scenario 6: seconds they submit, per configuration and phase
+    annotators_pace_ms: int = 4000  # scenario 6: paced phase, one submit per annotator this often; 0 = no phase
+    annotators_slices: int = 6  # scenario 6: the configurations take turns in this many slices per phase
 
     def scaled(self, factor: int) -> 'Sizes':
         """Every count divided by ``factor`` (the proxy file too, but not below two ranges)."""
@@ -37,6 +42,8 @@ class Sizes:
         out.resync_added = max(10, self.resync_added // factor)
         out.proxy_mib = max(2 * self.range_mib, self.proxy_mib // factor)
         out.proxy_passes = 1
+        out.annotators_seconds = max(10, self.annotators_seconds // factor)
+        out.annotators_slices = 2
         return out
 
 
@@ -53,6 +60,10 @@ _HELP = {
     'range_mib': 'scenario 5: MiB per Range request',
     'proxy_passes': 'scenario 5: passes per contender (the fastest counts)',
     'seed_chunk': 'files per commit when seeding the local PFS server',
+    'annotators': 'scenario 6: concurrent annotators submitting through a Label Studio server',
+    'annotators_seconds': 'scenario 6: seconds of submitting per configuration (baseline, inline, RQ) and phase',
+    'annotators_pace_ms': 'scenario 6: paced phase, ms between one annotator\'s submits (0: back-to-back only)',
+    'annotators_slices': 'scenario 6: slices per phase in which the three configurations take turns',
 }
 
 

@@ -23,6 +23,7 @@ class Row:
     note: str = ''
     error: Optional[str] = None
     extrapolated: bool = False
+    metrics: dict = field(default_factory=dict)  # named figures an 'at_most' check reads
 
     @property
     def rate(self) -> Optional[float]:
@@ -38,6 +39,8 @@ class Check:
     peer: Optional[str] = None
     limit: Optional[float] = None
     name: str = ''  # how the peer is called in the table
+    metric: str = ''  # 'at_most': the subject's metric that must not exceed the limit
+    unit: str = ''
 
     def evaluate(self, rows: dict) -> tuple[str, str, str]:
         """(ratio text, target text, PASS/MISS/ERROR/'')"""
@@ -45,6 +48,13 @@ class Check:
         peer = rows.get(self.peer) if self.peer else None
         if subject is None or subject.error or (self.peer and (peer is None or peer.error)):
             return '', self._target(), 'ERROR' if self.limit is not None else ''
+        if self.kind == 'at_most':
+            value = subject.metrics.get(self.metric)
+            if value is None:
+                return f'{self.name}: not measured', self._target(), 'ERROR'
+            shown = f'{value:.1f}' if isinstance(value, float) else f'{value}'
+            return (f'{self.name}: {shown} {self.unit}'.rstrip(), self._target(),
+                    'PASS' if value <= self.limit else 'MISS')
         if self.kind == 'rss':
             ok = subject.rss_mb is not None and subject.rss_mb < self.limit
             return f'{subject.rss_mb:.0f} MB peak', self._target(), 'PASS' if ok else 'MISS'
@@ -71,6 +81,7 @@ class Check:
             'speedup': f'>= {self.limit:g}x vs {self.name}',
             'throughput': f'>= {self.limit:g} of {self.name}',
             'rss': f'< {self.limit:g} MB',
+            'at_most': f'<= {self.limit:g} {self.unit}'.rstrip(),
         }[self.kind]
 
 
@@ -87,6 +98,7 @@ def _verdict(ok: bool, limit) -> str:
 class Table:
     rows: list = field(default_factory=list)
     checks: list = field(default_factory=list)
+    sections: list = field(default_factory=list)  # Markdown blocks a scenario adds below the table
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -129,14 +141,14 @@ class Table:
             rendered.append('  '.join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
             if n == 0:
                 rendered.append('  '.join('-' * w for w in widths))
-        return '\n'.join(rendered)
+        return '\n'.join(rendered + [f'\n{section}' for section in self.sections])
 
     def markdown(self) -> str:
         lines = self.lines()
         out = ['| ' + ' | '.join(lines[0]) + ' |', '|' + '|'.join('---' for _ in lines[0]) + '|']
         for line in lines[1:]:
             out.append('| ' + ' | '.join(cell.replace('|', '\\|') for cell in line) + ' |')
-        return '\n'.join(out)
+        return '\n'.join(out + [f'\n{section}' for section in self.sections])
 
 
 def _seconds(row: Row) -> str:

@@ -209,3 +209,144 @@ def proxy(run) -> None:
 def _mib(result: dict) -> None:
     if 'items' in result:
         result['items'] = result['items'] // (1024 * 1024)
+
+
+# ----------------------------------------------------------------------------- 6: concurrent annotators
+_ANNOTATOR_CONFIGS = (('baseline', 'no export storage (baseline)', '', False),
+                      ('inline', 'pachyderm target, inline', 'annotators_inline', False),
+                      ('rq', 'pachyderm target, RQ (2 workers)', 'annotators_rq', True))
+_PHASES = {'saturated': 'back to back', 'paced': 'paced'}
+
+
+def annotators(run) -> None:
+    """Annotators submitting through a real Label Studio server: no target, inline export, RQ export."""
+    from . import annotators as work
+
+    seconds, count = run.sizes.annotators_seconds, run.sizes.annotators
+    pace = run.sizes.annotators_pace_ms / 1000
+    tasks = max(100, 25 * seconds)
+    run.log(f'  load before: {work.loadavg()}')
+    reference = work.reference_commits(run, 15)
+    results = work.measure_all(run, [(key, repo, rq) for key, _, repo, rq in _ANNOTATOR_CONFIGS], seconds, count,
+                               tasks, pace=pace, slices=run.sizes.annotators_slices, log=run.log)
+    for key, label, repo, rq in _ANNOTATOR_CONFIGS:
+        result = results[key]
+        if result.get('error'):
+            run.log(f'  {label}: ERROR {result["error"]}')
+        for phase, r in result['phases'].items():
+            run.log(f'  {label}, {_PHASES[phase]}: {r["submits"]:,} submits, {r["rate"]:.1f}/s, p50 {r["p50"]:.0f} ms, '
+                    f'p95 {r["p95"]:.0f} ms, max {r["max"]:.0f} ms'
+                    + (f', {r.get("commits")} commits, all in the repo at most {_s(r.get("drain_seconds"))} s '
+                       f'(median {_s(r.get("drain_median"))} s) after the last submit of a slice' if repo else ''))
+        for line in result['problems'][:5]:
+            run.log(f'    log: {line}')
+    reference += work.reference_commits(run, 15)
+    commit_ms = work.percentile([s * 1000 for s in reference], 50)
+    run.log(f'  one small commit (client): p50 {commit_ms:.1f} ms over {len(reference)}; load after: {work.loadavg()}')
+    base = results['baseline']
+    for key, result in results.items():
+        for phase, r in result['phases'].items():
+            b = base['phases'].get(phase)
+            if key != 'baseline' and b:
+                r['added_p50'] = r['p50'] - b['p50']
+                r['added_p95'] = r['p95'] - b['p95']
+        result['error'] = result.get('error') or _annotator_errors(result, key != 'baseline')
+    _annotator_rows(run, results, reference, commit_ms, seconds, count, pace)
+    limit = work.COALESCE_SECONDS + 2
+    for phase in _PHASES:
+        if phase not in base['phases'] and not base.get('error'):
+            continue
+        run.table.checks += [
+            Check(f'annotators/inline/{phase}', 'at_most', limit=0, name='lost annotations', metric='lost'),
+            Check(f'annotators/inline/{phase}', 'at_most', limit=round(commit_ms, 1), name='added p95 latency',
+                  metric='added_p95', unit='ms'),
+            Check(f'annotators/inline/{phase}', 'at_most', limit=limit, name='all exported after last submit',
+                  metric='drain_seconds', unit='s'),
+            Check(f'annotators/rq/{phase}', 'at_most', limit=0, name='lost annotations', metric='lost'),
+            Check(f'annotators/rq/{phase}', 'at_most', limit=10, name='added p95 latency', metric='added_p95',
+                  unit='ms'),
+            Check(f'annotators/rq/{phase}', 'at_most', limit=limit, name='all exported after last submit',
+                  metric='drain_seconds', unit='s'),
+        ]
+
+
+def _s(value) -> str:
+    return f'{value:.2f}' if isinstance(value, (int, float)) else 'n/a'
+
+
+def _annotator_errors(result: dict, exported: bool) -> str:
+    """A configuration that did less than asked gives an error, not a number."""
+    from .annotators import DRAIN_LIMIT
+
+    problems = []
+    if result.get('failures'):
+        problems.append(f'{len(result["failures"])} submits failed (first: {result["failures"][0]})')
+    if exported and result['phases']:
+        for phase, r in result['phases'].items():
+            if r.get('lost') or result.get('lost'):
+                problems.append(f'{phase}: {r.get("lost") or result.get("lost")} annotations not in the repo {DRAIN_LIMIT:.0f} s after the '
+                                f'last submit (e.g. {(r.get("missing") or result.get("missing") or [])[:3]})')
+        if result.get('unfinished'):
+            problems.append(f'unfinished commit {result["unfinished"]} left on the branch')
+        if result.get('pending_exports') != 0:
+            problems.append(f'outbox holds {result.get("pending_exports")} rows at the end')
+    return '; '.join(problems) or None
+
+
+def _annotator_rows(run, results, reference, commit_ms, seconds, count, pace) -> None:
+    labels = {key: label for key, label, _, _ in _ANNOTATOR_CONFIGS}
+    for phase, how in _PHASES.items():
+        if not any(phase in r['phases'] for r in results.values()):
+            continue
+        scenario = (f'6. {count} annotators, {seconds} s, ' +
+                    ('back to back' if phase == 'saturated' else f'1 submit/{pace:g} s each'))
+        for key, result in results.items():
+            r = result['phases'].get(phase, {})
+            loads = [float(x.split()[0]) for x in (result.get('load_before', ''), result.get('load_after', ''))
+                     if x and x != '?']
+            row = run.table.add(Row(
+                key=f'annotators/{key}/{phase}', scenario=scenario, contender=labels[key], items=r.get('submits', 0),
+                unit='submits', seconds=r.get('window'), rss_mb=result.get('rss_mb'),
+                load=max(loads) if loads else None, error=result.get('error') if r or result.get('error') else
+                'not measured'))
+            row.metrics = {k: r.get(k) for k in ('lost', 'added_p95', 'drain_seconds')}
+    row = run.table.add(Row(key='annotators/commit', scenario=f'6. {count} annotators', items=len(reference),
+                            contender='one small commit (client, reference)', unit='commits', seconds=sum(reference)))
+    row.metrics = {'p50_ms': commit_ms}
+    run.table.sections.append(_annotator_section(results, reference, commit_ms, pace))
+
+
+def _annotator_section(results, reference, commit_ms, pace) -> str:
+    from .annotators import COALESCE_SECONDS, percentile
+
+    def ms(value):
+        return f'{value:.1f}' if isinstance(value, (int, float)) else ''
+
+    head = ['Configuration', 'Phase', 'Submits', 'Failed', 'Submits/s', 'p50 ms', 'p95 ms', 'max ms', 'added p50 ms',
+            'added p95 ms', 'Commits', 'All in repo after last submit: max (median) s', 'Lost', 'Load before -> after',
+            'Server peak RSS (MB)']
+    lines = ['### Concurrent annotators (export outbox)', '',
+             '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    for key, result in results.items():
+        exported = key != 'baseline'
+        for phase, r in result['phases'].items():
+            lines.append('| ' + ' | '.join([
+                key, 'back to back' if phase == 'saturated' else f'1 submit/{pace:g} s each', f'{r["submits"]}',
+                f'{len(r["failures"])}', ms(r['rate']), ms(r['p50']), ms(r['p95']), ms(r['max']),
+                ms(r.get('added_p50')), ms(r.get('added_p95')), f'{r.get("commits", "")}' if exported else '',
+                f'{ms(r.get("drain_seconds"))} ({ms(r.get("drain_median"))})' if exported else '', f'{r.get("lost", "")}' if exported else '',
+                f'{result.get("load_before", "")} -> {result.get("load_after", "")}', ms(result.get('rss_mb')),
+            ]) + ' |')
+    lines += ['', f'One small commit through the client (reference): p50 {commit_ms:.1f} ms, '
+                  f'p95 {percentile([s * 1000 for s in reference], 95):.1f} ms over {len(reference)} commits. '
+                  f'Coalesce window {COALESCE_SECONDS:g} s.', '']
+    for key, result in results.items():
+        if key != 'baseline' and 'pending_exports' in result:
+            lines.append(f'- {key} at the end: unfinished commit {result.get("unfinished") or "none"}, '
+                         f'outbox rows {result.get("pending_exports")}, last export error '
+                         f'{result.get("export_error") or "none"}')
+        if result.get('error'):
+            lines.append(f'- {key}: ERROR {result["error"]}')
+        for line in result.get('problems', [])[:8]:
+            lines.append(f'- {key} log: `{line}`')
+    return '\n'.join(lines)
