@@ -249,7 +249,12 @@ def _clear_dead_writer(client, storage) -> None:
 
 
 def _record_outcome(storage, result: FlushResult) -> None:
-    """Pending count, oldest row, last commit and last error in the storage's meta; never raises."""
+    """The last error (or its clearing) in the storage's status and meta, with the outbox's state; never raises.
+
+    A flush that went well after one that went well writes nothing: the API shows the
+    outbox and the last commit live (``status``), and a write per submit is what a
+    busy SQLite pays for most.
+    """
     from .jobs import short_reason
 
     try:
@@ -258,6 +263,8 @@ def _record_outcome(storage, result: FlushResult) -> None:
         if fresh is None:
             return
         meta = dict(fresh['meta'] or {})
+        if result.error is None and not meta.get('last_export_error'):
+            return
         meta.update(status(storage))
         meta['last_exported_commit'] = fresh['last_exported_commit'] or None
         updates = {}

@@ -104,7 +104,8 @@ def test_concurrent_submits_inline_all_reach_the_repo(api, project, pfs, pfs_cli
     history = commits(pfs_client)
     print(f'\n{SUBMITS} submits by {ANNOTATORS} annotators, inline: {len(history)} commits')
     assert all(c.finished for c in history) and len(history) < SUBMITS
-    assert storage.meta['pending_exports'] == 0 and storage.last_exported_commit == history[0].id
+    shown = api.get(f'/api/storages/export/pachyderm/{sid}').json()['meta']
+    assert shown['pending_exports'] == 0 and shown['last_exported_commit'] == history[0].id == storage.last_exported_commit
 
 
 def test_concurrent_submits_background_mode_two_workers(api, project, pfs, pfs_client, user, labels, settings,
