@@ -799,13 +799,6 @@ def _chunks(data) -> Iterator[bytes]:
         yield bytes(pending)
 
 
-class _UnboundedStream(ServerStream):
-    """A ServerStream that waits for its first message as long as for any other: forever."""
-
-    def _start(self) -> None:
-        self._call = self._rpc(self._request)
-
-
 class CommitSubscription:
     """What ``PachdClient.subscribe_commits`` returns: an iterator of CommitInfo; ``cancel()`` from any thread."""
 
@@ -813,9 +806,11 @@ class CommitSubscription:
         self._client = client
         self._project, self._repo = project, repo
         self._rpc = client._stream('SubscribeCommit', _pfs.SubscribeCommitRequest, _pfs.CommitInfo.FromString)
-        self._stream = _UnboundedStream(client, self._rpc, request,
-                                        {'project': project, 'repo': repo, 'branch': branch or None},
-                                        idle_timeout=None)
+        # A quiet branch may send nothing for hours, also before its first commit: no bounds on
+        # the messages; gRPC keepalive finds a dead pachd.
+        self._stream = ServerStream(client, self._rpc, request,
+                                    {'project': project, 'repo': repo, 'branch': branch or None},
+                                    first_timeout=None, idle_timeout=None)
 
     def __iter__(self) -> 'CommitSubscription':
         return self

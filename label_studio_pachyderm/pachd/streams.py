@@ -92,20 +92,23 @@ class ServerStream:
     and so must every later message (``idle_timeout``, by default the same).
     Only the time spent waiting for pachd counts, not the time the caller takes
     between messages. A stream has no total deadline, so long listings and reads
-    go on as long as pachd keeps sending; ``idle_timeout=None`` lets a stream wait
-    for its next message forever (a subscription). ``cancel()`` may be called
-    from any thread; the iteration then simply ends.
+    go on as long as pachd keeps sending; ``first_timeout=None`` and
+    ``idle_timeout=None`` let a stream wait for its messages forever (a
+    subscription). ``cancel()`` may be called from any thread; the iteration then
+    simply ends.
     """
 
     _DEFAULT = object()
 
-    def __init__(self, client: 'PachdClient', rpc, request, context: dict, idle_timeout=_DEFAULT):
+    def __init__(self, client: 'PachdClient', rpc, request, context: dict, idle_timeout=_DEFAULT,
+                 first_timeout=_DEFAULT):
         client._check_open()
         self._client = client
         self._context = context
         self._rpc = rpc
         self._request = request
         self._idle = client.timeout if idle_timeout is ServerStream._DEFAULT else idle_timeout
+        self._first = client.timeout if first_timeout is ServerStream._DEFAULT else first_timeout
         self._lock = threading.Lock()
         self._answered = False
         self._expired = False
@@ -117,7 +120,8 @@ class ServerStream:
 
     def _start(self) -> None:
         self._call = self._rpc(self._request)
-        self._arm(self._client.timeout)
+        if self._first is not None:
+            self._arm(self._first)
 
     def _arm(self, delay: float) -> None:
         token = object()
@@ -168,7 +172,7 @@ class ServerStream:
                 if self._cancelled:
                     raise StopIteration from None
                 if self._expired:
-                    url, seconds = self._client.address.url, self._client.timeout if not answered else self._idle
+                    url, seconds = self._client.address.url, self._first if not answered else self._idle
                     if answered:
                         raise PachdUnavailable(f'pachd at {url} stopped sending: nothing for {seconds:g} s (a frozen '
                                                'connection or an overloaded pachd); try again') from None
