@@ -7,7 +7,7 @@ import time
 
 import pytest
 from django.db import IntegrityError, connection, transaction
-from label_studio_pachyderm import jobs, leases, pachd
+from label_studio_pachyderm import jobs, leases
 from label_studio_pachyderm.models import PachydermImportStorage, PachydermImportStorageLink
 from tasks.models import Annotation, Task
 
