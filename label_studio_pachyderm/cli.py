@@ -291,9 +291,26 @@ def _pfs_list_commit(client, args):
     for commit in client.list_commits(project, repo, branch, limit=args.number or 0):
         size = _human_size(commit.size_bytes) if commit.size_bytes is not None else '-'
         # pachd 2.11+ leaves a commit's own branch empty: show the branch being listed
+        description = ' | '.join(commit.description.splitlines()) if args.full else _one_line(commit.description, 60)
         rows.append((commit.repo, commit.branch or branch or '-', commit.id, _when(commit.started),
-                     'yes' if commit.finished else 'no', size, _one_line(commit.description, 60)))
+                     'yes' if commit.finished else 'no', size, description))
     _table(('REPO', 'BRANCH', 'COMMIT', 'STARTED', 'FINISHED', 'SIZE', 'DESCRIPTION'), rows)
+
+
+def _pfs_inspect_commit(client, args):
+    """One commit in full: its description line by line, parent, size, finished, error."""
+    project, repo, ref, _ = _split_spec(args.commit, 'REPO@COMMIT-OR-BRANCH', args.project)
+    commit = client.inspect_commit(project, repo, ref)
+    size = _human_size(commit.size_bytes) if commit.size_bytes is not None else '-'
+    print(f'Commit: {commit.project}/{commit.repo}@{commit.id}')
+    print(f'Parent: {commit.parent or "-"}')
+    print(f'Started: {_when(commit.started)}')
+    print(f'Finished: {"yes" if commit.finished else "no (still being written)"}')
+    print(f'Size: {size}')
+    print(f'Error: {commit.error or "-"}')
+    print('Description:')
+    for line in (commit.description or '-').splitlines():
+        print(f'  {line}')
 
 
 def _pfs_delete_file(client, args):
@@ -319,6 +336,7 @@ _VERBS = {
     'list-file': _pfs_list_file,
     'get-file': _pfs_get_file,
     'list-commit': _pfs_list_commit,
+    'inspect-commit': _pfs_inspect_commit,
     'delete-file': _pfs_delete_file,
 }
 
@@ -432,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb('list-commit', 'list commits, newest first')
     sub.add_argument('repo', metavar='REPO[@BRANCH]')
     sub.add_argument('-n', '--number', type=int, default=0, help='at most this many commits')
+    sub.add_argument('--full', action='store_true', help='whole descriptions (lines joined with " | ")')
+
+    sub = verb('inspect-commit', 'one commit in full: description, parent, size, finished, error')
+    sub.add_argument('commit', metavar='REPO@COMMIT-OR-BRANCH')
 
     sub = verb('delete-file', 'delete a file (or directory) in a new commit')
     sub.add_argument('target', metavar='REPO@BRANCH:/path')

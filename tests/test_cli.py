@@ -82,13 +82,28 @@ def test_repo_file_and_commit_verbs_end_to_end(capsys, local_pfs, tmp_path):
     assert [r[2] for r in rows(out)] == [second, first]
     assert rows(out)[0][0:2] == ['images', 'master']
 
+    status, out, _ = pfs(capsys, local_pfs, 'inspect-commit', f'images@{second}')
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0] == f'Commit: default/images@{second}' and lines[1] == f'Parent: {first}'
+    assert 'Finished: yes' in lines and 'Error: -' in lines and lines[-2] == 'Description:'
+    client.write_commit(PROJECT, 'images', 'master', [pachd.FileOp.put('x.txt', b'x')],
+                        description='first line\n' + ('a long second line ' * 8).rstrip())
+    status, out, _ = pfs(capsys, local_pfs, 'inspect-commit', 'images@master')
+    assert out.splitlines()[-2:] == ['  first line', '  ' + ('a long second line ' * 8).rstrip()]
+    status, out, _ = pfs(capsys, local_pfs, 'list-commit', 'images@master', '-n', '1', '--full')
+    assert out.rstrip().endswith('first line | ' + ('a long second line ' * 8).rstrip())
+    status, out, _ = pfs(capsys, local_pfs, 'list-commit', 'images@master', '-n', '1')
+    assert ('a long second line ' * 8).rstrip() not in out  # without --full: one shortened line
+    assert_one_line_error(pfs(capsys, local_pfs, 'inspect-commit', 'images@' + 'f' * 32), 'not found')
+
     status, out, _ = pfs(capsys, local_pfs, 'delete-file', 'images@master:/docs/sub/b.txt')
     assert status == 0 and out.startswith('deleted /docs/sub/b.txt from default/images@master: ')
     status, out, _ = pfs(capsys, local_pfs, 'list-file', 'images@master:/docs', '-r')
     assert [r[0] for r in rows(out)] == ['/docs/a.txt', '/docs/sub/deeper/c.txt']
     status, out, _ = pfs(capsys, local_pfs, 'delete-file', 'images@master:/docs')  # a directory
     assert status == 0
-    assert [e.path for e in client.list_files(PROJECT, 'images', 'master')] == ['pets/cat.jpg']
+    assert [e.path for e in client.list_files(PROJECT, 'images', 'master')] == ['pets/cat.jpg', 'x.txt']
 
 
 def test_put_file_destinations(capsys, local_pfs, tmp_path):
