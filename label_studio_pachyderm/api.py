@@ -266,7 +266,7 @@ class PachydermExportStorageListAPI(_MemberListMixin, ExportStorageListAPI):
         _require_member(self.request.user, serializer.validated_data.get('project'))
         storage = serializer.save()
         if settings.SYNC_ON_TARGET_STORAGE_CREATION:
-            storage.sync()
+            storage.sync(reason='storage created')
             storage.refresh_from_db()  # the response shows how that first sync ended
 
 

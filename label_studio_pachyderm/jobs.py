@@ -172,16 +172,20 @@ def import_sync_job(storage_class, storage_id, full_rescan=False):
     _run_exclusive(storage_class, storage_id, _import_sync, full_rescan)
 
 
-def export_sync_job(storage_class, storage_id, only_new=False):
-    _run_exclusive(storage_class, storage_id, _export_sync, only_new)
+def export_sync_job(storage_class, storage_id, only_new=False, reason='manual sync'):
+    _run_exclusive(storage_class, storage_id, _export_sync, only_new, reason)
 
 
 def _import_sync(storage, full_rescan=False):
     storage.scan_and_create_links(full_rescan=full_rescan)
 
 
-def _export_sync(storage, only_new=False):
-    """A manual sync: every annotation (or only those never exported) and the outbox, in one commit."""
+def _export_sync(storage, only_new=False, reason='manual sync'):
+    """A full sync: every annotation (or only those never exported) and the outbox, in one commit.
+
+    ``reason`` says in the commit description what asked for it: ``manual sync``, or
+    ``storage created`` for the sync Label Studio runs when a target storage is added.
+    """
     from . import outbox
 
     from tasks.models import Annotation
@@ -189,7 +193,7 @@ def _export_sync(storage, only_new=False):
     snapshot = Annotation.objects.filter(project_id=storage.project_id)
     if only_new:
         snapshot = snapshot.exclude(id__in=storage.links.model.objects.filter(storage=storage).values('annotation_id'))
-    result = outbox.flush(storage, wait=lease_seconds(), snapshot=snapshot, track_status=True, reason='manual sync')
+    result = outbox.flush(storage, wait=lease_seconds(), snapshot=snapshot, track_status=True, reason=reason)
     if result.left:
         schedule_flush(storage, result)
 
@@ -253,9 +257,9 @@ def run_import_sync(storage, full_rescan=False) -> bool:
     return False
 
 
-def run_export_sync(storage, only_new=False):
+def run_export_sync(storage, only_new=False, reason='manual sync'):
     if claim_sync(storage):
-        _run(export_sync_job, storage, only_new)
+        _run(export_sync_job, storage, only_new, reason)
 
 
 # ----------------------------------------------------------------------------- auto-export

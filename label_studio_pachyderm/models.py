@@ -304,10 +304,10 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
 
         outbox.flush(self, wait=lease_seconds(), snapshot=annotations, track_status=True, reason='manual sync')
 
-    def sync(self, save_only_new_annotations: bool = False):
+    def sync(self, save_only_new_annotations: bool = False, reason: str = 'manual sync'):
         from .jobs import run_export_sync
 
-        run_export_sync(self, only_new=save_only_new_annotations)
+        run_export_sync(self, only_new=save_only_new_annotations, reason=reason)
 
 
 class PachydermImportStorageLink(ImportStorageLink):

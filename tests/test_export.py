@@ -310,3 +310,16 @@ def test_deleting_tasks_and_projects_with_pachd_down(api, project, pfs, labels, 
     assert not Task.objects.filter(id=tasks[0].id).exists()
     assert api.delete(f'/api/projects/{project.id}/').status_code == 204
     assert not Project.objects.filter(id=project.id).exists()
+
+
+def test_commit_descriptions_say_what_triggered_them(api, project, pfs, pfs_client, labels, settings):
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = True
+    task = make_tasks(project, 1)[0]
+    Annotation.objects.create(task=task, project=project, result=RESULT, completed_by=project.created_by)
+    storage = create_export(api, project, pfs)  # Label Studio syncs a new target storage once
+    assert commits(pfs_client)[0].description.startswith('Label Studio export (storage created)')
+    assert '1 annotation in 1 file (task layout)' in commits(pfs_client)[0].description
+    assert api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync").json()['status'] == 'completed'
+    assert commits(pfs_client)[0].description.startswith('Label Studio export (manual sync)')
+    annotate(api, make_tasks(project, 1)[0])
+    assert commits(pfs_client)[0].description.startswith('Label Studio export (auto-export)')
