@@ -28,9 +28,10 @@ DEFAULT_DATA_DIR = os.path.join(
     os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'share'),
     'label-studio-pachyderm', 'localpfs')
 
-# Streams hold a worker each while they run (a long upload, a 100k-file listing), so the
-# pool is sized for a handful of concurrent clients with several streams each.
-MAX_WORKERS = 32
+# Streams hold a worker each while they run (a long upload, a 100k-file listing, and every
+# SubscribeCommit for as long as it is open: one per watched storage). Threads are only
+# started when needed, so a large bound costs nothing until it is used.
+MAX_WORKERS = 256
 # The sdk sends file content in 19 MB messages; gRPC's default limit is 4 MB.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
