@@ -33,20 +33,14 @@ import time
 from pathlib import Path
 
 from .services import REPO_DIR, _stop, free_port, wait_for_port
+from .work.common import TEXT_CONFIG
 
 COALESCE_SECONDS = 5.0  # PACHYDERM_EXPORT_COALESCE_SECONDS: the plugin's default, set explicitly on the servers
 DRAIN_LIMIT = 120.0  # seconds to wait for the repo to hold everything before counting what is missing
 PREFIX = 'annotations'
 USER = 'annotator@example.com'
 PASSWORD = 'bench-pass-123'
-CONFIG = """
-<View>
-  <Text name="text" value="$text"/>
-  <Choices name="sentiment" toName="text" choice="single">
-    <Choice value="pos"/><Choice value="neg"/>
-  </Choices>
-</View>
-"""
+CONFIG = TEXT_CONFIG  # a text task with one choice: the cheapest annotation to serialise
 REDIS_URL = 'redis://127.0.0.1:6379/13'
 COMMAND = str(Path(sys.executable).parent / 'label-studio-pachyderm')
 
