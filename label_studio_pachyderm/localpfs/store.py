@@ -707,18 +707,14 @@ class Store:
         return self._wait_finished(row, is_active) if wait else self._wait_ready(row, is_active)
 
     def _wait_ready(self, row: CommitRow, is_active: Callable[[], bool]) -> CommitRec:
-        while True:
-            with self._changed:
-                generation = self._generation
-            with self.db.read() as conn:
-                current = self.commit_by_seq(conn, row.seq)
-                if current is None:
-                    raise errors.NotFound(f'commit {row.repo_key}@{row.id} was deleted')
-                if not provenance.unfinished_provenance(conn, row.seq):
-                    return self._commit_rec(conn, current)
-            self._wait_for_change(generation, is_active)
+        return self._wait_until(row, is_active, lambda conn, current: not provenance.unfinished_provenance(
+            conn, current.seq))
 
     def _wait_finished(self, row: CommitRow, is_active: Callable[[], bool]) -> CommitRec:
+        return self._wait_until(row, is_active, lambda conn, current: current.finished is not None)
+
+    def _wait_until(self, row: CommitRow, is_active: Callable[[], bool], reached) -> CommitRec:
+        """Wait until ``reached(conn, current row)`` holds for the commit, waking on every change of the store."""
         while True:
             with self._changed:
                 generation = self._generation
@@ -726,7 +722,7 @@ class Store:
                 current = self.commit_by_seq(conn, row.seq)
                 if current is None:
                     raise errors.NotFound(f'commit {row.repo_key}@{row.id} was deleted')
-                if current.finished is not None:
+                if reached(conn, current):
                     return self._commit_rec(conn, current)
             self._wait_for_change(generation, is_active)
 
