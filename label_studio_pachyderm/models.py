@@ -33,6 +33,10 @@ from .leases import lease_seconds
 logger = logging.getLogger(__name__)
 
 
+# What an import sync does with a file that changed since the last synced commit.
+CHANGED_FILES_CHOICES = (('keep', 'keep'), ('new_version', 'new_version'))
+
+
 class PachydermStorageMixin(models.Model):
     url_scheme = uri.SCHEME
 
@@ -113,6 +117,11 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
     watch_commits = models.BooleanField(
         _('watch commits'), default=False,
         help_text='Sync automatically when a new commit finishes on the branch (not with a pinned commit)',
+    )
+    changed_files = models.CharField(
+        _('changed files'), max_length=16, choices=CHANGED_FILES_CHOICES, default='keep',
+        help_text='A file changed since the last sync: keep its task (keep) or make a new task pinned to the '
+                  'new commit (new_version)',
     )
     # Label Studio resets `meta` each time a sync is queued, so what incremental
     # sync needs to remember lives in fields of its own.
@@ -286,6 +295,10 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
         return is_project_member(user, self.project)
 
     last_exported_commit = models.TextField(blank=True, default='', help_text='Commit the last export wrote')
+    export_formats = models.JSONField(
+        _('export formats'), default=list, blank=True,
+        help_text='Label Studio export formats (e.g. COCO, YOLO) also written under <prefix>/formats/<FORMAT>/',
+    )
 
     def validate_connection(self, client=None):
         from .validation import validate_export_storage
