@@ -8,7 +8,9 @@ the project's task-state update. What it does differently:
 * every file of a sync is read from ONE commit, resolved once (the branch head
   or the pinned commit), and media tasks store a URI naming that commit;
 * a re-sync reads only the diff between the last synced commit and the new one
-  (added/changed files are imported, deleted ones mark their links missing);
+  (added files are imported, deleted ones mark their tasks ``deleted_in``);
+* with ``changed_files='new_version'`` a changed file (or JSON row) becomes a new
+  task pinned to the new commit, linked to the old one (see ``versions``);
 * tasks and links are created in batches, not one transaction per task;
 * a bad file is reported (path + reason) and skipped; it never aborts the sync.
 """
@@ -28,7 +30,7 @@ from tasks.models import Task
 from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
-from . import pachd, taskfiles, uri
+from . import pachd, taskfiles, uri, versions
 from .errors import validation_error
 
 logger = logging.getLogger(__name__)
@@ -52,9 +54,22 @@ class _SyncState:
     links_marked_missing: int = 0
     files_failed: int = 0
     rows_failed: int = 0
+    tasks_superseded: int = 0
+    tasks_restored: int = 0
+    versioned: bool = False  # changed_files == 'new_version'
     errors: list = field(default_factory=list)
     webhook_task_ids: list = field(default_factory=list)
-    pending: list = field(default_factory=list)  # [(StorageObject, path)]
+    pending: list = field(default_factory=list)  # [StorageObject]
+    # (key, row_index) of a pending object -> the _Link of the version it replaces
+    supersedes: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Link:
+    id: int
+    task_id: int
+    exists: bool
+    commit: str
 
 
 def selection_signature(storage) -> str:
@@ -105,6 +120,7 @@ def _sync(storage, link_class, full_rescan: bool) -> None:
         skipped=skipped,
         mode='incremental' if previous and not full_rescan else 'full',
         next_inner_id=(last_task.inner_id or 0) + 1 if last_task else 1,
+        versioned=storage.changed_files == 'new_version',
     )
 
     if state.mode == 'incremental':
@@ -193,8 +209,15 @@ def _commit_exists(client, storage, commit: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- what to read
-def _listed_paths(storage, link_class, client, commit, state) -> Iterator[str]:
-    """Every selected file of the commit, streamed; afterwards, links to vanished files are marked."""
+@dataclass(frozen=True)
+class _Path:
+    path: str
+    change: str  # 'added' | 'modified' (a diff) or 'listed' (a full listing)
+    hash: str = ''
+
+
+def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]:
+    """Every selected file of the commit, streamed; afterwards, tasks of vanished files are marked."""
     seen = set()
     for entry in client.list_files(
         storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
@@ -202,12 +225,12 @@ def _listed_paths(storage, link_class, client, commit, state) -> Iterator[str]:
         if storage.path_matches(entry.path):
             state.files_seen += 1
             seen.add(entry.path)
-            yield entry.path
-    state.links_marked_missing += _mark_missing_except(storage, link_class, seen)
+            yield _Path(entry.path, 'listed', entry.hash or '')
+    _mark_missing_except(storage, link_class, seen, state)
 
 
-def _changed_paths(storage, link_class, client, previous, commit, state) -> Iterator[str]:
-    """Files added or changed since the last synced commit; deleted ones mark their links."""
+def _changed_paths(storage, link_class, client, previous, commit, state) -> Iterator[_Path]:
+    """Files added or changed since the last synced commit; deleted ones mark their tasks."""
     deleted = []
     for change in client.diff(storage.project_name, storage.repo, previous, commit, storage.clean_prefix):
         if not storage.path_matches(change.path):
@@ -215,70 +238,118 @@ def _changed_paths(storage, link_class, client, previous, commit, state) -> Iter
         if change.change == 'deleted':
             deleted.append(change.path)
             if len(deleted) >= _KEY_BATCH:
-                state.links_marked_missing += _mark_missing(storage, link_class, deleted)
+                _mark_missing(link_class.objects.filter(storage=storage, key__in=deleted), state)
                 deleted = []
             continue
         state.files_seen += 1
-        yield change.path
-    state.links_marked_missing += _mark_missing(storage, link_class, deleted)
+        yield _Path(change.path, change.change, change.hash or '')
+    if deleted:
+        _mark_missing(link_class.objects.filter(storage=storage, key__in=deleted), state)
 
 
-def _mark_missing(storage, link_class, paths) -> int:
-    if not paths:
-        return 0
-    return link_class.objects.filter(storage=storage, key__in=paths, object_exists=True).update(object_exists=False)
+def _mark_missing(links, state) -> None:
+    """These links' files (or rows) are gone: flag the links, name the commit on their tasks."""
+    gone = list(links.filter(object_exists=True).values_list('id', 'task_id'))
+    if not gone:
+        return
+    links.model.objects.filter(id__in=[link_id for link_id, _ in gone]).update(object_exists=False)
+    state.links_marked_missing += len(gone)
+    versions.mark_deleted([task_id for _, task_id in gone], state.commit)
 
 
-def _mark_missing_except(storage, link_class, present: set) -> int:
+def _mark_missing_except(storage, link_class, present: set, state) -> None:
     """Mark links whose file is not in ``present`` (chunked: no huge IN lists)."""
-    marked = 0
     gone = []
     keys = link_class.objects.filter(storage=storage, object_exists=True).values_list('key', flat=True).distinct()
     for key in keys.iterator(chunk_size=2000):
         if key not in present:
             gone.append(key)
     for chunk in _batched(gone, 500):
-        marked += _mark_missing(storage, link_class, list(chunk))
-    return marked
+        _mark_missing(link_class.objects.filter(storage=storage, key__in=chunk), state)
 
 
 # ----------------------------------------------------------------------------- reading files
-def _process_paths(storage, link_class, client, paths, state) -> None:
-    existing_rows = {}
-    for key, row_index in link_class.objects.filter(storage=storage, key__in=paths).values_list('key', 'row_index'):
-        existing_rows.setdefault(key, set()).add(row_index)
-    # A file that was deleted and has come back: its tasks' links point at a file again.
-    if existing_rows:
-        link_class.objects.filter(storage=storage, key__in=list(existing_rows), object_exists=False).update(
-            object_exists=True
-        )
+def _process_paths(storage, link_class, client, batch, state) -> None:
+    links = {}  # key -> {row_index: _Link}
+    rows = link_class.objects.filter(storage=storage, key__in=[item.path for item in batch]).values_list(
+        'id', 'key', 'row_index', 'task_id', 'object_exists', 'commit')
+    for link_id, key, row_index, task_id, exists, commit in rows:
+        links.setdefault(key, {})[row_index] = _Link(link_id, task_id, exists, commit)
+    restored = []  # links whose file (or row) is back and stays with its task
 
-    for path in paths:
+    for item in batch:
         # Cheap (written at most every few seconds): keeps a slow batch from looking like a dead sync.
         storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
+        known = links.get(item.path, {})
         if storage.use_blob_urls:
-            if path in existing_rows:
+            link = known.get(None)
+            if link is not None and not _media_changed(storage, client, item, link, state):
                 # Already a task, pinned to the commit it was made from.
                 state.tasks_existed += 1
+                if not link.exists:
+                    restored.append(link)
                 continue
-            data = {settings.DATA_UNDEFINED_NAME: uri.build(storage.project_name, storage.repo, state.commit, path)}
-            state.pending.append(StorageObject(task_data=data, key=path))
+            data = {settings.DATA_UNDEFINED_NAME: uri.build(storage.project_name, storage.repo, state.commit, item.path)}
+            obj = StorageObject(task_data=data, key=item.path)
+            if link is not None:
+                state.supersedes[(obj.key, obj.row_index)] = link
+            state.pending.append(obj)
         else:
-            known = existing_rows.get(path, set())
-            for obj in _read_task_file(storage, client, path, state):
-                if obj.row_index in known:
-                    state.tasks_existed += 1
-                    continue
-                state.pending.append(obj)
-                # One file may hold any number of rows: flush by rows, not only between files,
-                # or a 100,000-line JSONL becomes one 100,000-task transaction held in memory.
-                if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
-                    _flush(storage, link_class, state)
-                    storage.info_update_progress(
-                        last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed
-                    )
+            _process_task_file(storage, link_class, client, item, known, restored, state)
         if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
             _flush(storage, link_class, state)
+
+    # A file that was deleted and has come back: its tasks' links point at a file again.
+    if restored:
+        link_class.objects.filter(id__in=[link.id for link in restored]).update(object_exists=True)
+        state.tasks_restored += versions.clear_deleted([link.task_id for link in restored])
+
+
+def _media_changed(storage, client, item, link, state) -> bool:
+    """Whether a media file with a task is a new version of it (only with changed_files='new_version')."""
+    if not state.versioned:
+        return False
+    if item.change == 'modified':
+        return True
+    if link.exists or not link.commit or not item.hash:
+        return False
+    # Deleted, then added again: a new version only if the bytes differ from the task's commit.
+    try:
+        before = client.inspect_file(storage.project_name, storage.repo, link.commit, item.path)
+    except pachd.PachdNotFound:
+        return True
+    return (before.hash or '') != item.hash
+
+
+def _process_task_file(storage, link_class, client, item, known, restored, state) -> None:
+    """Rows of one task file: new rows are tasks; with 'new_version', changed rows are new versions."""
+    failures_before = state.files_failed
+    # Comparing rows costs a read of their tasks: only for files that changed or came back.
+    compare = state.versioned and known and (item.change == 'modified' or any(not l.exists for l in known.values()))
+    old_data = dict(Task.objects.filter(id__in=[l.task_id for l in known.values()]).values_list('id', 'data')
+                    ) if compare else {}
+    seen_rows = set()
+    for obj in _read_task_file(storage, client, item.path, state):
+        seen_rows.add(obj.row_index)
+        link = known.get(obj.row_index)
+        if link is not None and not (compare and _task_fields(obj)[0] != old_data.get(link.task_id)):
+            state.tasks_existed += 1
+            if not link.exists:
+                restored.append(link)
+            continue
+        if link is not None:
+            state.supersedes[(obj.key, obj.row_index)] = link
+        state.pending.append(obj)
+        # One file may hold any number of rows: flush by rows, not only between files,
+        # or a 100,000-line JSONL becomes one 100,000-task transaction held in memory.
+        if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
+            _flush(storage, link_class, state)
+            storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
+    # Rows a changed file no longer has are gone like a deleted file's (only when all of it was read).
+    if item.change != 'listed' and state.files_failed == failures_before:
+        gone = [l.id for row, l in known.items() if row not in seen_rows and l.exists]
+        if gone:
+            _mark_missing(link_class.objects.filter(id__in=gone), state)
 
 
 def max_task_file_bytes() -> int:
@@ -343,16 +414,17 @@ def _task_fields(obj: StorageObject):
     return data, allow_skip, has_extras
 
 
-def _lineage(storage, commit, obj) -> dict:
-    return {
-        'pachyderm': {
-            'project': storage.project_name,
-            'repo': storage.repo,
-            'commit': commit,
-            'path': obj.key,
-            'row': obj.row_index,
-        }
+def _lineage(storage, commit, obj, previous: _Link | None) -> dict:
+    lineage = {
+        'project': storage.project_name,
+        'repo': storage.repo,
+        'commit': commit,
+        'path': obj.key,
+        'row': obj.row_index,
     }
+    if previous is not None:
+        lineage['previous_task'] = previous.task_id
+    return {'pachyderm': lineage}
 
 
 def _flush(storage, link_class, state) -> None:
@@ -363,14 +435,15 @@ def _flush(storage, link_class, state) -> None:
     plain, rich = [], []
     for obj in state.pending:
         data, allow_skip, has_extras = _task_fields(obj)
-        (rich if has_extras else plain).append((obj, data, allow_skip))
+        previous = state.supersedes.pop((obj.key, obj.row_index), None)
+        (rich if has_extras else plain).append((obj, data, allow_skip, previous))
     state.pending = []
 
     created_ids = []
     if plain:
         with transaction.atomic():
             tasks = []
-            for obj, data, allow_skip in plain:
+            for obj, data, allow_skip, previous in plain:
                 tasks.append(
                     Task(
                         data=data,
@@ -379,18 +452,24 @@ def _flush(storage, link_class, state) -> None:
                         is_labeled=overlap <= 0,
                         inner_id=state.next_inner_id,
                         allow_skip=allow_skip,
-                        meta=_lineage(storage, state.commit, obj),
+                        meta=_lineage(storage, state.commit, obj, previous),
                     )
                 )
                 state.next_inner_id += 1
             Task.objects.bulk_create(tasks)
+            # A new version takes its file's link over from the old version's task (one link per file row).
+            replaced = [(previous, task) for task, (_, _, _, previous) in zip(tasks, plain) if previous]
+            if replaced:
+                link_class.objects.filter(id__in=[previous.id for previous, _ in replaced]).delete()
+                state.tasks_superseded += versions.mark_superseded(
+                    [(previous.task_id, task.id) for previous, task in replaced], state.commit)
             link_class.objects.bulk_create(
                 [
                     link_class(
                         task_id=task.id, storage=storage, key=obj.key, row_index=obj.row_index,
                         row_group=obj.row_group, commit=state.commit,
                     )
-                    for task, (obj, _, _) in zip(tasks, plain)
+                    for task, (obj, _, _, _) in zip(tasks, plain)
                 ]
             )
             # bulk_create sends no post_save: update the data-column counters the signal would have.
@@ -399,9 +478,14 @@ def _flush(storage, link_class, state) -> None:
         created_ids.extend(task.id for task in tasks)
 
     # Tasks that carry predictions or annotations go through Label Studio's own path, which validates them.
-    for obj, _, _ in rich:
+    for obj, _, _, previous in rich:
         try:
-            task = storage.add_task(project, overlap, state.next_inner_id, storage, obj, link_class=link_class)
+            with transaction.atomic():
+                if previous:
+                    link_class.objects.filter(id=previous.id).delete()
+                task = storage.add_task(project, overlap, state.next_inner_id, storage, obj, link_class=link_class)
+                if previous:
+                    state.tasks_superseded += versions.mark_superseded([(previous.task_id, task.id)], state.commit)
         except (OperationalError, InterfaceError):
             raise  # the database, not the row
         except Exception as exc:  # noqa: BLE001 - LS's validation of this row's predictions/annotations
@@ -410,7 +494,7 @@ def _flush(storage, link_class, state) -> None:
             state.rows_failed += 1
             continue
         link_class.objects.filter(task_id=task.id).update(commit=state.commit)
-        Task.objects.filter(id=task.id).update(meta=_lineage(storage, state.commit, obj))
+        Task.objects.filter(id=task.id).update(meta=_lineage(storage, state.commit, obj, previous))
         state.next_inner_id += 1
         created_ids.append(task.id)
 
@@ -444,6 +528,9 @@ def _finish(storage, link_class, state, previous, selection) -> None:
         sync_mode=state.mode,
         files_seen=state.files_seen,
         links_marked_missing=state.links_marked_missing,
+        tasks_superseded=state.tasks_superseded,
+        tasks_deleted=state.links_marked_missing,
+        tasks_restored=state.tasks_restored,
         files_failed=state.files_failed,
         rows_failed=state.rows_failed,
         **state.skipped,

@@ -42,6 +42,9 @@ IO_STORAGES_IMPORT_LINK_NAMES = [  # noqa: F405
     'io_storages_pachyderm_pachydermimportstoragelink',
 ]
 
+# The Data Manager's "Pachyderm version" filter (datamanager.py); it calls Label Studio's own function.
+DATA_MANAGER_GET_ALL_COLUMNS = 'label_studio_pachyderm.datamanager.get_all_columns'
+
 # Plugin routes first, then all of Label Studio's.
 ROOT_URLCONF = 'label_studio_pachyderm.urls'
 
@@ -54,6 +57,12 @@ TEMPLATES[0]['DIRS'] = [os.path.join(_PLUGIN_DIR, 'templates'), *TEMPLATES[0]['D
 # operator chose a value. PostgreSQL is unaffected.
 if DATABASES['default']['ENGINE'].endswith('sqlite3'):  # noqa: F405
     DATABASES['default'].setdefault('OPTIONS', {}).setdefault('timeout', 30)  # noqa: F405
+
+# Label Studio gives the `django` logger the console handler AND lets it propagate to the
+# root logger, which has the same handler: every request line printed twice. Let it
+# propagate only (the root's handler prints it once; log capture on the root still sees it).
+if 'django' in LOGGING.get('loggers', {}):  # noqa: F405
+    LOGGING['loggers']['django'] = {**LOGGING['loggers']['django'], 'handlers': []}  # noqa: F405
 
 # ---------------------------------------------------------------- plugin settings
 # Deadline in seconds for each pachd call (and for reaching pachd before a stream).
@@ -104,6 +113,11 @@ if PACHYDERM_REDIS_URL:
 # annotations (what Label Studio writes with FUTURE_SAVE_TASK_TO_STORAGE);
 # 'annotation' = <prefix>/<annotation_id>.json with one annotation.
 PACHYDERM_EXPORT_LAYOUT = get_env('PACHYDERM_EXPORT_LAYOUT', 'task')
+
+# A target storage's export formats (COCO, YOLO, ...) are converted from every annotated task
+# of the project: a manual sync always writes them, an auto-export commit at most once per this
+# many seconds (the next commit after that refreshes them; no commit is made just for them).
+PACHYDERM_FORMATS_REFRESH_SECONDS = float(get_env('PACHYDERM_FORMATS_REFRESH_SECONDS', 300))
 
 # Watch (source storages with "Sync automatically when new commits land"): the watcher runs
 # inside `label-studio-pachyderm start` unless PACHYDERM_WATCH is false (then run

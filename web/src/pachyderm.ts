@@ -25,7 +25,9 @@ import { PachydermIcon } from "./pachyderm/icon";
 import {
   authTokenSchema,
   branchSchema,
+  changedFilesSchema,
   commitSchema,
+  exportFormatsSchema,
   pachdAddressSchema,
   prefixSchema,
   presignSchema,
@@ -109,12 +111,36 @@ export const pachydermProvider: ProviderConfig = {
       schema: watchCommitsSchema,
     },
     {
+      name: "changed_files",
+      type: "select",
+      label: "When a file changes",
+      description:
+        "Keep: its task stays on the version it was made from. New version: a new task for the new commit; the old task and its annotations stay, marked superseded.",
+      options: [
+        { value: "keep", label: "Keep the existing task" },
+        { value: "new_version", label: "Make a new task version" },
+      ],
+      target: "import",
+      schema: changedFilesSchema,
+    },
+    {
       name: "prefix",
       type: "text",
       label: "Folder in the repo",
       placeholder: "path/to/annotations (empty: the repo root)",
       target: "export",
       schema: prefixSchema,
+    },
+    {
+      name: "export_formats",
+      type: "text",
+      label: "Also write formats (optional)",
+      placeholder: "e.g. COCO, YOLO",
+      description:
+        "Label Studio export formats, comma-separated, written under <folder>/formats/<FORMAT>/ in the same commit as the JSON: by every sync, and by auto-export at most every few minutes. Images stay where they are, referenced by their pfs:// URIs.",
+      autoComplete: "off",
+      target: "export",
+      schema: exportFormatsSchema,
     },
     // Set on the wizard's import settings step; see the note at the top.
     { name: "regex_filter", type: "hidden", target: "import", schema: regexFilterSchema },
@@ -130,6 +156,8 @@ export const pachydermProvider: ProviderConfig = {
     { fields: ["branch", "commit"] },
     // prefix is a target storage's field, watch_commits a source storage's: one of them per form.
     { fields: ["prefix", "watch_commits"] },
+    { fields: ["export_formats"] },
+    { fields: ["changed_files"] },
   ],
 };
 

@@ -13,6 +13,7 @@
 import { z } from "zod";
 import { pachdAddressProblem } from "./address";
 import { commitIdProblem } from "./commit";
+import { exportFormatsProblem } from "./formats";
 import { DEFAULT_PROJECT, branchNameProblem, projectNameProblem, repoNameProblem } from "./names";
 import { prefixProblem } from "./prefix";
 import { regexFilterProblem } from "./regex";
@@ -52,5 +53,17 @@ export const useBlobUrlsSchema = z.boolean().default(false);
 export const recursiveScanSchema = z.boolean().default(true);
 // Source storages: each new finished commit on the branch starts a sync (off by default).
 export const watchCommitsSchema = z.boolean().default(false);
+// Source storages: what a sync does with a file that changed since the last one.
+export const CHANGED_FILES = ["keep", "new_version"] as const;
+export const changedFilesSchema = z.enum(CHANGED_FILES).default("keep");
+// Target storages: export formats, comma-separated text (or the stored list when editing).
+export const exportFormatsSchema = z
+  .union([z.string(), z.array(z.string())], { invalid_type_error: "Expected format names, e.g. COCO, YOLO" })
+  .superRefine((value, ctx) => {
+    const problem = exportFormatsProblem(value);
+    if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  })
+  .optional()
+  .default("");
 // pachd has no presigned URLs; Label Studio's proxy streams every file.
 export const presignSchema = z.boolean().default(false);

@@ -1,0 +1,59 @@
+"""A "Pachyderm version" filter in Label Studio's Data Manager.
+
+Label Studio builds the Data Manager's columns with the function named by
+``DATA_MANAGER_GET_ALL_COLUMNS`` and computes the values it filters and sorts on
+with the queryset annotations of ``DATA_MANAGER_ANNOTATIONS_MAP``; both are its
+extension points for extra columns. Projects with a Pachyderm source storage get
+one more: ``pachyderm_version``, which is ``current``, ``superseded`` or
+``deleted`` (see ``versions``), so "Filters -> Pachyderm version -> is ->
+superseded" lists the tasks of older versions of changed files.
+
+Label Studio's task list serializer only returns its own fields, so the column's
+cells stay empty: it is a filter (and a sort key), not something to read.
+"""
+from __future__ import annotations
+
+from django.db.models import Case, CharField, Q, Value, When
+from django.utils.module_loading import import_string
+
+from . import versions
+
+COLUMN = 'pachyderm_version'
+_LS_GET_ALL_COLUMNS = 'data_manager.functions.get_all_columns'
+
+
+def get_all_columns(project, *args, **kwargs):
+    """Label Studio's columns, plus the Pachyderm version filter for projects that have a source storage."""
+    from .models import PachydermImportStorage
+
+    result = import_string(_LS_GET_ALL_COLUMNS)(project, *args, **kwargs)
+    if PachydermImportStorage.objects.filter(project=project).exists():
+        result['columns'].append({
+            'id': COLUMN,
+            'title': 'Pachyderm version',
+            'type': 'String',
+            'target': 'tasks',
+            'help': f'"{versions.CURRENT}", "{versions.SUPERSEDED}" (the file changed; a newer task holds the new '
+                    f'version) or "{versions.DELETED}" (the file is gone). For filters; the cells stay empty.',
+            'visibility_defaults': {'explore': False, 'labeling': False},
+            'project_defined': False,
+        })
+    return result
+
+
+def annotate_version(queryset):
+    """Each task's version status, computed from ``meta['pachyderm']`` in the database."""
+    return queryset.annotate(**{COLUMN: Case(
+        When(Q(meta__pachyderm__has_key='superseded_by'), then=Value(versions.SUPERSEDED)),
+        When(Q(meta__pachyderm__has_key='deleted_in'), then=Value(versions.DELETED)),
+        When(Q(meta__has_key='pachyderm'), then=Value(versions.CURRENT)),
+        default=Value(''),
+        output_field=CharField(),
+    )})
+
+
+def register() -> None:
+    """Add the annotation to Label Studio's map (its module resets the map when it is imported)."""
+    from data_manager.managers import update_annotation_map
+
+    update_annotation_map({COLUMN: annotate_version})
