@@ -60,7 +60,7 @@ _TASK_RELATIONS = {
 }
 
 
-def _fetch_tasks(project, ids: list) -> list:
+def fetch_tasks(project, ids: list) -> list:
     """The tasks ``ids`` (ascending) with their relations attached as lists, in five queries.
 
     Django's prefetch builds a queryset per task and relation and compiles an
@@ -99,7 +99,7 @@ def _fetch_tasks(project, ids: list) -> list:
 
 
 @functools.cache
-def _task_serialiser():
+def task_serialiser():
     """Label Studio's export serializer, reading the relations from the attached lists.
 
     Only each field's ``source`` changes, so fields, their order and their output are
@@ -152,12 +152,12 @@ class _Export:
             return pairs
 
     def _task_ops(self):
-        serialiser = _task_serialiser()
+        serialiser = task_serialiser()
         ids = list(self.annotation_qs.values_list('task_id', flat=True).distinct().order_by('task_id'))
         options = dict(context={'project': self.project},
                        expand=['annotations.reviews', 'annotations.completed_by'])
         for start in range(0, len(ids), _CHUNK):
-            tasks = _fetch_tasks(self.project, ids[start:start + _CHUNK])
+            tasks = fetch_tasks(self.project, ids[start:start + _CHUNK])
             for task, body in self._serialise_chunk(serialiser, tasks, **options):
                 if body is None:
                     continue
@@ -209,6 +209,8 @@ class _Export:
     track = False
 
     removed = 0
+    formats_written = ()  # format names this commit replaces under <prefix>/formats/
+    formats_failed = ()  # format names left out of it (their errors are in ``errors``)
 
     def description(self, reason: str) -> str:
         written = f'{_count(len(self.written), "annotation")} in {_count(self.files, "file")} ({layout()} layout)'
@@ -220,6 +222,10 @@ class _Export:
             + (f' "{self.storage.title}"' if self.storage.title else ''),
             written,
         ]
+        if self.formats_written:
+            lines.append('formats: ' + ', '.join(self.formats_written))
+        if self.formats_failed:
+            lines.append('formats not written (conversion failed): ' + ', '.join(self.formats_failed))
         if self.source_commits:
             lines.append('source commits: ' + ', '.join(sorted(self.source_commits)))
         return '\n'.join(lines)
@@ -230,8 +236,12 @@ def _count(n: int, noun: str) -> str:
 
 
 def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync', track_status=False,
-                       removals=(), marker='', errors=None) -> str:
+                       removals=(), marker='', errors=None, formats=False) -> str:
     """Write the given annotations, and remove the files ``removals``, in one commit.
+
+    With ``formats`` the commit also replaces ``<prefix>/formats/<FORMAT>/`` for each of the
+    storage's ``export_formats`` (``formats.Conversion``, run before the commit starts); a format
+    whose conversion fails is left out and reported like an annotation that cannot be serialised.
 
     Returns the commit id ('' when there was nothing to write). Called by the
     target's one writer (``outbox``), which holds the branch's lease; ``marker``
@@ -247,12 +257,15 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
     removals = sorted(set(removals))
     if track_status:
         storage.info_set_in_progress()
+    conversion = None
     try:
         client = storage.get_client()
         commit = ''
         ops = run.ops()
         first = next(ops, None)
         if first is not None or removals:
+            conversion = _convert_formats(storage, run) if formats else None
+
             def all_ops():
                 if first is not None:
                     yield first
@@ -260,6 +273,8 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
                 for path in removals:
                     run.removed += 1
                     yield pachd.FileOp.remove(path)
+                if conversion is not None:
+                    yield from conversion.ops()
 
             commit = client.write_commit(
                 storage.project_name, storage.repo, storage.branch_name, all_ops(),
@@ -268,7 +283,14 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
     except pachd.PachdError as exc:
         logger.warning('Pachyderm export of storage %s failed: %s', storage.id, exc)
         raise validation_error(exc, per_field=False) from None
+    finally:
+        if conversion is not None:
+            conversion.__exit__(None, None, None)
 
+    if commit and conversion is not None:
+        from . import formats as formats_module
+
+        formats_module.mark_written(storage, conversion.started_at)
     if commit:
         _save_links(storage, run.written, commit)
         type(storage).objects.filter(id=storage.id).update(last_exported_commit=commit)
@@ -280,6 +302,8 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
             commit=commit or None, files_written=run.files, annotations_exported=len(run.written),
             source_commits=sorted(run.source_commits), layout=layout(),
         )
+        if formats and (run.formats_written or run.formats_failed):
+            summary.update(formats_written=list(run.formats_written), formats_failed=list(run.formats_failed))
         if run.errors:
             storage.info_set_completed_with_errors(
                 last_sync_count=len(run.written), validation_errors=run.errors, **summary
@@ -291,6 +315,27 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
     elif run.errors:
         raise ValueError('; '.join(run.errors))
     return commit
+
+
+def _convert_formats(storage, run):
+    """The storage's formats converted (a ``formats.Conversion`` to close), or None when it lists none."""
+    from . import formats as formats_module
+
+    names = list(type(storage).objects.filter(id=storage.id).values_list('export_formats', flat=True).first() or [])
+    if not names:
+        return None
+    conversion = formats_module.Conversion(storage, names)
+    try:
+        conversion.__enter__()
+    except Exception as exc:  # the tasks could not be read or serialised: no format this time
+        logger.warning('Pachyderm storage %s: formats not converted: %s', storage.id, exc)
+        run.formats_failed = tuple(names)
+        run.errors.extend(f'format {name}: not converted ({type(exc).__name__}: {exc})' for name in names)
+        return None
+    run.formats_written = tuple(conversion.written)
+    run.formats_failed = tuple(name for name in names if name not in conversion.written)
+    run.errors.extend(conversion.errors)
+    return conversion
 
 
 def _save_links(storage, written, commit) -> None:

@@ -299,6 +299,12 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
         _('export formats'), default=list, blank=True,
         help_text='Label Studio export formats (e.g. COCO, YOLO) also written under <prefix>/formats/<FORMAT>/',
     )
+    # When the formats were last converted for a commit that landed (auto-export refreshes them
+    # at most once per PACHYDERM_FORMATS_REFRESH_SECONDS); ``meta`` is reset by every queued sync.
+    formats_exported_at = models.DateTimeField(
+        _('formats exported at'), null=True, blank=True,
+        help_text='When the export formats were last written (the data as of that time)',
+    )
 
     def validate_connection(self, client=None):
         from .validation import validate_export_storage

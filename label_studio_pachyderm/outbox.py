@@ -187,7 +187,7 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     """One commit: (commit id, rows drained), or None when there was nothing to do."""
     from tasks.models import Annotation
 
-    from . import exporter
+    from . import exporter, formats
 
     rows = list(pending(storage).order_by('id').values('id', 'task_id', 'annotation_id', 'deleted')[:_BATCH])
     full = snapshot is not None
@@ -223,8 +223,13 @@ def _write_round(storage, lease, snapshot, track_status, reason):
             elif exporter.layout() != 'task' and row['annotation_id'] not in present_ids:
                 removals.add(exporter.annotation_path(storage, row['annotation_id']))
     problems: list = []
+    # The training formats ride along in this writer's commit: always in a full snapshot (manual
+    # sync), else at most once per PACHYDERM_FORMATS_REFRESH_SECONDS (a conversion reads every
+    # annotated task of the project). No rows, no commit: a refresh that is due waits for the next change.
+    with_formats = full or formats.due(storage)
     commit = exporter.export_annotations(storage, queryset=queryset, reason=reason, track_status=track_status,
-                                         removals=removals, marker=f'{MARKER} {lease.holder}', errors=problems)
+                                         removals=removals, marker=f'{MARKER} {lease.holder}', errors=problems,
+                                         formats=with_formats)
     # Only now, with the commit finished, are the drained rows done with. An annotation that
     # cannot be serialised is not retried for ever: it is reported, and its next save records it again.
     _entry_model().objects.filter(id__in=[row['id'] for row in rows]).delete()

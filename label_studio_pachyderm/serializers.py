@@ -7,6 +7,7 @@ unsaved copy, so "Check connection" never changes a stored storage.
 from __future__ import annotations
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from io_storages.serializers import ExportStorageSerializer, ImportStorageSerializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -107,11 +108,38 @@ class PachydermImportStorageSerializer(_PachydermSerializerMixin, ImportStorageS
         extra_kwargs = {'auth_token': {'write_only': True}}
 
 
+@extend_schema_field({
+    'oneOf': [
+        {'type': 'array', 'items': {'type': 'string', 'example': 'COCO'}, 'uniqueItems': True},
+        {'type': 'string', 'example': 'COCO, YOLO', 'description': 'the same names, comma-separated (what the forms send)'},
+    ],
+    'description': "Label Studio export formats (those its Export dialog offers for the project's labeling config, "
+                   'e.g. COCO, YOLO, VOC, CSV, JSON_MIN) also written under <prefix>/formats/<FORMAT>/ by each '
+                   'manual sync, and by auto-export at most once per PACHYDERM_FORMATS_REFRESH_SECONDS. '
+                   'Responses give the list.',
+})
+class _ExportFormatsField(serializers.JSONField):
+    """A list of format names, or one comma-separated string of them (the storage forms have text inputs only).
+
+    Any other JSON comes in as it is, so that a wrong shape gets the plugin's message, which names
+    the formats available for the project (``validation.validate_export_formats``).
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            return [name.strip() for name in data.split(',') if name.strip()]
+        return super().to_internal_value(data)
+
+
 class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageSerializer):
     type = _TypeField(default='pachyderm')
     presign = serializers.BooleanField(read_only=True, default=False)
+    export_formats = _ExportFormatsField(required=False, allow_null=True)
 
     def check_storage(self, storage):
+        from .validation import validate_export_formats
+
+        validate_export_formats(storage)  # before any pachd call: it needs none
         storage.validate_connection()
 
     def to_representation(self, instance):
@@ -127,5 +155,5 @@ class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageS
     class Meta:
         model = PachydermExportStorage
         fields = '__all__'
-        read_only_fields = _READ_ONLY
+        read_only_fields = _READ_ONLY + ('formats_exported_at',)
         extra_kwargs = {'auth_token': {'write_only': True}}

@@ -123,6 +123,15 @@ def _check_export_prefix(storage) -> None:
         raise ValidationError({'prefix': [f'Invalid folder {storage.prefix!r}: {problem}; every export would fail']})
 
 
+def validate_export_formats(storage) -> None:
+    """``export_formats``: a list of distinct format names LS's Export dialog offers for the project."""
+    from .formats import problem
+
+    message = problem(storage.export_formats, getattr(storage, 'project', None))
+    if message:
+        raise ValidationError({'export_formats': [message]})
+
+
 def validate_export_storage(storage) -> None:
     """Check the folder, pachd, token and repo. A missing branch is fine: the first write creates it."""
     _check_export_prefix(storage)

@@ -69,6 +69,7 @@ describe("form_layout.yml", () => {
       "repo",
       "branch",
       "prefix",
+      "export_formats",
       "can_delete_objects",
     ]);
     for (const field of stepFields(pachydermProvider, "export")) expect(names).toContain(field.name);

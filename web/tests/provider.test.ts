@@ -68,7 +68,15 @@ describe("provider identity", () => {
       "recursive_scan",
       "presign",
     ]);
-    expect(byTarget("export")).toEqual(["pachd_address", "auth_token", "pach_project", "repo", "branch", "prefix"]);
+    expect(byTarget("export")).toEqual([
+      "pachd_address",
+      "auth_token",
+      "pach_project",
+      "repo",
+      "branch",
+      "prefix",
+      "export_formats",
+    ]);
   });
 });
 
@@ -288,6 +296,7 @@ describe("the connection step, validated the way the wizard does it", () => {
       branch: "master",
       commit: "",
       prefix: "",
+      export_formats: "",
       regex_filter: "",
       use_blob_urls: false,
       recursive_scan: true,
