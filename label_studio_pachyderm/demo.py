@@ -1,12 +1,29 @@
-"""Sample data for the demo: a few generated images in images@master and an empty labels repo.
+"""The demo behind ``scripts/demo.sh``: sample data in PFS, and a project ready to label.
+
+    python -m label_studio_pachyderm.demo seed ADDRESS
+        images@master with a few generated images (unless it has files already), an empty labels repo.
+    LS_PASSWORD=... python -m label_studio_pachyderm.demo project --url URL --email EMAIL --pachd-address ADDRESS
+        (Label Studio running at URL with the account EMAIL) the project "Pachyderm demo": a
+        bounding-box labeling config for those images, a source storage on images@master that
+        watches for new commits, synced, and a target storage on labels@master. Prints one JSON
+        line: the project id, its task count, what this run created.
 
 The images are drawn here (no downloads): coloured boxes on a plain background,
 something worth drawing a bounding box around.
+
+The project is made through Label Studio's own REST API over HTTP, logged in through its
+login page like a browser (the same views, serializers and checks as the UI), so it is
+exactly what the wizard would have made. Every step looks for what a previous run
+made first: a second run reuses the project and its storages and creates no duplicate tasks.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import struct
 import sys
+import time
 import zlib
 
 from . import pachd
@@ -55,5 +72,148 @@ def seed(address: str, token: str | None = None) -> str:
     return f'put {len(ops)} images into images@master (commit {commit}); labels is empty'
 
 
+# ----------------------------------------------------------------------------- the project
+PROJECT_TITLE = 'Pachyderm demo'
+SOURCE_TITLE = 'Demo images (images@master)'
+TARGET_TITLE = 'Demo labels (labels@master)'
+# One label per colour of the drawn shapes (SHAPES), in the same colours.
+LABEL_CONFIG = (
+    '<View>\n'
+    '  <Image name="image" value="$image"/>\n'
+    '  <RectangleLabels name="label" toName="image">\n'
+    + ''.join(f'    <Label value="{name}" background="#{r:02x}{g:02x}{b:02x}"/>\n'
+              for name, (r, g, b) in (('Red', SHAPES[0][1]), ('Green', SHAPES[1][1]),
+                                      ('Blue', SHAPES[2][1]), ('Orange', SHAPES[3][1])))
+    + '  </RectangleLabels>\n'
+    '</View>\n'
+)
+
+
+class DemoError(Exception):
+    """A step of the project set-up failed; the message says which and what Label Studio answered."""
+
+
+class _Api:
+    """Label Studio's REST API over HTTP, with the session a browser gets from the login page."""
+
+    def __init__(self, base_url: str, email: str, password: str):
+        import http.cookiejar
+        import urllib.request
+
+        self.base = base_url.rstrip('/')
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+        self._request('GET', '/user/login/')  # sets the CSRF cookie the login form needs
+        form = {'email': email, 'password': password, 'csrfmiddlewaretoken': self._csrf()}
+        status, _, final_url = self._request('POST', '/user/login/', form=form)
+        if '/user/login' in final_url:
+            raise DemoError(f'Label Studio at {self.base} refused the login of {email!r} (wrong password?)')
+
+    def _csrf(self) -> str:
+        return next((c.value for c in self.cookies if c.name == 'csrftoken'), '')
+
+    def _request(self, method: str, path: str, body=None, form=None):
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        headers = {'X-CSRFToken': self._csrf(), 'Referer': self.base + '/'}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            headers['Content-Type'] = 'application/x-www-form-urlencoded'
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers['Content-Type'] = 'application/json'
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        try:
+            with self.opener.open(request, timeout=120) as response:
+                return response.status, response.read(), response.geturl()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read(), error.geturl()
+
+    def call(self, method: str, path: str, body=None, ok=(200,)):
+        status, content, _ = self._request(method.upper(), path, body=body)
+        if status not in ok:
+            raise DemoError(f'{method.upper()} {path} answered {status}: {content.decode(errors="replace")[:500]}')
+        return json.loads(content) if content else None
+
+    def items(self, path: str):
+        answer = self.call('get', path)
+        return answer.get('results', answer) if isinstance(answer, dict) else answer
+
+
+def _wait_for_sync(api: _Api, path: str, timeout: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        storage = api.call('get', path)
+        if storage['status'] in ('completed', 'completed_with_errors', 'failed'):
+            break
+        if time.monotonic() > deadline:
+            raise DemoError(f'the sync of {path} did not finish within {timeout:.0f} s (status {storage["status"]})')
+        time.sleep(0.5)
+    if storage['status'] != 'completed':
+        raise DemoError(f'the sync of {path} ended as {storage["status"]}: {storage.get("traceback") or storage.get("meta")}')
+    return storage
+
+
+def prepare_project(ls_url: str, email: str, password: str, address: str) -> dict:
+    """The demo project, its labeling config and both storages (found or created), the source synced."""
+    api = _Api(ls_url, email, password)
+    created = []
+    project = next((p for p in api.items('/api/projects/?page_size=1000') if p['title'] == PROJECT_TITLE), None)
+    if project is None:
+        project = api.call('post', '/api/projects/', {'title': PROJECT_TITLE, 'label_config': LABEL_CONFIG,
+                                                       'description': 'Images from Pachyderm (images@master); '
+                                                       'annotations are committed to labels@master.'},
+                           ok=(201,))
+        created.append('project')
+    pid = project['id']
+    connection = {'project': pid, 'pachd_address': address, 'pach_project': 'default', 'branch': 'master'}
+
+    sources = api.items(f'/api/storages/pachyderm/?project={pid}')
+    source = next((s for s in sources if s['repo'] == 'images'), None)
+    if source is None:
+        source = api.call('post', '/api/storages/pachyderm/', {
+            **connection, 'title': SOURCE_TITLE, 'repo': 'images', 'use_blob_urls': True,
+            'recursive_scan': True, 'watch_commits': True, 'presign': False}, ok=(201,))
+        created.append('source storage')
+    # Incremental: a second run reads only what changed since the last sync (usually nothing).
+    api.call('post', f'/api/storages/pachyderm/{source["id"]}/sync', ok=(200, 201))
+    _wait_for_sync(api, f'/api/storages/pachyderm/{source["id"]}')
+
+    targets = api.items(f'/api/storages/export/pachyderm?project={pid}')
+    if not any(t['repo'] == 'labels' for t in targets):
+        api.call('post', '/api/storages/export/pachyderm', {**connection, 'title': TARGET_TITLE, 'repo': 'labels'},
+                 ok=(201,))
+        created.append('target storage')
+    tasks = api.call('get', f'/api/projects/{pid}/')['task_number']
+    return {'project': pid, 'tasks': tasks, 'created': created}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m label_studio_pachyderm.demo')
+    commands = parser.add_subparsers(dest='command', required=True)
+    seed_parser = commands.add_parser('seed', help='sample data in PFS')
+    seed_parser.add_argument('address')
+    project_parser = commands.add_parser('project', help='the demo project in Label Studio')
+    project_parser.add_argument('--url', required=True, help="Label Studio's address, e.g. http://localhost:8080")
+    project_parser.add_argument('--email', required=True, help='the Label Studio account that owns the project')
+    project_parser.add_argument('--password-env', default='LS_PASSWORD', metavar='VARIABLE',
+                                help='environment variable holding its password (not on the command line)')
+    project_parser.add_argument('--pachd-address', required=True, help='as the storages should dial it')
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'seed':
+            print(seed(args.address))
+        else:
+            password = os.environ.get(args.password_env, '')
+            print(json.dumps(prepare_project(args.url, args.email, password, args.pachd_address)))
+    except (DemoError, pachd.PachdError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == '__main__':
-    print(seed(sys.argv[1] if len(sys.argv) > 1 else 'grpc://127.0.0.1:30650'))
+    sys.exit(main())

@@ -48,6 +48,11 @@ DATA_MANAGER_GET_ALL_COLUMNS = 'label_studio_pachyderm.datamanager.get_all_colum
 # Plugin routes first, then all of Label Studio's.
 ROOT_URLCONF = 'label_studio_pachyderm.urls'
 
+# pfs:// media on Label Studio's proxy URLs take a lean path (media.py) after CORS and
+# security headers; everything else, refusals included, goes down the whole stack.
+MIDDLEWARE.insert(MIDDLEWARE.index('django.middleware.security.SecurityMiddleware') + 1,  # noqa: F405
+                  'label_studio_pachyderm.media.PfsMediaMiddleware')
+
 # Our base.html extends Label Studio's and adds the script that registers the
 # Pachyderm provider in the Cloud Storage wizard.
 TEMPLATES[0]['DIRS'] = [os.path.join(_PLUGIN_DIR, 'templates'), *TEMPLATES[0]['DIRS']]  # noqa: F405

@@ -1,55 +1,122 @@
 #!/usr/bin/env bash
-# One command to a working demo, no Pachyderm cluster needed:
-#   a local PFS server with sample images (images@master) and an empty labels repo,
-#   and Label Studio with the plugin, an admin account, on http://localhost:8080.
-# Ctrl-C stops both. Running it again reuses the data in .data/.
+# One command to a project ready to label, no Pachyderm cluster needed:
+#   a local PFS server with sample images (images@master) and an empty labels repo;
+#   Label Studio with the plugin and an admin account;
+#   the project "Pachyderm demo": a bounding-box labeling config, a source storage on
+#   images@master (synced, watching for new commits) and a target storage on labels@master.
+# Once Label Studio answers, it prints where to go, the login, what to do and the command
+# that shows the export commit. Ctrl-C stops everything; a second run reuses all of it.
+#
+# Environment (all optional): PFS_PORT (30650), LS_PORT (8080), LS_USERNAME, LS_PASSWORD,
+# DEMO_DATA_DIR (.data in the checkout), PACHYDERM_ALLOWED_HOSTS (added to the demo's own
+# entries), DEMO_STARTUP_TIMEOUT (seconds to wait for Label Studio, 600).
+# The servers' output goes to DEMO_DATA_DIR/label-studio.log and pfs.log; their last lines
+# are shown when something fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+ROOT="$PWD"
 
 PFS_PORT="${PFS_PORT:-30650}"
 LS_PORT="${LS_PORT:-8080}"
 USERNAME="${LS_USERNAME:-admin@example.com}"
 PASSWORD="${LS_PASSWORD:-pachyderm123}"
-DATA="$PWD/.data"
-mkdir -p "$DATA/pfs" "$DATA/label-studio"
-BIN="$PWD/.venv/bin"
+DATA="${DEMO_DATA_DIR:-$ROOT/.data}"
+TIMEOUT="${DEMO_STARTUP_TIMEOUT:-600}"
+BIN="$ROOT/.venv/bin"
+PFS_LOG="$DATA/pfs.log"
+LS_LOG="$DATA/label-studio.log"
 
-"$BIN/label-studio-pachyderm" pfs-server --host 127.0.0.1 --port "$PFS_PORT" --data-dir "$DATA/pfs" &
-PFS_PID=$!
+say() { printf '==> %s\n' "$*"; }
+
+say "setting up (scripts/setup.sh)"
+bash scripts/setup.sh --quiet
+mkdir -p "$DATA/pfs" "$DATA/label-studio"
+
+PFS_PID=""
 LS_PID=""
+STATUS_SHOWN=""
+show_logs() {
+  [ -n "$STATUS_SHOWN" ] && return 0
+  STATUS_SHOWN=1
+  for log in "$PFS_LOG" "$LS_LOG"; do
+    [ -s "$log" ] || continue
+    echo "---- last lines of $log" >&2
+    tail -n 30 "$log" >&2
+  done
+}
 cleanup() {
+  local status=$?
   trap - INT TERM EXIT
+  [ "$status" -ne 0 ] && [ "$status" -ne 130 ] && [ "$status" -ne 143 ] && show_logs
   [ -n "$LS_PID" ] && kill "$LS_PID" 2>/dev/null || true
-  kill "$PFS_PID" 2>/dev/null || true
+  [ -n "$PFS_PID" ] && kill "$PFS_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   echo "stopped; data kept in $DATA"
+  exit "$status"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+fail() { echo "error: $*" >&2; exit 1; }
 
-for _ in $(seq 50); do
-  kill -0 "$PFS_PID" 2>/dev/null || { echo "error: the local PFS server did not start (see above); PFS_PORT=... picks another port" >&2; exit 1; }
-  "$BIN/python" -c "import socket,sys; socket.create_connection(('127.0.0.1', $PFS_PORT), 0.2)" 2>/dev/null && break
+# ------------------------------------------------------------------ the local PFS server
+say "starting the local PFS server on port $PFS_PORT (log: $PFS_LOG)"
+"$BIN/label-studio-pachyderm" pfs-server --host 127.0.0.1 --port "$PFS_PORT" --data-dir "$DATA/pfs" >>"$PFS_LOG" 2>&1 &
+PFS_PID=$!
+for _ in $(seq 100); do
+  kill -0 "$PFS_PID" 2>/dev/null || fail "the local PFS server did not start; PFS_PORT=... picks another port"
+  "$BIN/python" -c "import socket; socket.create_connection(('127.0.0.1', $PFS_PORT), 0.2)" 2>/dev/null && break
   sleep 0.2
 done
-kill -0 "$PFS_PID" 2>/dev/null || { echo "error: the local PFS server stopped (see above)" >&2; exit 1; }
-"$BIN/python" -m label_studio_pachyderm.demo "grpc://127.0.0.1:$PFS_PORT"
+kill -0 "$PFS_PID" 2>/dev/null || fail "the local PFS server stopped"
+"$BIN/python" -m label_studio_pachyderm.demo seed "grpc://127.0.0.1:$PFS_PORT" | sed 's/^/    /'
 
+# ------------------------------------------------------------------ Label Studio
+# Label Studio's SSRF protection refuses loopback addresses: allow the demo's PFS server.
+export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:$PFS_PORT,localhost:$PFS_PORT${PACHYDERM_ALLOWED_HOSTS:+,$PACHYDERM_ALLOWED_HOSTS}"
 export LABEL_STUDIO_BASE_DATA_DIR="$DATA/label-studio"
-export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:$PFS_PORT,localhost:$PFS_PORT"
+# A local demo: no check for a newer Label Studio on PyPI, no analytics, no error reports.
+export LATEST_VERSION_CHECK="${LATEST_VERSION_CHECK:-false}" COLLECT_ANALYTICS="${COLLECT_ANALYTICS:-false}"
+export SENTRY_DSN="${SENTRY_DSN:-}" FRONTEND_SENTRY_DSN="${FRONTEND_SENTRY_DSN:-}"
+# A secret key kept with the data, so sessions survive a restart (and no warning about a random one).
+if [ -z "${SECRET_KEY:-}" ]; then
+  [ -s "$DATA/secret-key" ] || "$BIN/python" -c "import secrets; print(secrets.token_urlsafe(50))" >"$DATA/secret-key"
+  SECRET_KEY="$(cat "$DATA/secret-key")"
+  export SECRET_KEY
+fi
+say "starting Label Studio on port $LS_PORT (log: $LS_LOG; the first start sets up its database, about a minute)"
+"$BIN/label-studio-pachyderm" start --no-browser --port "$LS_PORT" --username "$USERNAME" --password "$PASSWORD" \
+  >>"$LS_LOG" 2>&1 &
+LS_PID=$!
+deadline=$(( $(date +%s) + TIMEOUT ))
+until "$BIN/python" -c "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:$LS_PORT/health', timeout=2).status != 200)" 2>/dev/null; do
+  kill -0 "$LS_PID" 2>/dev/null || fail "Label Studio stopped before it answered; LS_PORT=... picks another port"
+  [ "$(date +%s)" -lt "$deadline" ] || fail "Label Studio did not answer on port $LS_PORT within ${TIMEOUT}s"
+  sleep 1
+done
+
+# ------------------------------------------------------------------ the demo project
+ADDRESS="grpc://localhost:$PFS_PORT"
+say "preparing the project (labeling config, source storage on images@master, target on labels@master)"
+PROJECT_JSON="$(LS_PASSWORD="$PASSWORD" "$BIN/python" -m label_studio_pachyderm.demo project \
+  --url "http://127.0.0.1:$LS_PORT" --email "$USERNAME" --pachd-address "$ADDRESS" 2>>"$LS_LOG")" \
+  || fail "the demo project could not be prepared: $(tail -n 1 "$LS_LOG")"
+read -r PROJECT_ID TASKS < <("$BIN/python" -c "import json, sys; p = json.loads(sys.argv[1]); print(p['project'], p['tasks'])" "$PROJECT_JSON")
+
+# The block below is what the browser walkthrough follows (web/e2e/walkthrough.spec.mjs
+# parses the "Open:", "Log in:" and "Then run:" lines): keep its shape.
 cat <<MSG
 
-  Label Studio:  http://localhost:$LS_PORT   (login $USERNAME / $PASSWORD)
-  pachd address: grpc://localhost:$PFS_PORT  (repos: images, labels)
+  Label Studio is ready: project "Pachyderm demo", $TASKS images from images@master to label.
 
-  Next:
-   1. Create a project with the "Object Detection with Bounding Boxes" template.
-   2. Settings -> Cloud Storage -> Add Source Storage -> Pachyderm: address grpc://localhost:$PFS_PORT,
-      repo images, Next; Import Method "Files", Next, Save (it syncs).
-   3. Label a task, then Add Target Storage -> Pachyderm, repo labels, Save, Sync:
-      .venv/bin/label-studio-pachyderm pfs list-file labels@master --pachd-address grpc://localhost:$PFS_PORT
+    Open:      http://localhost:$LS_PORT/projects/$PROJECT_ID/data
+    Log in:    $USERNAME / $PASSWORD
+    Label:     click "Label All Tasks", pick a label, drag a box around the shape, click Submit.
+               The annotation is exported at once: a new commit on labels@master.
+    Then run:  .venv/bin/label-studio-pachyderm pfs inspect-commit labels@master --pachd-address $ADDRESS
+
+  New images committed to images@master become tasks by themselves (the source storage watches
+  the branch). Ctrl-C stops Label Studio and the PFS server; the data stays in $DATA.
 
 MSG
-"$BIN/label-studio-pachyderm" start --no-browser --port "$LS_PORT" --username "$USERNAME" --password "$PASSWORD" &
-LS_PID=$!
 wait "$LS_PID"
