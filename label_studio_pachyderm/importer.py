@@ -30,7 +30,7 @@ from tasks.models import Task
 from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
-from . import pachd, taskfiles, uri, versions
+from . import pachd, readahead, taskfiles, uri, versions
 from .errors import validation_error
 
 logger = logging.getLogger(__name__)
@@ -214,6 +214,7 @@ class _Path:
     path: str
     change: str  # 'added' | 'modified' (a diff) or 'listed' (a full listing)
     hash: str = ''
+    size: int = -1  # from the listing or the diff; -1 when unknown
 
 
 def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]:
@@ -225,7 +226,7 @@ def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]
         if storage.path_matches(entry.path):
             state.files_seen += 1
             seen.add(entry.path)
-            yield _Path(entry.path, 'listed', entry.hash or '')
+            yield _Path(entry.path, 'listed', entry.hash or '', entry.size)
     _mark_missing_except(storage, link_class, seen, state)
 
 
@@ -242,7 +243,7 @@ def _changed_paths(storage, link_class, client, previous, commit, state) -> Iter
                 deleted = []
             continue
         state.files_seen += 1
-        yield _Path(change.path, change.change, change.hash or '')
+        yield _Path(change.path, change.change, change.hash or '', change.size)
     if deleted:
         _mark_missing(link_class.objects.filter(storage=storage, key__in=deleted), state)
 
@@ -277,7 +278,13 @@ def _process_paths(storage, link_class, client, batch, state) -> None:
         links.setdefault(key, {})[row_index] = _Link(link_id, task_id, exists, commit)
     restored = []  # links whose file (or row) is back and stays with its task
 
-    for item in batch:
+    if storage.use_blob_urls:
+        items = ((item, None) for item in batch)
+    else:
+        # Small task files are read a few at a time, ahead of this loop (see ``readahead``).
+        items = readahead.read_ahead(batch, lambda item: _readable_size(item, state),
+                                     lambda item: _open_task_file(client, storage, item, state).read())
+    for item, content in items:
         # Cheap (written at most every few seconds): keeps a slow batch from looking like a dead sync.
         storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
         known = links.get(item.path, {})
@@ -295,7 +302,7 @@ def _process_paths(storage, link_class, client, batch, state) -> None:
                 state.supersedes[(obj.key, obj.row_index)] = link
             state.pending.append(obj)
         else:
-            _process_task_file(storage, link_class, client, item, known, restored, state)
+            _process_task_file(storage, link_class, client, item, content, known, restored, state)
         if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
             _flush(storage, link_class, state)
 
@@ -321,7 +328,7 @@ def _media_changed(storage, client, item, link, state) -> bool:
     return (before.hash or '') != item.hash
 
 
-def _process_task_file(storage, link_class, client, item, known, restored, state) -> None:
+def _process_task_file(storage, link_class, client, item, content, known, restored, state) -> None:
     """Rows of one task file: new rows are tasks; with 'new_version', changed rows are new versions."""
     failures_before = state.files_failed
     # Comparing rows costs a read of their tasks: only for files that changed or came back.
@@ -329,7 +336,7 @@ def _process_task_file(storage, link_class, client, item, known, restored, state
     old_data = dict(Task.objects.filter(id__in=[l.task_id for l in known.values()]).values_list('id', 'data')
                     ) if compare else {}
     seen_rows = set()
-    for obj in _read_task_file(storage, client, item.path, state):
+    for obj in _read_task_file(storage, client, item, content, state):
         seen_rows.add(obj.row_index)
         link = known.get(obj.row_index)
         if link is not None and not (compare and _task_fields(obj)[0] != old_data.get(link.task_id)):
@@ -356,35 +363,55 @@ def max_task_file_bytes() -> int:
     return int(float(settings.PACHYDERM_MAX_TASK_FILE_MB) * 1024 * 1024)
 
 
-def _read_task_file(storage, client, path, state) -> Iterator[StorageObject]:
+def _readable_size(item, state) -> int | None:
+    """The size of a task file a sync will read whole, or None (unknown, not a task file, over the limit)."""
+    if item.size < 0 or os.path.splitext(item.path.lower())[1] not in TASK_FILE_EXTENSIONS:
+        return None
+    return item.size if item.size <= max_task_file_bytes() else None
+
+
+def _open_task_file(client, storage, item, state):
+    """A stream of a task file; the listing's (or the diff's) size spares an InspectFile round trip."""
+    entry = (pachd.FileEntry(path=item.path, size=item.size, hash=item.hash, commit=state.commit)
+             if item.size >= 0 else None)
+    return client.read_file(storage.project_name, storage.repo, state.commit, item.path, entry=entry)
+
+
+def _read_task_file(storage, client, item, content, state) -> Iterator[StorageObject]:
     """The good rows of one .json/.jsonl file, streamed; every problem is recorded, none raised.
 
     Only a pachd error propagates (it stops the sync). The file's size is checked before
-    any of it is read; rows are parsed as the bytes arrive (see ``taskfiles``).
+    any of it is read; rows are parsed as the bytes arrive (see ``taskfiles``). ``content``
+    is the file read ahead (a Future of its bytes), or None to stream it here.
     """
+    path = item.path
     ext = os.path.splitext(path.lower())[1]
     if ext not in TASK_FILE_EXTENSIONS:
         _file_failed(state, f'{path}: not a .json or .jsonl file, skipped. To import media files, set the '
                             'storage\'s import method to "Files" (use_blob_urls).')
         return
-    entry = client.inspect_file(storage.project_name, storage.repo, state.commit, path)
-    limit = max_task_file_bytes()
-    if entry.size > limit:
-        _file_failed(state, f'{path}: {entry.size} bytes, more than the {settings.PACHYDERM_MAX_TASK_FILE_MB:g} MiB '
-                            'a task file may have (PACHYDERM_MAX_TASK_FILE_MB), skipped unread. Split it into '
-                            'smaller files.')
-        return
-    stream = client.read_file(storage.project_name, storage.repo, state.commit, path, entry=entry)
+    if content is not None:
+        chunks, stream = iter([content.result()]), None  # a pachd error of the read raises here
+    else:
+        stream = _open_task_file(client, storage, item, state)
+        limit = max_task_file_bytes()
+        if stream.size > limit:
+            stream.close()
+            _file_failed(state, f'{path}: {stream.size} bytes, more than the '
+                                f'{settings.PACHYDERM_MAX_TASK_FILE_MB:g} MiB a task file may have '
+                                '(PACHYDERM_MAX_TASK_FILE_MB), skipped unread. Split it into smaller files.')
+            return
+        chunks = stream.iter_chunks(_READ_CHUNK)
     bad_rows = 0
     try:
-        for item in taskfiles.parse_task_file(stream.iter_chunks(_READ_CHUNK), path):
-            if isinstance(item, taskfiles.RowError):
+        for row in taskfiles.parse_task_file(chunks, path):
+            if isinstance(row, taskfiles.RowError):
                 bad_rows += 1
                 if bad_rows <= _ROW_ERRORS_PER_FILE:
-                    where = 'the file' if item.row_index is None else f'row {item.row_index}'
-                    state.errors.append(f'{path} ({where}): {item.reason}, skipped')
+                    where = 'the file' if row.row_index is None else f'row {row.row_index}'
+                    state.errors.append(f'{path} ({where}): {row.reason}, skipped')
                 continue
-            yield item
+            yield row
     except taskfiles.TaskFileError as exc:
         state.errors.append(f'{path}: cannot load tasks ({exc}); the rest of the file is skipped')
         state.files_failed += 1
@@ -392,7 +419,8 @@ def _read_task_file(storage, client, path, state) -> Iterator[StorageObject]:
         if bad_rows:
             state.files_failed += 1
     finally:
-        stream.close()
+        if stream is not None:
+            stream.close()
         if bad_rows:
             state.rows_failed += bad_rows
             if bad_rows > _ROW_ERRORS_PER_FILE:
