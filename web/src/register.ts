@@ -4,10 +4,12 @@
  * loaded by the plugin's base.html after Label Studio's own scripts.
  *
  * It adds the Pachyderm provider to the Cloud Storage wizard of a stock,
- * pip-installed Label Studio (see runtime/attach.ts for how and when).
+ * pip-installed Label Studio (see runtime/attach.ts for how and when), and corrects
+ * the wizard's own wording for it (runtime/touch-ups.ts).
  */
 import { pachydermProvider } from "./pachyderm";
 import { attachProvider } from "./runtime/attach";
+import { watchWizards } from "./runtime/touch-ups";
 
 const GUARD = "__labelStudioPachydermProvider";
 
@@ -18,6 +20,8 @@ function start(): void {
   // The template could be rendered with the script twice; one observer is enough.
   if (host[GUARD]) return;
   host[GUARD] = attachProvider(pachydermProvider);
+  // Pachyderm's words where the wizard draws its own (runtime/touch-ups.ts).
+  watchWizards();
 }
 
 if (document.body) start();

@@ -108,6 +108,12 @@ function formStateHook(hooks: Hook[]): Hook | null {
   );
 }
 
+/** The wizard's form state (`currentStep`, `formData`, ...) as last rendered, or null. */
+export function formStateOf(wizard: Wizard): Record<string, unknown> | null {
+  const hook = formStateHook(hooksOf(wizard.fiber));
+  return hook ? (hook.memoizedState as Record<string, unknown>) : null;
+}
+
 /** Everything needed to refresh an open wizard, or null when something is missing. */
 export function planRefresh(wizard: Wizard): RefreshPlan | null {
   const hooks = hooksOf(wizard.fiber);

@@ -1,0 +1,111 @@
+// @vitest-environment jsdom
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  TEXTS,
+  type WizardView,
+  applyTouchUps,
+  previewWarning,
+  storageLocation,
+  undoTouchUps,
+} from "../src/runtime/touch-ups";
+
+// The parts of Label Studio 1.23's wizard markup the touch-ups read, as it renders them.
+const WIZARD = `
+  <div class="modal">
+    <h2>Add Target Storage</h2><div>Import your data from cloud storage providers</div>
+    <input name="repo" placeholder="images">
+    <div><h2>Configure Import Settings &amp; Preview Data</h2><p>Set up filters</p></div>
+    <div data-testid="select-trigger-use_blob_urls">Tasks - Treat each JSON, JSONL, or Parquet as one or more task definitions per file</div>
+    <input name="regex_filter" placeholder=".*\\.(json|jsonl|parquet)$ - imports task definitions">
+    <span>Common filters:</span><button type="button">JSON</button><button type="button">JSONL</button>
+    <button type="button">Parquet</button><button type="button">All Tasks Files</button>
+    <div><p>Storage Location</p><p>Not specified</p></div>
+  </div>`;
+
+function render(): Element {
+  document.body.innerHTML = WIZARD;
+  return document.body.firstElementChild as Element;
+}
+
+const view = (over: Partial<WizardView> = {}): WizardView => ({
+  provider: "pachyderm",
+  target: "import",
+  formData: { pach_project: "default", repo: "images", branch: "master", prefix: "", use_blob_urls: false },
+  previewKeys: null,
+  ...over,
+});
+
+const text = (root: Element) => root.textContent?.replace(/\s+/g, " ") ?? "";
+const visible = (root: Element, label: string) =>
+  Array.from(root.querySelectorAll<HTMLElement>("button")).find((b) => b.textContent === label)?.style.display !== "none";
+
+afterEach(() => {
+  document.body.innerHTML = "";
+});
+
+describe("storageLocation", () => {
+  it("names project/repo@branch:/prefix, a pinned commit instead of the branch", () => {
+    expect(storageLocation({ pach_project: "vision", repo: "frames", branch: "dev", prefix: "/cam1/" })).toBe("vision/frames@dev:/cam1/");
+    expect(storageLocation({ repo: "images", commit: "a".repeat(32), branch: "master" })).toBe(`default/images@${"a".repeat(32)}:/`);
+    expect(storageLocation({ repo: "images", branch: "" })).toBe("default/images@master:/");
+  });
+});
+
+describe("previewWarning", () => {
+  it("warns when Tasks would read media files, and says which method fits", () => {
+    const message = previewWarning(view({ previewKeys: ["a.png", "b.json", null] }));
+    expect(message).toContain("1 of the 2 listed files are not task files (.json or .jsonl)");
+    expect(message).toContain('choose Import Method "Files"');
+    expect(previewWarning(view({ previewKeys: ["a.png"] }))).toContain("None of the listed files is a task file");
+  });
+
+  it("stays quiet for task files, for Files, for targets and before a preview", () => {
+    expect(previewWarning(view({ previewKeys: ["a.json", "b.JSONL"] }))).toBeNull();
+    expect(previewWarning(view({ previewKeys: ["a.png"], formData: { use_blob_urls: true } }))).toBeNull();
+    expect(previewWarning(view({ previewKeys: ["a.png"], target: "export" }))).toBeNull();
+    expect(previewWarning(view())).toBeNull();
+  });
+});
+
+describe("applyTouchUps", () => {
+  it("corrects a Pachyderm target's subtitle and repo placeholder, and offers no Parquet", () => {
+    const root = render();
+    applyTouchUps(root, view({ target: "export" }));
+    expect(text(root)).toContain(TEXTS.targetSubtitle);
+    expect(text(root)).not.toContain("Import your data");
+    expect(root.querySelector('input[name="repo"]')?.getAttribute("placeholder")).toBe("labels");
+    expect(text(root)).toContain(TEXTS.tasksOption);
+    expect(root.querySelector('[data-testid="select-trigger-use_blob_urls"]')?.textContent).not.toMatch(/parquet/i);
+    expect(root.querySelector('input[name="regex_filter"]')?.getAttribute("placeholder")).toBe(TEXTS.tasksPlaceholder);
+    expect(visible(root, "Parquet")).toBe(false);
+    expect(visible(root, "All Tasks Files")).toBe(false);
+    expect(visible(root, "JSONL")).toBe(true);
+  });
+
+  it("keeps a source's subtitle, fills the review step's location, shows and clears the preview warning", () => {
+    const root = render();
+    applyTouchUps(root, view({ previewKeys: ["cats/1.png"], formData: { repo: "images", branch: "master", prefix: "cats" } }));
+    expect(text(root)).toContain("Import your data from cloud storage providers");
+    expect(text(root)).toContain("Storage Locationdefault/images@master:/cats");
+    expect(text(root)).not.toContain("Not specified");
+    const warning = root.querySelector('[data-testid="pachyderm-preview-warning"]');
+    expect(warning?.getAttribute("role")).toBe("alert");
+    expect(warning?.parentElement?.querySelector("h2")?.textContent).toContain("Import Settings");
+
+    applyTouchUps(root, view({ previewKeys: ["cats/1.png"], formData: { use_blob_urls: true } }));
+    expect(root.querySelector('[data-testid="pachyderm-preview-warning"]')).toBeNull();
+  });
+
+  it("is idempotent, and puts everything back for another provider", () => {
+    const root = render();
+    const before = root.innerHTML;
+    applyTouchUps(root, view({ target: "export", previewKeys: ["a.png"] }));
+    const once = root.innerHTML;
+    applyTouchUps(root, view({ target: "export", previewKeys: ["a.png"] }));
+    expect(root.innerHTML).toBe(once);
+    applyTouchUps(root, view({ provider: "s3", target: "export" }));
+    expect(root.innerHTML).toBe(before);
+    undoTouchUps(root);
+    expect(root.innerHTML).toBe(before);
+  });
+});
