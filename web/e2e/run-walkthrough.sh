@@ -3,10 +3,11 @@
 #
 #   bash web/e2e/run-walkthrough.sh
 #
-# Starts a local PFS server and Label Studio with the plugin, each on a free
-# port, in a throwaway directory; waits until both answer; runs
-# web/e2e/walkthrough.spec.mjs in headless Chromium; stops both and removes the
-# directory however the run ends. Screenshots go to docs/images/.
+# Runs scripts/demo.sh (a local PFS server, Label Studio with the plugin, the demo
+# project), each server on a free port, in a throwaway directory; waits for its
+# printed instructions; runs web/e2e/walkthrough.spec.mjs in headless Chromium,
+# which follows them first; stops everything and removes the directory however
+# the run ends. Screenshots go to docs/images/.
 #
 # Needs the project's .venv (bash scripts/setup.sh). Installs what the browser
 # side needs when missing: Debian's chromium (apt-get) and web/node_modules (npm ci).
@@ -46,11 +47,10 @@ fi
 
 # ---------------------------------------------------------------- servers
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ls-pachyderm-walkthrough.XXXXXX")"
-PFS_PID=""
-LS_PID=""
+DEMO_PID=""
 
-# Each server runs under setsid, so it leads its own process group and stopping
-# the group stops anything it started; only these two groups are signalled.
+# scripts/demo.sh runs under setsid, so it leads its own process group and stopping
+# the group stops both servers it started; only that group is signalled.
 stop_group() {
   local pid="$1"
   [ -n "$pid" ] || return 0
@@ -65,13 +65,12 @@ stop_group() {
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
-  stop_group "$LS_PID"
-  stop_group "$PFS_PID"
-  if [ "$status" -ne 0 ] && [ -f "$WORK/label-studio.log" ]; then
+  stop_group "$DEMO_PID"
+  if [ "$status" -ne 0 ] && [ -f "$WORK/demo/label-studio.log" ]; then
     echo "---- last lines of the Label Studio log" >&2
-    tail -n 40 "$WORK/label-studio.log" >&2 || true
+    tail -n 40 "$WORK/demo/label-studio.log" >&2 || true
     echo "---- last lines of the PFS server log" >&2
-    tail -n 20 "$WORK/pfs.log" >&2 || true
+    tail -n 20 "$WORK/demo/pfs.log" >&2 || true
   fi
   if [ "${KEEP_WORKDIR:-0}" = 1 ]; then
     log "kept $WORK"
@@ -97,54 +96,42 @@ for s in sockets:
 PY
 )
 
-mkdir -p "$WORK/pfs" "$WORK/label-studio"
-log "PFS server on 127.0.0.1:$PFS_PORT"
-setsid "$BIN/label-studio-pachyderm" pfs-server --host 127.0.0.1 --port "$PFS_PORT" \
-  --data-dir "$WORK/pfs" >"$WORK/pfs.log" 2>&1 &
-PFS_PID=$!
-
-log "Label Studio on port $LS_PORT (a fresh database: the first start applies all migrations)"
-# PACHYDERM_ALLOWED_HOSTS: Label Studio's SSRF protection refuses loopback
-# addresses; allow the PFS server, and 127.0.0.1:1 (where nothing listens) so the
-# walkthrough's "unreachable pachd" check reaches the dial instead of the SSRF refusal.
+# The servers start THROUGH scripts/demo.sh, as a newcomer starts them: the local PFS
+# server, Label Studio with the plugin, the demo project; its printed block (the URL,
+# the login, the command) is what the walkthrough's first steps follow.
+# PACHYDERM_ALLOWED_HOSTS: besides the PFS server (demo.sh allows it), 127.0.0.1:1,
+# where nothing listens, so the walkthrough's "unreachable pachd" check reaches the
+# dial instead of Label Studio's SSRF refusal.
+log "scripts/demo.sh: PFS server on 127.0.0.1:$PFS_PORT, Label Studio on port $LS_PORT (a fresh database: the first start applies all migrations)"
 (
   cd "$WORK"
-  export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:$PFS_PORT,localhost:$PFS_PORT,127.0.0.1:1"
-  export LABEL_STUDIO_BASE_DATA_DIR="$WORK/label-studio"
-  # No error reporting, analytics or version check from a test run.
-  export SENTRY_DSN='' FRONTEND_SENTRY_DSN='' COLLECT_ANALYTICS=false LATEST_VERSION_CHECK=false
-  exec setsid "$BIN/label-studio-pachyderm" start --no-browser --port "$LS_PORT" \
-    --username "$LS_EMAIL" --password "$LS_PASSWORD" >"$WORK/label-studio.log" 2>&1
+  export DEMO_DATA_DIR="$WORK/demo" PFS_PORT LS_PORT LS_USERNAME="$LS_EMAIL" LS_PASSWORD
+  export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:1" DEMO_STARTUP_TIMEOUT="$STARTUP_TIMEOUT"
+  exec setsid bash "$ROOT/scripts/demo.sh" >"$WORK/demo.out" 2>&1
 ) &
-LS_PID=$!
+DEMO_PID=$!
 
-wait_for() {
-  local what="$1" pid="$2" probe="$3"
-  local deadline=$(( $(date +%s) + STARTUP_TIMEOUT ))
-  until eval "$probe" >/dev/null 2>&1; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "error: $what exited before it was ready" >&2
-      return 1
-    fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      echo "error: $what not ready after ${STARTUP_TIMEOUT}s" >&2
-      return 1
-    fi
-    sleep 1
-  done
-}
-
-wait_for "the PFS server" "$PFS_PID" \
-  "'$BIN/label-studio-pachyderm' pfs list-repo --pachd-address grpc://127.0.0.1:$PFS_PORT --timeout 2"
-log "PFS server ready"
-wait_for "Label Studio" "$LS_PID" \
-  "'$BIN/python' -c 'import sys, urllib.request; sys.exit(urllib.request.urlopen(\"http://127.0.0.1:$LS_PORT/health\", timeout=2).status != 200)'"
-log "Label Studio ready"
+deadline=$(( $(date +%s) + STARTUP_TIMEOUT + 120 ))
+until grep -q '^ *Then run:' "$WORK/demo.out" 2>/dev/null; do
+  if ! kill -0 "$DEMO_PID" 2>/dev/null; then
+    echo "error: scripts/demo.sh exited before it printed its instructions:" >&2
+    cat "$WORK/demo.out" >&2
+    exit 1
+  fi
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "error: scripts/demo.sh printed no instructions within $(( STARTUP_TIMEOUT + 120 ))s:" >&2
+    cat "$WORK/demo.out" >&2
+    exit 1
+  fi
+  sleep 1
+done
+log "demo ready"
 
 # ---------------------------------------------------------------- the walkthrough
 log "running web/e2e/walkthrough.spec.mjs"
 set +e
 LS_URL="http://localhost:$LS_PORT" LS_EMAIL="$LS_EMAIL" LS_PASSWORD="$LS_PASSWORD" PFS_PORT="$PFS_PORT" \
+  DEMO_OUTPUT="$WORK/demo.out" REPO_ROOT="$ROOT" \
   CHROMIUM="$CHROMIUM" ARTIFACT_DIR="${ARTIFACT_DIR:-${TMPDIR:-/tmp}}" \
   PLUGIN_BIN="$BIN/label-studio-pachyderm" PYTHON="$BIN/python" \
   node "$ROOT/web/e2e/walkthrough.spec.mjs"

@@ -2,22 +2,24 @@
  * End-to-end walkthrough: Pachyderm as Cloud Storage in a real Label Studio,
  * through the real UI in headless Chromium, against a real backend (no mocks).
  *
- *   bash web/e2e/run-walkthrough.sh        starts everything, runs this, stops everything
+ *   bash web/e2e/run-walkthrough.sh        starts scripts/demo.sh, runs this, stops everything
  *
- * Run directly only against servers that are already up and fresh (an empty
- * PFS, a Label Studio with the plugin that allows the PFS address):
+ * Run directly only against a fresh `scripts/demo.sh` that allows 127.0.0.1:1 too
+ * (PACHYDERM_ALLOWED_HOSTS), with its output in DEMO_OUTPUT:
  *
- *   LS_URL=http://localhost:8080 LS_EMAIL=... LS_PASSWORD=... PFS_PORT=30650 \
+ *   LS_URL=http://localhost:8080 LS_EMAIL=... LS_PASSWORD=... PFS_PORT=30650 DEMO_OUTPUT=demo.out \
  *     node web/e2e/walkthrough.spec.mjs
  *
  * Steps:
- *   1. the PFS server holds images@master (generated PNGs) and an empty labels repo;
+ *   0. the demo, as printed by scripts/demo.sh (steps/demo-project.mjs): its URL, its
+ *      login, one box submitted, the printed command shows the export commit;
+ *   1. the PFS server holds traffic@master (generated PNGs) and an empty traffic-labels repo;
  *   2. log in, create a bounding-box project in the "Create Project" dialog;
  *   3. add a Pachyderm source storage in the Cloud Storage wizard (check connection,
  *      preview, files as tasks, save & sync); the Data Manager lists the tasks;
  *   4. the labeling screen shows the image, streamed from Pachyderm by the storage proxy;
  *   5. draw a box and submit;
- *   6. add a Pachyderm target storage (labels@master), sync it, read the exported
+ *   6. add a Pachyderm target storage (traffic-labels@master), sync it, read the exported
  *      annotation back from Pachyderm;
  *   7. the wizard explains bad input: an unreachable pachd, a missing repo.
  * Screenshots of each go to docs/images/ (SCREENSHOT_DIR). A failure names its
@@ -43,6 +45,7 @@ import {
 } from "./lib/browser.mjs";
 import { pfsTools } from "./lib/pfs.mjs";
 import { createRunner, expect } from "./lib/steps.mjs";
+import { demoProjectSteps } from "./steps/demo-project.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -57,6 +60,8 @@ const PASSWORD = process.env.LS_PASSWORD ?? "walkthrough-pass-1";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR ?? here("../../docs/images/");
 const ARTIFACT_DIR = process.env.ARTIFACT_DIR ?? tmpdir();
+const REPO_ROOT = process.env.REPO_ROOT ?? here("../../");
+const PYTHON = process.env.PYTHON ?? here("../../.venv/bin/python");
 // The address typed into the form: what a user of a local pachd would write.
 const FORM_ADDRESS = `grpc://localhost:${PFS_PORT}`;
 // Nothing listens on port 1. run-walkthrough.sh allows it past Label Studio's SSRF
@@ -65,7 +70,7 @@ const UNREACHABLE_ADDRESS = process.env.UNREACHABLE_ADDRESS ?? "grpc://127.0.0.1
 
 const { pfs, seed } = pfsTools({
   bin: process.env.PLUGIN_BIN ?? here("../../.venv/bin/label-studio-pachyderm"),
-  python: process.env.PYTHON ?? here("../../.venv/bin/python"),
+  python: PYTHON,
   address: `grpc://127.0.0.1:${PFS_PORT}`,
 });
 
@@ -78,6 +83,9 @@ const IMAGES = [
 ];
 const LABELED = IMAGES[0];
 const FOLDER = "frames";
+// Not the demo's images/labels: those belong to the demo project the first steps use.
+const SOURCE_REPO = "traffic";
+const TARGET_REPO = "traffic-labels";
 const PROJECT_TITLE = "Pachyderm walkthrough";
 const SOURCE_TITLE = "Frames from Pachyderm";
 const TARGET_TITLE = "Labels to Pachyderm";
@@ -166,9 +174,9 @@ function errorMessage({ body }) {
   }
 }
 
-/** The labels repo's commits (only master is written), newest first, as `pfs list-commit` prints them. */
+/** The target repo's commits (only master is written), newest first, as `pfs list-commit` prints them. */
 function commitLines() {
-  return pfs("list-commit", "labels").trim().split("\n").slice(1).filter(Boolean);
+  return pfs("list-commit", TARGET_REPO).trim().split("\n").slice(1).filter(Boolean);
 }
 
 async function closeWizard(page) {
@@ -184,16 +192,39 @@ async function walkthrough(browser) {
   state.page = page;
   page.on("pageerror", (error) => state.pageErrors.push(error.message));
   const ids = {};
+  // What a step module (steps/*.mjs) needs, in one object.
+  const ctx = {
+    page,
+    context,
+    base: BASE,
+    api: (path) => api(context, path),
+    waitForSync: (path, what) => waitForSync(context, path, what),
+    ids,
+    pfs,
+    pfsAddress: `grpc://127.0.0.1:${PFS_PORT}`,
+    formAddress: FORM_ADDRESS,
+    shot,
+    step,
+    check,
+    note,
+    expect,
+    demoOutput: process.env.DEMO_OUTPUT,
+    repoRoot: REPO_ROOT,
+    python: PYTHON,
+  };
 
-  await step("the PFS server holds images@master and an empty labels repo", async () => {
-    const seeded = seed({ source_repo: "images", branch: "master", folder: FOLDER, target_repo: "labels", images: IMAGES });
+  if (ctx.demoOutput) await demoProjectSteps(ctx);
+  else note("DEMO_OUTPUT not set: the demo steps are skipped (bash web/e2e/run-walkthrough.sh runs them)");
+
+  await step(`the PFS server holds ${SOURCE_REPO}@master and an empty ${TARGET_REPO} repo`, async () => {
+    const seeded = seed({ source_repo: SOURCE_REPO, branch: "master", folder: FOLDER, target_repo: TARGET_REPO, images: IMAGES });
     LABELED.sha256 = seeded.files.find((file) => file.path === `${FOLDER}/${LABELED.name}`).sha256;
     // Seen the way a user would check: pachctl-style listings.
-    const listing = pfs("list-file", "images@master", "-r");
+    const listing = pfs("list-file", `${SOURCE_REPO}@master`, "-r");
     for (const image of IMAGES) {
-      expect(listing.includes(`/${FOLDER}/${image.name}`), `images@master lists /${FOLDER}/${image.name}`, listing);
+      expect(listing.includes(`/${FOLDER}/${image.name}`), `${SOURCE_REPO}@master lists /${FOLDER}/${image.name}`, listing);
     }
-    note(`images@${seeded.commit}: ${seeded.files.map((file) => `/${file.path} (${file.size} B)`).join(", ")}; labels: empty`);
+    note(`${SOURCE_REPO}@${seeded.commit}: ${seeded.files.map((file) => `/${file.path} (${file.size} B)`).join(", ")}; ${TARGET_REPO}: empty`);
   });
 
   await step("log in and create a bounding-box project in the Create Project dialog", async () => {
@@ -226,13 +257,21 @@ async function walkthrough(browser) {
   await step("add a Pachyderm source storage in the Cloud Storage wizard; the tasks appear", async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
     await openPachydermForm(page, "source", { gridScreenshot: "01-provider-grid.png" });
-    await fillConnection(page, { title: SOURCE_TITLE, address: FORM_ADDRESS, repo: "images", branch: "master" });
+    await fillConnection(page, { title: SOURCE_TITLE, address: FORM_ADDRESS, repo: SOURCE_REPO, branch: "master" });
     const connection = await testConnection(page, "source");
     expect(connection.status === 200, `Check connection answered ${connection.status}`, connection.body);
     await page.getByRole("button", { name: "Connection Verified" }).waitFor({ timeout: 20_000 });
     await shot(page, "02-connection.png");
 
     await page.getByRole("button", { name: "Next", exact: true }).click();
+    // LS's default Import Method is "Tasks": a preview of images says they are no task files.
+    await page.getByRole("button", { name: "Load Preview" }).click();
+    const warning = page.locator('[data-testid="pachyderm-preview-warning"]');
+    await warning.waitFor({ timeout: 20_000 });
+    check(/not task files|is a task file/.test(await warning.innerText()) && /"Files"/.test(await warning.innerText()),
+      'a Tasks preview of images warns and names Import Method "Files"', await warning.innerText());
+    check((await page.getByRole("button", { name: "Parquet", exact: true }).filter({ visible: true }).count()) === 0,
+      "the Pachyderm form offers no Parquet filter");
     // Label Studio's "Import Method": Files = every object becomes a task (use_blob_urls).
     await page.locator('[data-testid^="select-trigger-use_blob_urls"]').click();
     await page.locator('[data-testid="select-option-label"]', { hasText: /^Files - / }).click();
@@ -247,9 +286,14 @@ async function walkthrough(browser) {
     for (const image of IMAGES) {
       await page.getByText(`${FOLDER}/${image.name}`, { exact: true }).waitFor({ timeout: 20_000 });
     }
+    check((await warning.count()) === 0, "no warning once Import Method is Files");
     await shot(page, "03-preview.png");
 
     await page.getByRole("button", { name: "Next", exact: true }).click();
+    const location = `default/${SOURCE_REPO}@master:/`;
+    await page.getByText("Storage Location").waitFor({ timeout: 20_000 });
+    check((await page.getByText(location, { exact: true }).count()) === 1, `the review step's Storage Location reads ${location}`,
+      await page.locator(".lsf-modal-ls__body").innerText().catch(() => ""));
     const [created, synced] = await Promise.all([
       nextResponse(page, "POST", /^\/api\/storages\/pachyderm\/?$/),
       nextResponse(page, "POST", /^\/api\/storages\/pachyderm\/\d+\/sync\/?$/),
@@ -259,7 +303,7 @@ async function walkthrough(browser) {
     expect(created.status() === 201, `saving the storage answered ${created.status()}`, createdBody);
     const saved = JSON.parse(createdBody);
     expect(
-      saved.use_blob_urls === true && saved.repo === "images" && saved.branch === "master" && saved.pachd_address === FORM_ADDRESS,
+      saved.use_blob_urls === true && saved.repo === SOURCE_REPO && saved.branch === "master" && saved.pachd_address === FORM_ADDRESS,
       "the storage was saved with what the form said",
       saved,
     );
@@ -330,7 +374,7 @@ async function walkthrough(browser) {
       expect(sha256(bytes) === LABELED.sha256, "the proxy served the exact bytes put into Pachyderm");
       const uri = Buffer.from(new URL(last.url()).searchParams.get("fileuri"), "base64").toString();
       note(`proxy: 200 image/png, ${bytes.length} bytes, fileuri=${uri}`);
-      expect(uri.startsWith("pfs://default/images@") && uri.endsWith(`/${FOLDER}/${LABELED.name}`), "the task URI names the image in images@<commit>", uri);
+      expect(uri.startsWith(`pfs://default/${SOURCE_REPO}@`) && uri.endsWith(`/${FOLDER}/${LABELED.name}`), `the task URI names the image in ${SOURCE_REPO}@<commit>`, uri);
     } finally {
       page.off("response", onResponse);
     }
@@ -379,10 +423,12 @@ async function walkthrough(browser) {
       `w=${region.value.width.toFixed(1)}% h=${region.value.height.toFixed(1)}%`);
   });
 
-  await step("add a Pachyderm target storage (labels@master), sync it, read the export back from Pachyderm", async () => {
+  await step(`add a Pachyderm target storage (${TARGET_REPO}@master), sync it, read the export back from Pachyderm`, async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
     await openPachydermForm(page, "target");
-    await fillConnection(page, { title: TARGET_TITLE, address: FORM_ADDRESS, repo: "labels", branch: "master" });
+    check((await page.locator('input[name="repo"]').getAttribute("placeholder")) === "labels", 'the target form suggests the repo "labels"');
+    check((await page.getByText("Import your data from cloud storage providers").count()) === 0, 'the target form does not say "Import your data"');
+    await fillConnection(page, { title: TARGET_TITLE, address: FORM_ADDRESS, repo: TARGET_REPO, branch: "master" });
     const connection = await testConnection(page, "target");
     expect(connection.status === 200, `Check connection (target) answered ${connection.status}`, connection.body);
     await page.getByRole("button", { name: "Connection Verified" }).waitFor({ timeout: 20_000 });
@@ -397,7 +443,7 @@ async function walkthrough(browser) {
     // Label Studio itself exports existing annotations when a target storage is
     // created (SYNC_ON_TARGET_STORAGE_CREATION, on by default), so count from here.
     const commitsBefore = commitLines();
-    note(`labels@master after saving the target storage: ${commitsBefore.length} commit(s)`);
+    note(`${TARGET_REPO}@master after saving the target storage: ${commitsBefore.length} commit(s)`);
 
     const card = storageCard(page, TARGET_TITLE);
     await card.waitFor({ timeout: 20_000 });
@@ -415,14 +461,14 @@ async function walkthrough(browser) {
     await shot(page, "05-target-sync.png");
 
     const path = `/${ids.task}.json`;
-    const exported = JSON.parse(pfs("get-file", `labels@master:${path}`));
+    const exported = JSON.parse(pfs("get-file", `${TARGET_REPO}@master:${path}`));
     const results = (exported.annotations ?? []).flatMap((annotation) => annotation.result ?? []);
     const box = results.find((item) => item.type === "rectanglelabels");
-    expect(exported.id === ids.task, `labels@master:${path} is task ${ids.task}`, exported.id);
-    expect(box && box.value.rectanglelabels?.includes(LABEL), `labels@master:${path} holds the ${LABEL} rectanglelabels result`, results);
-    note(`labels@master:${path}: task ${exported.id}, ${LABEL} box at x=${box.value.x.toFixed(1)}% y=${box.value.y.toFixed(1)}%`);
+    expect(exported.id === ids.task, `${TARGET_REPO}@master:${path} is task ${ids.task}`, exported.id);
+    expect(box && box.value.rectanglelabels?.includes(LABEL), `${TARGET_REPO}@master:${path} holds the ${LABEL} rectanglelabels result`, results);
+    note(`${TARGET_REPO}@master:${path}: task ${exported.id}, ${LABEL} box at x=${box.value.x.toFixed(1)}% y=${box.value.y.toFixed(1)}%`);
     const commitsAfter = commitLines();
-    expect(commitsAfter.length === commitsBefore.length + 1, "the sync wrote ONE commit on labels@master", commitsAfter);
+    expect(commitsAfter.length === commitsBefore.length + 1, `the sync wrote ONE commit on ${TARGET_REPO}@master`, commitsAfter);
     note(`newest commit: ${commitsAfter[0].replace(/\s+/g, " ")}`);
 
     // The card reads "Annotations: <exported> (<total> total)", Label Studio's own
@@ -437,10 +483,13 @@ async function walkthrough(browser) {
     );
   });
 
+  // More steps, each a module in steps/*.mjs taking ctx, go here (after the export,
+  // before the error cases), one import line at the top and one call line each.
+
   await step("the wizard explains bad input: an unreachable pachd, a missing repo", async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
     await openPachydermForm(page, "source");
-    await fillConnection(page, { title: "Broken", address: UNREACHABLE_ADDRESS, repo: "images", branch: "master" });
+    await fillConnection(page, { title: "Broken", address: UNREACHABLE_ADDRESS, repo: SOURCE_REPO, branch: "master" });
     const unreachable = await testConnection(page, "source");
     const unreachableMessage = errorMessage(unreachable);
     expect(unreachable.status === 400, `Check connection with ${UNREACHABLE_ADDRESS} answered ${unreachable.status}`, unreachable.body);

@@ -1,0 +1,111 @@
+/**
+ * The walkthrough's first steps: what a newcomer does after `bash scripts/demo.sh`,
+ * exactly as it printed it (lib/demo-block.mjs reads the block): open the URL, log
+ * in, label one task, run the command, and see the export commit.
+ *
+ * @param ctx the walkthrough's context (see walkthrough.spec.mjs): page, api, step,
+ *   check, note, expect, shot, pfs, demoOutput, repoRoot, python.
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { bodyText, login, nextResponse } from "../lib/browser.mjs";
+import { parseDemoBlock } from "../lib/demo-block.mjs";
+
+export async function demoProjectSteps(ctx) {
+  const { page, api, step, check, note, expect, shot } = ctx;
+  let block;
+  let demo;
+
+  await step("scripts/demo.sh printed the project's URL, the login and the command; the project is ready", async () => {
+    block = parseDemoBlock(readFileSync(ctx.demoOutput, "utf8"));
+    expect(block.url.origin === new URL(ctx.base).origin, `the printed URL is on this Label Studio (${ctx.base})`, block.url.href);
+    expect(block.command[0] === ".venv/bin/label-studio-pachyderm" && block.command[1] === "pfs", "the printed command is a pfs verb", block.command);
+    note(`Open: ${block.url.href}  Log in: ${block.email}  Then run: ${block.command.join(" ")}`);
+
+    await login(page, block.url.origin, block.email, block.password);
+    const project = await api(`/api/projects/${block.project}`);
+    const sources = await api(`/api/storages/pachyderm?project=${block.project}`);
+    const targets = await api(`/api/storages/export/pachyderm?project=${block.project}`);
+    expect(/<RectangleLabels\b/.test(project.label_config), "the demo project labels with bounding boxes", project.label_config);
+    expect(sources.length === 1 && sources[0].repo === "images" && sources[0].branch === "master", "one source storage, on images@master", sources);
+    expect(sources[0].watch_commits === true && sources[0].use_blob_urls === true, "the source watches commits and imports files as tasks", sources[0]);
+    expect(sources[0].status === "completed" && project.task_number > 0, "the source storage is synced: the project has tasks", { status: sources[0].status, tasks: project.task_number });
+    expect(targets.length === 1 && targets[0].repo === "labels", "one target storage, on labels@master", targets);
+    demo = { tasks: project.task_number };
+
+    // What a second `bash scripts/demo.sh` does with a running Label Studio: it finds
+    // everything again (same project, no second storage, no new task).
+    const again = JSON.parse(
+      execFileSync(ctx.python, ["-m", "label_studio_pachyderm.demo", "project", "--url", block.url.origin,
+        "--email", block.email, "--pachd-address", sources[0].pachd_address], {
+        cwd: ctx.repoRoot, encoding: "utf8", env: { ...process.env, LS_PASSWORD: block.password }, timeout: 120_000,
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
+    check(again.project === block.project && again.created.length === 0 && again.tasks === demo.tasks,
+      "a second run reuses the project and its storages and makes no new tasks", again);
+    check((await api(`/api/storages/pachyderm?project=${block.project}`)).length === 1, "still one source storage after a second run");
+    note(`project ${block.project}: ${demo.tasks} tasks, source ${sources[0].id} (watching), target ${targets[0].id}`);
+  });
+
+  await step('follow it: open the URL, "Label All Tasks", pick a label, draw a box, Submit', async () => {
+    await page.goto(block.url.href);
+    await page.getByRole("button", { name: /Label All Tasks/ }).click();
+    await page.waitForFunction(
+      () => {
+        const img = document.querySelector(".lsf-main-view .lsf-image img");
+        return img && img.complete && img.naturalWidth > 0;
+      },
+      null,
+      { timeout: 60_000 },
+    );
+    await page.locator(".lsf-main-view .lsf-label").first().click();
+    const stage = await page.locator(".lsf-main-view .konvajs-content").first().boundingBox();
+    expect(stage && stage.width > 100, "the image stage is on screen", stage);
+    // The demo's shapes all cover the middle third or touch it; any box will do for the export.
+    const from = { x: stage.x + stage.width * 0.3, y: stage.y + stage.height * 0.3 };
+    const to = { x: stage.x + stage.width * 0.7, y: stage.y + stage.height * 0.7 };
+    await page.mouse.move(from.x, from.y);
+    await page.mouse.down();
+    await page.mouse.move(to.x, to.y, { steps: 12 });
+    await page.mouse.up();
+    // The region list is the UI's own record that a box exists (the demo's labels are colours).
+    await page.locator('[class*="outliner"], [class*="Outliner"]').getByText(/Red|Green|Blue|Orange/).first().waitFor({ timeout: 10_000 });
+    await page.mouse.click(stage.x + 3, stage.y + 3);
+    await shot(page, "00-demo-labeling.png");
+    const [posted] = await Promise.all([
+      nextResponse(page, "POST", /^\/api\/tasks\/\d+\/annotations\/?$/),
+      page.locator('[data-testid="bottombar-submit-button"]').click(),
+    ]);
+    const postedBody = await bodyText(posted);
+    expect(posted.status() === 201, `submitting answered ${posted.status()}`, postedBody);
+    const annotation = JSON.parse(postedBody);
+    expect(annotation.result.some((item) => item.type === "rectanglelabels"), "the annotation holds the box", annotation.result);
+    demo.task = annotation.task;
+    note(`annotation ${annotation.id} on task ${annotation.task}`);
+  });
+
+  await step("the printed command shows the export commit", async () => {
+    const [program, ...args] = block.command;
+    const run = () => {
+      try {
+        return execFileSync(program, args, { cwd: ctx.repoRoot, encoding: "utf8", timeout: 60_000, stdio: ["ignore", "pipe", "pipe"] });
+      } catch (error) {
+        return String(error.stderr ?? error.message);
+      }
+    };
+    // Auto-export runs when the submit commits; poll with a generous deadline for a loaded machine.
+    const deadline = Date.now() + 60_000;
+    let output = run();
+    while (!/auto-export/.test(output) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      output = run();
+    }
+    expect(/auto-export/.test(output), "the printed command shows a commit made by the auto-export", output);
+    check(/Finished: yes/.test(output), "the export commit is finished", output);
+    check(output.includes("Pachyderm demo"), "its description names the project", output);
+    const exported = JSON.parse(ctx.pfs("get-file", `labels@master:/${demo.task}.json`));
+    check(exported.id === demo.task && (exported.annotations ?? []).length === 1, `labels@master:/${demo.task}.json holds the annotation`, exported);
+    note(output.trim().split("\n").join(" | "));
+  });
+}
