@@ -146,7 +146,9 @@ class WatcherProcess:
                                      stderr=subprocess.STDOUT)
 
     def ready(self):
-        wait_for(lambda: 'Pachyderm watch: started' in self.log(), what='the watcher to start', proc=self)
+        # Starting means loading all of Label Studio in a new process: the slowest step on a loaded machine.
+        wait_for(lambda: 'Pachyderm watch: started' in self.log(), timeout=3 * WAIT, what='the watcher to start',
+                 proc=self)
         return self
 
     def alive(self):
