@@ -14,7 +14,7 @@
 #
 # Environment: LS_EMAIL, LS_PASSWORD (the admin account created at start),
 # CHROMIUM (default /usr/bin/chromium), SCREENSHOT_DIR, KEEP_WORKDIR=1 (keep the
-# temporary directory and its logs), STARTUP_TIMEOUT (seconds, default 300),
+# temporary directory and its logs), STARTUP_TIMEOUT (seconds, default 600),
 # ARTIFACT_DIR (where a failed step leaves its screenshot; default $TMPDIR or /tmp).
 set -euo pipefail
 
@@ -23,7 +23,7 @@ BIN="$ROOT/.venv/bin"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 LS_EMAIL="${LS_EMAIL:-e2e@example.com}"
 LS_PASSWORD="${LS_PASSWORD:-walkthrough-pass-1}"
-STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-300}"
+STARTUP_TIMEOUT="${STARTUP_TIMEOUT:-600}"
 START=$(date +%s)
 
 log() { printf '[walkthrough %3ss] %s\n' "$(( $(date +%s) - START ))" "$*"; }

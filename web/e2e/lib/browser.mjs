@@ -24,8 +24,10 @@ export function launchChromium(executablePath) {
   });
 }
 
+/** Logs in through the login page; a session that is already logged in is kept (LS redirects). */
 export async function login(page, base, email, password) {
   await page.goto(`${base}/user/login/`);
+  if (!new URL(page.url()).pathname.startsWith("/user/login")) return;
   await page.fill("#email", email);
   await page.fill("#password", password);
   await Promise.all([

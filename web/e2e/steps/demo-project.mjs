@@ -11,6 +11,16 @@ import { readFileSync } from "node:fs";
 import { bodyText, login, nextResponse } from "../lib/browser.mjs";
 import { parseDemoBlock } from "../lib/demo-block.mjs";
 
+// The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
+// labeled with its colour.
+const SHAPES = {
+  "red-square.png": { label: "Red", box: [40, 40, 140, 140] },
+  "green-wide.png": { label: "Green", box: [20, 70, 220, 150] },
+  "blue-tall.png": { label: "Blue", box: [90, 20, 150, 220] },
+  "orange-corner.png": { label: "Orange", box: [150, 150, 230, 230] },
+};
+const SIZE = 256;
+
 export async function demoProjectSteps(ctx) {
   const { page, api, step, check, note, expect, shot } = ctx;
   let block;
@@ -50,7 +60,17 @@ export async function demoProjectSteps(ctx) {
 
   await step('follow it: open the URL, "Label All Tasks", pick a label, draw a box, Submit', async () => {
     await page.goto(block.url.href);
-    await page.getByRole("button", { name: /Label All Tasks/ }).click();
+    const [next] = await Promise.all([
+      // The label stream asks for its first task with the Data Manager's next_task action.
+      page.waitForResponse((response) => /^\/api\/dm\/actions\/?$/.test(new URL(response.url()).pathname) &&
+        new URL(response.url()).searchParams.get("id") === "next_task", { timeout: 60_000 }),
+      page.getByRole("button", { name: /Label All Tasks/ }).click(),
+    ]);
+    const task = JSON.parse(await bodyText(next));
+    const image = new URL(String(Object.values(task.data ?? {})[0]), ctx.base);
+    const uri = image.searchParams.has("fileuri") ? Buffer.from(image.searchParams.get("fileuri"), "base64").toString() : image.href;
+    const shape = SHAPES[uri.split("/").pop()];
+    expect(shape, "the task to label is one of the demo's images", uri);
     await page.waitForFunction(
       () => {
         const img = document.querySelector(".lsf-main-view .lsf-image img");
@@ -59,12 +79,12 @@ export async function demoProjectSteps(ctx) {
       null,
       { timeout: 60_000 },
     );
-    await page.locator(".lsf-main-view .lsf-label").first().click();
+    await page.locator(".lsf-main-view .lsf-label", { hasText: shape.label }).first().click();
     const stage = await page.locator(".lsf-main-view .konvajs-content").first().boundingBox();
     expect(stage && stage.width > 100, "the image stage is on screen", stage);
-    // The demo's shapes all cover the middle third or touch it; any box will do for the export.
-    const from = { x: stage.x + stage.width * 0.3, y: stage.y + stage.height * 0.3 };
-    const to = { x: stage.x + stage.width * 0.7, y: stage.y + stage.height * 0.7 };
+    const [x0, y0, x1, y1] = shape.box.map((value) => value / SIZE);
+    const from = { x: stage.x + stage.width * x0, y: stage.y + stage.height * y0 };
+    const to = { x: stage.x + stage.width * x1, y: stage.y + stage.height * y1 };
     await page.mouse.move(from.x, from.y);
     await page.mouse.down();
     await page.mouse.move(to.x, to.y, { steps: 12 });
@@ -80,9 +100,10 @@ export async function demoProjectSteps(ctx) {
     const postedBody = await bodyText(posted);
     expect(posted.status() === 201, `submitting answered ${posted.status()}`, postedBody);
     const annotation = JSON.parse(postedBody);
-    expect(annotation.result.some((item) => item.type === "rectanglelabels"), "the annotation holds the box", annotation.result);
+    const region = annotation.result.find((item) => item.type === "rectanglelabels");
+    expect(region?.value.rectanglelabels?.includes(shape.label), `the annotation holds a ${shape.label} box`, annotation.result);
     demo.task = annotation.task;
-    note(`annotation ${annotation.id} on task ${annotation.task}`);
+    note(`annotation ${annotation.id} on task ${annotation.task} (${uri}): ${shape.label} box`);
   });
 
   await step("the printed command shows the export commit", async () => {
