@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, fields
 
 SCENARIOS = ('import_media', 'import_tasks', 'resync', 'export', 'proxy', 'annotators')
+# Asked for by name only (--only scale): seeding a million files alone takes a long time.
+OPTIONAL_SCENARIOS = ('scale',)
 
 
 @dataclass
@@ -32,12 +34,16 @@ class Sizes:
     annotators_seconds: int = 60  # scenario 6: seconds they submit, per configuration and phase
     annotators_pace_ms: int = 4000  # scenario 6: paced phase, one submit per annotator this often; 0 = no phase
     annotators_slices: int = 6  # scenario 6: the configurations take turns in this many slices per phase
+    scale_files: int = 1_000_000  # scale scenario: files in the large repo (and a tenth of it, for per-file time)
+    scale_annotations: int = 100_000  # scale scenario: annotations exported in one commit
+    scale_s3_annotations: int = 10_000  # scale scenario: annotations the S3 peer exports (one request each)
 
     def scaled(self, factor: int) -> 'Sizes':
         """Every count divided by ``factor`` (the proxy file too, but not below two ranges)."""
         out = Sizes(**{f.name: getattr(self, f.name) for f in fields(self)})
         for name in ('media_files', 'task_files', 'resync_small', 'resync_large', 'export_annotations',
-                     'per_commit_annotations', 'seed_chunk'):
+                     'per_commit_annotations', 'seed_chunk', 'scale_files', 'scale_annotations',
+                     'scale_s3_annotations'):
             setattr(out, name, max(1, getattr(self, name) // factor) if getattr(self, name) else 0)
         out.resync_added = max(10, self.resync_added // factor)
         out.proxy_mib = max(2 * self.range_mib, self.proxy_mib // factor)
@@ -64,6 +70,10 @@ _HELP = {
     'annotators_seconds': 'scenario 6: seconds of submitting per configuration (baseline, inline, RQ) and phase',
     'annotators_pace_ms': 'scenario 6: paced phase, ms between one annotator\'s submits (0: back-to-back only)',
     'annotators_slices': 'scenario 6: slices per phase in which the three configurations take turns',
+    'scale_files': 'scale scenario (--only scale): files in the large repo; a tenth of it is synced too, '
+                   'for the time per file',
+    'scale_annotations': 'scale scenario: annotations exported to Pachyderm in one commit',
+    'scale_s3_annotations': 'scale scenario: annotations the S3 peer exports (compared per annotation)',
 }
 
 
@@ -85,7 +95,8 @@ def parse(argv=None) -> Config:
     )
     parser.add_argument('--quick', action='store_true', help='every size 10x smaller (a smoke run, ~8 min)')
     parser.add_argument('--only', default=os.environ.get('BENCH_ONLY', ''),
-                        help=f'comma-separated subset of: {", ".join(SCENARIOS)}')
+                        help=f'comma-separated subset of: {", ".join(SCENARIOS)}; or the long '
+                             f'{", ".join(OPTIONAL_SCENARIOS)} (not in the default run)')
     parser.add_argument('--no-s3-large', action='store_true',
                         help='skip the S3 peer at the large re-sync size (it lists every object through moto)')
     parser.add_argument('--keep', action='store_true', help='keep the temporary run directory (databases, logs)')
@@ -111,9 +122,9 @@ def parse(argv=None) -> Config:
             setattr(sizes, f.name, value)
 
     only = tuple(s.strip() for s in args.only.split(',') if s.strip()) or SCENARIOS
-    unknown = [s for s in only if s not in SCENARIOS]
+    unknown = [s for s in only if s not in SCENARIOS + OPTIONAL_SCENARIOS]
     if unknown:
-        parser.error(f'unknown scenario(s) {", ".join(unknown)}; choose from {", ".join(SCENARIOS)}')
+        parser.error(f'unknown scenario(s) {", ".join(unknown)}; choose from {", ".join(SCENARIOS + OPTIONAL_SCENARIOS)}')
     from .services import BENCH_DIR
 
     return Config(

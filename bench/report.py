@@ -35,7 +35,8 @@ class Row:
 @dataclass
 class Check:
     subject: str  # row key
-    kind: str  # 'time' (subject/peer <= limit), 'speedup' (peer/subject >= limit), 'throughput', 'rss', 'info'
+    kind: str  # 'time' (subject/peer <= limit), 'speedup' (peer/subject >= limit), 'throughput', 'rss', 'info',
+    # 'per_item' (subject's seconds per item / peer's <= limit: rows of different sizes)
     peer: Optional[str] = None
     limit: Optional[float] = None
     name: str = ''  # how the peer is called in the table
@@ -58,6 +59,11 @@ class Check:
         if self.kind == 'rss':
             ok = subject.rss_mb is not None and subject.rss_mb < self.limit
             return f'{subject.rss_mb:.0f} MB peak', self._target(), 'PASS' if ok else 'MISS'
+        if self.kind == 'per_item':
+            ratio = (subject.seconds / subject.items) / (peer.seconds / peer.items)
+            text = (f'{subject.seconds / subject.items * 1000:.3g} ms per item, {ratio:.2f}x the '
+                    f'{self.name}\'s ({peer.seconds / peer.items * 1000:.3g} ms)')
+            return text, self._target(), _verdict(self.limit is None or ratio <= self.limit, self.limit)
         if self.kind == 'throughput':
             ratio = subject.rate / peer.rate
             text = f'{ratio:.2f} of {self.name} throughput'
@@ -81,6 +87,7 @@ class Check:
             'speedup': f'>= {self.limit:g}x vs {self.name}',
             'throughput': f'>= {self.limit:g} of {self.name}',
             'rss': f'< {self.limit:g} MB',
+            'per_item': f'<= {self.limit:g}x the time per item of {self.name}',
             'at_most': f'<= {self.limit:g} {self.unit}'.rstrip(),
         }[self.kind]
 

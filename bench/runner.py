@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import content, machine, scenarios
+from . import content, machine, scale, scenarios
 from .config import Config
 from .report import Table
 from .services import REPO_DIR, LocalPfs, Moto, ensure_moto_venv, pfs_client
@@ -78,7 +78,7 @@ class Run:
         shutil.copyfile(self.template / 'label_studio.sqlite3', cached)
 
     def needs_s3(self) -> bool:
-        return any(s in self.config.only for s in ('import_media', 'import_tasks', 'resync', 'export'))
+        return any(s in self.config.only for s in ('import_media', 'import_tasks', 'resync', 'export', 'scale'))
 
     def stop(self) -> None:
         for service in (self.moto, self.pfs):
@@ -173,7 +173,7 @@ class Run:
             self.start()
             for name in self.config.only:
                 self.log(f'scenario {name}')
-                getattr(scenarios, name)(self)
+                (getattr(scenarios, name, None) or getattr(scale, name))(self)
         finally:
             self.stop()
         return self.finish()

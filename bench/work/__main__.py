@@ -15,7 +15,7 @@ def _migrate(p: dict) -> None:
 
 
 def _jobs():
-    from . import exports, imports, streaming
+    from . import checks, exports, imports, streaming
 
     return {
         'migrate': _migrate,
@@ -27,6 +27,7 @@ def _jobs():
         'per_commit': exports.per_commit,
         'raw_read': streaming.raw_read,
         'proxy': streaming.proxy,
+        'storage_checks': checks.storage_checks,
     }
 
 
