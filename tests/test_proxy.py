@@ -213,3 +213,101 @@ def test_range_answers_on_the_wire(live_server, user, storage, files):
     assert (status, headers.get('Content-Length'), body) == (200, '0', b'')
     status, headers, body = fetch(data, 'bytes=10-19')
     assert (status, headers.get('Content-Range'), body) == (206, f'bytes 10-19/{SIZE}', DATA[10:20])
+
+
+# ----------------------------------------------------------------------------- the lean path (media.py)
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Ranges of a few hundred bytes count as resumable (the real floor is 1 MiB)."""
+    from label_studio_pachyderm.media import RangeReader
+
+    RangeReader.close_all()
+    monkeypatch.setattr(RangeReader, 'MIN_RESUMABLE', 1)
+    yield RangeReader
+    RangeReader.close_all()
+
+
+def test_pfs_media_do_not_need_label_studios_view(api, storage, files, monkeypatch):
+    """pfs:// URIs are served by the lean path; any other URI still reaches Label Studio's view."""
+    from io_storages.proxy_api import TaskResolveStorageUri
+
+    seen = []
+    original = TaskResolveStorageUri.get
+
+    def spy(self, request, *args, **kwargs):
+        seen.append(request.GET.get('fileuri'))
+        return original(self, request, *args, **kwargs)
+
+    monkeypatch.setattr(TaskResolveStorageUri, 'get', spy)
+    fileuri = _uri(files, 'data.bin')
+    task = Task.objects.create(project=storage.project, data={'image': fileuri, 'other': 's3://bucket/x.png'})
+    served = _get(api, f'/tasks/{task.id}/resolve/', fileuri, {'Range': 'bytes=10-19'})
+    assert served.status_code == 206 and _body(served) == DATA[10:20]
+    assert seen == []
+    # No S3 storage in the project: Label Studio's own answer, from its own view.
+    assert _get(api, f'/tasks/{task.id}/resolve/', 's3://bucket/x.png').status_code == 404
+    assert seen == [_b64('s3://bucket/x.png')]
+    # A refusal is also Label Studio's view answering (the lean path only serves).
+    assert _get(api, f'/tasks/{task.id}/resolve/', _uri(files, 'other/s.png')).status_code == 404
+    assert len(seen) == 2
+
+
+def test_consecutive_ranges_continue_one_stream(api, storage, files, small_ranges):
+    fileuri = _uri(files, 'data.bin')
+    task = Task.objects.create(project=storage.project, data={'image': fileuri})
+    route = f'/tasks/{task.id}/resolve/'
+    received = b''
+    for start in range(0, SIZE, 300):
+        end = min(SIZE, start + 300) - 1
+        response = _get(api, route, fileuri, {'Range': f'bytes={start}-{end}'})
+        assert response.status_code == 206 and response['Content-Range'] == f'bytes {start}-{end}/{SIZE}'
+        body = _body(response)  # read to the end, which closes the response
+        assert len(body) == end - start + 1 == int(response['Content-Length'])
+        received += body
+        # Delivered whole and short of the end: the stream waits exactly where the next range starts.
+        parked = [key[-1] for key in small_ranges._parked]
+        assert parked == ([end + 1] if end + 1 < SIZE else []), (start, parked)
+    assert received == DATA
+
+
+def test_a_seek_or_a_cut_short_range_never_serves_wrong_bytes(api, storage, files, small_ranges):
+    fileuri = _uri(files, 'data.bin')
+    task = Task.objects.create(project=storage.project, data={'image': fileuri})
+    route = f'/tasks/{task.id}/resolve/'
+    first = _get(api, route, fileuri, {'Range': 'bytes=0-99'})
+    assert _body(first) == DATA[:100]
+    # A seek elsewhere opens its own stream; the parked one is left for whoever continues at 100.
+    seek = _get(api, route, fileuri, {'Range': 'bytes=700-799'})
+    assert _body(seek) == DATA[700:800]
+    assert sorted(key[-1] for key in small_ranges._parked) == [100, 800]
+    # A response abandoned after its first piece is not parked (nobody knows where the next starts).
+    cut = _get(api, route, fileuri, {'Range': 'bytes=100-899'})
+    piece = next(iter(cut.streaming_content))
+    assert piece and DATA[100:900].startswith(piece)
+    cut._iterator.close()  # the client goes away: the test client's wrapper closes the response
+    assert sorted(key[-1] for key in small_ranges._parked) == [800]
+    again = _get(api, route, fileuri, {'Range': 'bytes=100-199'})
+    assert _body(again) == DATA[100:200]
+
+
+def test_the_lean_path_applies_label_studios_session_rules(user, storage, files):
+    """A session cookie is honoured, and Label Studio's inactivity rule still logs stale sessions out."""
+    import time
+
+    from django.conf import settings as django_settings
+    from django.test import Client
+
+    fileuri = _uri(files, 'data.bin')
+    task = Task.objects.create(project=storage.project, data={'image': fileuri})
+    url = f'/tasks/{task.id}/resolve/?fileuri={_b64(fileuri)}'
+    browser = Client()
+    browser.force_login(user)  # no 'last_login' stamp: Label Studio's middleware treats it as expired
+    refused = browser.get(url, HTTP_RANGE='bytes=0-9')
+    assert refused.status_code in (401, 403) and DATA[:10] not in _body(refused)
+    browser.force_login(user)
+    session = browser.session
+    session['last_login'] = time.time()  # what Label Studio's login view stamps
+    session.save()
+    browser.cookies[django_settings.SESSION_COOKIE_NAME] = session.session_key
+    served = browser.get(url, HTTP_RANGE='bytes=0-9')
+    assert served.status_code == 206 and _body(served) == DATA[:10]
