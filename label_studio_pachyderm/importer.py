@@ -219,15 +219,19 @@ class _Path:
 
 def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]:
     """Every selected file of the commit, streamed; afterwards, tasks of vanished files are marked."""
-    seen = set()
+    # Without live links (a first sync) nothing can have vanished: no set of every path is held
+    # (a million paths are ~90 MiB).
+    seen = set() if link_class.objects.filter(storage=storage, object_exists=True).exists() else None
     for entry in client.list_files(
         storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
     ):
         if storage.path_matches(entry.path):
             state.files_seen += 1
-            seen.add(entry.path)
+            if seen is not None:
+                seen.add(entry.path)
             yield _Path(entry.path, 'listed', entry.hash or '', entry.size)
-    _mark_missing_except(storage, link_class, seen, state)
+    if seen is not None:
+        _mark_missing_except(storage, link_class, seen, state)
 
 
 def _changed_paths(storage, link_class, client, previous, commit, state) -> Iterator[_Path]:
@@ -370,10 +374,15 @@ def _readable_size(item, state) -> int | None:
     return item.size if item.size <= max_task_file_bytes() else None
 
 
-def _open_task_file(client, storage, item, state):
-    """A stream of a task file; the listing's (or the diff's) size spares an InspectFile round trip."""
-    entry = (pachd.FileEntry(path=item.path, size=item.size, hash=item.hash, commit=state.commit)
-             if item.size >= 0 else None)
+def _task_file_entry(client, storage, item, state):
+    """The file's entry: from the listing (or the diff), which spares an InspectFile round trip."""
+    if item.size >= 0:
+        return pachd.FileEntry(path=item.path, size=item.size, hash=item.hash, commit=state.commit)
+    return client.inspect_file(storage.project_name, storage.repo, state.commit, item.path)
+
+
+def _open_task_file(client, storage, item, state, entry=None):
+    entry = entry or _task_file_entry(client, storage, item, state)
     return client.read_file(storage.project_name, storage.repo, state.commit, item.path, entry=entry)
 
 
@@ -393,14 +402,13 @@ def _read_task_file(storage, client, item, content, state) -> Iterator[StorageOb
     if content is not None:
         chunks, stream = iter([content.result()]), None  # a pachd error of the read raises here
     else:
-        stream = _open_task_file(client, storage, item, state)
-        limit = max_task_file_bytes()
-        if stream.size > limit:
-            stream.close()
-            _file_failed(state, f'{path}: {stream.size} bytes, more than the '
+        entry = _task_file_entry(client, storage, item, state)
+        if entry.size > max_task_file_bytes():
+            _file_failed(state, f'{path}: {entry.size} bytes, more than the '
                                 f'{settings.PACHYDERM_MAX_TASK_FILE_MB:g} MiB a task file may have '
                                 '(PACHYDERM_MAX_TASK_FILE_MB), skipped unread. Split it into smaller files.')
             return
+        stream = _open_task_file(client, storage, item, state, entry)
         chunks = stream.iter_chunks(_READ_CHUNK)
     bad_rows = 0
     try:
