@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from typing import Iterable, Iterator
@@ -152,6 +153,7 @@ class Conversion:
         data_key = keys[0] if keys else None
         input_path = os.path.join(self._dir, 'tasks.json')
         uris = self._write_tasks(input_path, data_key)
+        mapping = None
         for name in self.names:
             if name not in offered:
                 self.errors.append(f'format {name}: not available for this project\'s labeling config '
@@ -161,7 +163,9 @@ class Conversion:
             try:
                 os.makedirs(out)
                 converter.convert(input_path, out, name, is_dir=False)
-                self._reference_media(name, out, uris)
+                if mapping is None:  # the same for every format: each output folder is at the same depth
+                    mapping = _placeholders(out, uris)
+                self._reference_media(name, out, mapping)
             except Exception as exc:
                 logger.warning('Pachyderm storage %s: format %s not converted: %s', self.storage.id, name, exc)
                 self.errors.append(f'format {name}: the converter failed ({type(exc).__name__}: {exc})')
@@ -188,9 +192,8 @@ class Conversion:
             for start in range(0, len(ids), _CHUNK):
                 tasks = fetch_tasks(self.project, ids[start:start + _CHUNK])
                 for task, row in zip(tasks, serialiser(tasks, many=True, **options).data):
-                    if not first:
-                        out.write(',\n')
-                    json.dump(row, out, ensure_ascii=False)
+                    # dumps, not dump: json.dump encodes in pure Python, dumps in C (4x faster here).
+                    out.write(('' if first else ',\n') + json.dumps(row, ensure_ascii=False))
                     first = False
                     value = (row.get('data') or {}).get(data_key) if data_key else None
                     for uri in (value if isinstance(value, list) else [value]):
@@ -200,18 +203,18 @@ class Conversion:
         self.tasks = len(ids)
         return uris
 
-    def _reference_media(self, name: str, out: str, uris: list) -> None:
+    def _reference_media(self, name: str, out: str, mapping: dict) -> None:
         """Replace the converter's placeholder image paths by the tasks' URIs (see the module docstring)."""
-        mapping = _placeholders(out, uris)
         if name in _COCO_LIKE:
             result = os.path.join(out, 'result.json')
             if os.path.exists(result):
                 with open(result, encoding='utf-8') as f:
-                    coco = json.load(f)
-                for image in coco.get('images') or []:
-                    image['file_name'] = mapping.get(image.get('file_name'), image.get('file_name'))
+                    text = f.read()
+                # Only the file_name string literals change, so every other byte stays the converter's
+                # (and a 10,000-image file is not decoded and re-encoded in pure Python, indent=2).
+                text = _COCO_FILE_NAME.sub(lambda m: m.group(1) + _json_string(mapping, m.group(2)), text)
                 with open(result, 'w', encoding='utf-8') as f:
-                    json.dump(coco, f, indent=2, ensure_ascii=False)
+                    f.write(text)
         elif name in _NAMED_AFTER_IMAGES and mapping:
             with open(os.path.join(out, MANIFEST), 'w', encoding='utf-8') as f:
                 json.dump(dict(sorted(mapping.items())), f, indent=2, ensure_ascii=False)
@@ -259,6 +262,15 @@ def _placeholders(out: str, uris: list) -> dict:
             continue  # the converter kept the URI itself for this one
         mapping[os.path.relpath(local, out).replace(os.sep, '/')] = uri
     return mapping
+
+
+# `"file_name": "<JSON string>"` as the converter's json.dump writes it in COCO's images.
+_COCO_FILE_NAME = re.compile(r'("file_name": )("(?:[^"\\]|\\.)*")')
+
+
+def _json_string(mapping: dict, literal: str) -> str:
+    value = json.loads(literal)
+    return json.dumps(mapping[value]) if value in mapping else literal
 
 
 def _read(path: str) -> Iterator[bytes]:

@@ -120,6 +120,10 @@ class FlushResult:
     left: int = 0  # rows still pending afterwards
 
 
+class FormatsNotWritten(ValueError):
+    """The commit landed with every annotation, but one or more export formats could not be converted."""
+
+
 class OpenCommitNotOurs(pachd.PachdError):
     """The branch head is an unfinished commit that no writer of this plugin started."""
 
@@ -233,6 +237,8 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     # Only now, with the commit finished, are the drained rows done with. An annotation that
     # cannot be serialised is not retried for ever: it is reported, and its next save records it again.
     _entry_model().objects.filter(id__in=[row['id'] for row in rows]).delete()
+    if problems and all(line.startswith('format ') for line in problems):
+        raise FormatsNotWritten('; '.join(problems))
     if problems:
         raise ValueError('; '.join(problems))
     return commit, len(rows)
@@ -281,6 +287,9 @@ def _record_outcome(storage, result: FlushResult) -> None:
                        f'{short_reason(result.error)}. ' + (
                            'They stay in the outbox and are retried automatically.' if waiting else
                            'Save the annotation again after fixing it.'))
+            if isinstance(result.error, FormatsNotWritten) and not waiting:
+                message = (f'The annotations were exported, but not every export format: {result.error}. '
+                           'The formats are converted again at the next refresh or sync.')
             meta['last_export_error'] = message
             meta['time_last_export_error'] = str(timezone.now())
             if fresh['status'] not in (storage.Status.QUEUED, storage.Status.IN_PROGRESS):

@@ -187,10 +187,11 @@ def test_auto_export_refreshes_formats_once_per_window(api, project, pfs, pfs_cl
     assert f'{tasks[2].id}.json' not in files(pfs_client, 'ls')
 
 
-def test_a_failing_format_is_reported_and_the_rest_lands(api, project, pfs, pfs_client, labels, monkeypatch):
+def test_a_failing_format_is_reported_and_the_rest_lands(api, project, pfs, pfs_client, labels, monkeypatch,
+                                                         settings):
     from label_studio_sdk.converter import Converter
 
-    tasks = make_tasks(project, 2)
+    tasks = make_tasks(project, 3)
     annotate(api, tasks[0], box())
     storage_id = create_export(api, project, pfs, export_formats=['COCO', 'YOLO']).json()['id']
     assert sync(api, storage_id)['status'] == 'completed'
@@ -211,3 +212,12 @@ def test_a_failing_format_is_reported_and_the_rest_lands(api, project, pfs, pfs_
     coco = json.loads(files(pfs_client, 'ls/formats/COCO')['result.json'])
     assert len(coco['images']) == 2 and f'{tasks[1].id}.json' in files(pfs_client, 'ls')
     assert files(pfs_client, 'ls/formats/YOLO') == yolo_before  # the failed format's folder is as it was
+
+    # Auto-export: the annotation's commit lands; the storage says which format is missing.
+    settings.PACHYDERM_FORMATS_REFRESH_SECONDS = 0
+    annotate(api, tasks[2], box())
+    stored = PachydermExportStorage.objects.get(id=storage_id)
+    assert f'{tasks[2].id}.json' in files(pfs_client, 'ls')
+    assert len(json.loads(files(pfs_client, 'ls/formats/COCO')['result.json'])['images']) == 3
+    assert stored.status == 'completed_with_errors' and 'format YOLO' in stored.traceback
+    assert stored.traceback.startswith('The annotations were exported, but not every export format')
