@@ -16,6 +16,7 @@ interface LegacyField {
   protectedValue?: boolean;
   validators?: string[];
   value?: unknown;
+  options?: { value: unknown; label: string }[];
 }
 
 type Row = { fields?: (LegacyField | null)[]; columns?: { fields: (LegacyField | null)[] }[] };
@@ -52,6 +53,7 @@ describe("form_layout.yml", () => {
       "use_blob_urls",
       "recursive_scan",
       "watch_commits",
+      "changed_files",
     ]);
     const wizard = stepFields(pachydermProvider, "import")
       .map((field) => field.name)
@@ -101,6 +103,15 @@ describe("form_layout.yml", () => {
       label: "Sync automatically when new commits land",
     });
     expect(fields("ExportStorage").map((field) => field.name)).not.toContain("watch_commits");
+  });
+
+  it("offers the changed-files rule on source storages only, keep by default", () => {
+    expect(byName("ImportStorage", "changed_files")).toMatchObject({ type: "select", value: "keep" });
+    expect(byName("ImportStorage", "changed_files").options?.map((option) => option.value)).toEqual([
+      "keep",
+      "new_version",
+    ]);
+    expect(fields("ExportStorage").map((field) => field.name)).not.toContain("changed_files");
   });
 
   it("requires the address and the repo", () => {

@@ -63,6 +63,7 @@ describe("provider identity", () => {
       "branch",
       "commit",
       "watch_commits",
+      "changed_files",
       "regex_filter",
       "use_blob_urls",
       "recursive_scan",
@@ -102,6 +103,24 @@ describe("watch_commits", () => {
     for (const value of [true, false, null]) {
       expect(stepErrors(pachydermProvider, { target: "import" }, { ...base, watch_commits: value })).toEqual({});
     }
+  });
+});
+
+describe("changed_files", () => {
+  const changed = field("changed_files");
+
+  it("is a source storage's select: keep (the default) or new_version", () => {
+    expect(changed).toMatchObject({ type: "select", target: "import" });
+    expect(changed.options?.map((option) => option.value)).toEqual(["keep", "new_version"]);
+    expect(changed.schema.parse(undefined)).toBe("keep");
+    expect(stepFields(pachydermProvider, "export").map((entry) => entry.name)).not.toContain("changed_files");
+  });
+
+  it("takes the two values and nothing else", () => {
+    expect(messages(changed, "keep")).toEqual([]);
+    expect(messages(changed, "new_version")).toEqual([]);
+    expect(messages(changed, "sometimes")).not.toEqual([]);
+    expect(messages(changed, true)).not.toEqual([]);
   });
 });
 
@@ -302,6 +321,7 @@ describe("the connection step, validated the way the wizard does it", () => {
       recursive_scan: true,
       presign: false,
       watch_commits: false,
+      changed_files: "keep",
     });
   });
 
