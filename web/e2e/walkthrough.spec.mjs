@@ -46,6 +46,7 @@ import {
 import { pfsTools } from "./lib/pfs.mjs";
 import { createRunner, expect } from "./lib/steps.mjs";
 import { demoProjectSteps } from "./steps/demo-project.mjs";
+import { versionSteps } from "./steps/versions.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -485,6 +486,7 @@ async function walkthrough(browser) {
 
   // More steps, each a module in steps/*.mjs taking ctx, go here (after the export,
   // before the error cases), one import line at the top and one call line each.
+  await versionSteps(ctx, { repo: SOURCE_REPO, folder: FOLDER, image: LABELED });
 
   await step("the wizard explains bad input: an unreachable pachd, a missing repo", async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);

@@ -1,0 +1,96 @@
+/**
+ * Versioned labeling in the browser: the labeled image changes in Pachyderm, the
+ * source storage (set to "Make a new task version") syncs, and the Data Manager's
+ * "Pachyderm version" filter lists the old version's task, as docs/user-guide.md#versions
+ * tells a user to do: Filters, Add Filter, Pachyderm version, contains, "superseded".
+ *
+ * @param ctx the walkthrough's context (see walkthrough.spec.mjs); uses ids.project,
+ *   ids.source and ids.task from the earlier steps.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { settle } from "../lib/browser.mjs";
+
+/** A request with the browser's session, as Label Studio's own frontend sends it (CSRF header). */
+async function send(page, method, path, body) {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
+      const response = await fetch(path, {
+        method,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, text: await response.text() };
+    },
+    { method, path, body },
+  );
+}
+
+export async function versionSteps(ctx, { repo, folder, image }) {
+  const { page, api, step, expect, note, shot, ids, pfs } = ctx;
+  let newTask;
+
+  await step("a labeled image changes in Pachyderm: with \"Make a new task version\" the sync adds a new task", async () => {
+    const patched = await send(page, "PATCH", `/api/storages/pachyderm/${ids.source}`, { changed_files: "new_version" });
+    expect(patched.status === 200, `PATCH changed_files answered ${patched.status}`, patched.text.slice(0, 300));
+
+    // A new version of the labeled frame, put the way a user would (pachctl-like put-file).
+    const dir = mkdtempSync(join(tmpdir(), "versions-"));
+    const local = join(dir, image.name);
+    try {
+      execFileSync(ctx.python, ["-c",
+        "import sys; from label_studio_pachyderm.demo import png; open(sys.argv[1], 'wb').write(png(480, 320, (20, 160, 90), (100, 60, 300, 200)))",
+        local], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
+      pfs("put-file", `${repo}@master:/${folder}/${image.name}`, "-f", local, "-m", "new version of one frame");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    const synced = await send(page, "POST", `/api/storages/pachyderm/${ids.source}/sync`, {});
+    expect(synced.status === 200, `sync answered ${synced.status}`, synced.text.slice(0, 300));
+    const storage = await ctx.waitForSync(`/api/storages/pachyderm/${ids.source}`, "the source storage");
+    expect(storage.meta.tasks_superseded === 1, "the sync made one new task version", storage.meta);
+
+    const old = await api(`/api/tasks/${ids.task}`);
+    newTask = old.meta?.pachyderm?.superseded_by;
+    expect(Number.isInteger(newTask), "the labeled task names the task of the new version (superseded_by)", old.meta);
+    expect(old.total_annotations === 1, "the old version keeps its annotation", { total_annotations: old.total_annotations });
+    const fresh = await api(`/api/tasks/${newTask}`);
+    expect(fresh.meta.pachyderm.previous_task === ids.task, "the new task names the old one (previous_task)", fresh.meta);
+    note(`task ${ids.task} superseded by task ${newTask} in ${storage.meta.commit}`);
+  });
+
+  await step('the Data Manager: Filters -> Pachyderm version contains "superseded" lists the old version', async () => {
+    await page.goto(`${ctx.base}/projects/${ids.project}/data`);
+    await page.locator(".lsf-table-row").first().waitFor({ timeout: 30_000 });
+    const before = await page.locator(".lsf-table-row").count();
+    expect(before === 3, `the Data Manager lists 3 tasks (2 frames + the new version), not ${before}`);
+
+    await page.getByRole("button", { name: /^Filters/ }).click();
+    await page.getByRole("button", { name: /Add Filter/ }).click();
+    // The new filter line (Label Studio's Data Manager names it "filterLine"): its column
+    // picker, then the value field (the default operator for text is "contains").
+    const line = page.locator('[class*="filterLine"]:not([class*="filterLine__"])').last();
+    await line.locator('[class*="filterLine__column"][class*="field"]').click();
+    await page.getByText("Pachyderm version", { exact: true }).last().click();
+    await settle(page);
+    const input = line.locator('input:not([type="checkbox"])').last();
+    await input.fill("superseded");
+    await input.press("Enter");
+
+    const deadline = Date.now() + 30_000;
+    let rows = before;
+    while (Date.now() < deadline) {
+      await settle(page);
+      rows = await page.locator(".lsf-table-row").count();
+      if (rows === 1) break;
+    }
+    expect(rows === 1, `the filtered list shows 1 task (the superseded version), not ${rows}`);
+    const text = await page.locator(".lsf-table-row").first().innerText();
+    expect(text.includes(String(ids.task)), `the row is task ${ids.task}`, text);
+    await shot(page, "09-data-manager-superseded-filter.png");
+  });
+}
