@@ -4,6 +4,7 @@ Contenders of one comparison run back to back, so they see the same machine load
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -185,9 +186,13 @@ def proxy(run) -> None:
     repo, path = 'bigfile', 'media/big.mp4'
     run.client.create_repo(PROJECT, repo, exist_ok=True)
     started = time.monotonic()
-    run.client.write_commit(PROJECT, repo, 'master', [pachd.FileOp.put(path, os.urandom(size))])
+    body = os.urandom(size)
+    run.client.write_commit(PROJECT, repo, 'master', [pachd.FileOp.put(path, body)])
     run.log(f'  seeded pfs {repo}: one {run.sizes.proxy_mib} MiB file in {time.monotonic() - started:.0f} s')
-    common = dict(address=run.pfs.address, repo=repo, path=path, size=size, passes=run.sizes.proxy_passes)
+    # Every contender's bytes are compared with these (on an untimed pass of the same path).
+    common = dict(address=run.pfs.address, repo=repo, path=path, size=size, passes=run.sizes.proxy_passes,
+                  sha256=hashlib.sha256(body).hexdigest())
+    del body
     scenario = f'5. Stream {run.sizes.proxy_mib} MiB'
     raw = run.worker('raw_read', common, 'proxy_raw_read')
     _mib(raw)
