@@ -47,6 +47,7 @@ import { pfsTools } from "./lib/pfs.mjs";
 import { createRunner, expect } from "./lib/steps.mjs";
 import { demoProjectSteps } from "./steps/demo-project.mjs";
 import { versionSteps } from "./steps/versions.mjs";
+import { mediaSeekSteps } from "./steps/media-seek.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -487,6 +488,7 @@ async function walkthrough(browser) {
   // More steps, each a module in steps/*.mjs taking ctx, go here (after the export,
   // before the error cases), one import line at the top and one call line each.
   await versionSteps(ctx, { repo: SOURCE_REPO, folder: FOLDER, image: LABELED });
+  await mediaSeekSteps(ctx, { repo: SOURCE_REPO, folder: FOLDER });
 
   await step("the wizard explains bad input: an unreachable pachd, a missing repo", async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
