@@ -153,7 +153,8 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
             commit = self._listing_commit(client)
             if not commit:
                 return  # no commit finished without error yet: nothing to show
-            for entry in client.list_files(
+            # The preview reads only its first page: by directory, so it starts without a walk of the repo.
+            for entry in client.list_files_by_directory(
                 self.project_name, self.repo, commit, self.clean_prefix, recursive=self.recursive_scan
             ):
                 if self.path_matches(entry.path):

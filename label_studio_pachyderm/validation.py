@@ -76,15 +76,16 @@ def validate_import_storage(storage, require_files: bool = True) -> str:
 
 
 def _check_files(storage, client, commit: str) -> None:
-    """At least one selected file; a missing prefix is reported by pachd as a missing file.
+    """At least one selected file; a missing prefix lists no files.
 
     The whole listing is scanned when it has to be: stopping early would call a storage whose
     filter matches nothing "connected" (as this check once did after 10,000 files), or refuse one
-    whose first match comes late. Listing is streamed; the first match ends it.
+    whose first match comes late. Listing is streamed, one directory at a time (the first file
+    arrives without a walk of the whole repo); the first match ends it.
     """
     listed = 0
     with _checking('prefix'):
-        for entry in client.list_files(
+        for entry in client.list_files_by_directory(
             storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
         ):
             if storage.path_matches(entry.path):

@@ -78,6 +78,16 @@ def test_resync_is_incremental_and_never_duplicates(api, project, pfs, pfs_clien
     assert Task.objects.filter(project=project).count() == 4
 
 
+def test_full_rescan_marks_the_tasks_of_files_gone_since(api, project, pfs, pfs_client, images):
+    sid = create(api, project, pfs, use_blob_urls=True, regex_filter=r'\.png$').json()['id']
+    assert sync(api, sid)['meta']['links_marked_missing'] == 0  # a first sync: nothing to compare with
+    put(pfs_client, 'images', {}, deletes=['a.png'])
+    storage = sync(api, sid, full_rescan=True)  # a full listing, not the diff, has to notice it
+    assert storage['meta']['sync_mode'] == 'full' and storage['meta']['links_marked_missing'] == 1
+    assert not PachydermImportStorageLink.objects.get(key='a.png').object_exists
+    assert PachydermImportStorageLink.objects.get(key='b.png').object_exists
+
+
 def test_prefix_recursive_off_and_pinned_commit(api, project, pfs, pfs_client, images):
     put(pfs_client, 'images', {'sub/deeper/e.png': PNG, 'sub/f.png': PNG})
     sid = create(api, project, pfs, use_blob_urls=True, prefix='sub', recursive_scan=False).json()['id']

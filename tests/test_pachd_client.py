@@ -1,5 +1,6 @@
 """The pachd client layer against the local PFS server, over real gRPC on loopback."""
 import io
+import itertools
 import threading
 import time
 
@@ -450,6 +451,26 @@ def test_listing_is_streamed_and_skips_directories(pachd_client, images_repo):
     assert len(entry.hash) == 64 and entry.committed is not None
     # A branch name reads its head; entries name the commit they were listed from.
     assert {e.commit for e in pachd_client.list_files(PROJECT, images_repo, 'master')} == {commit}
+
+
+def test_listing_by_directory_gives_the_walk_and_reads_only_as_far_as_asked(pachd_client, images_repo, monkeypatch):
+    names = ['a.png', 'b/c.png', 'b/d/e.png', 'b/d/f.txt', 'b/g.png', 'b0.png', 'z/y/x/w.png']
+    commit = put(pachd_client, images_repo, {name: name.encode() for name in names})
+    for path in ('', 'b', '/b/d/', 'a.png'):
+        for recursive in (True, False):
+            walked = [(e.path, e.size, e.hash) for e in
+                      pachd_client.list_files(PROJECT, images_repo, commit, path, recursive=recursive)]
+            by_directory = [(e.path, e.size, e.hash) for e in
+                            pachd_client.list_files_by_directory(PROJECT, images_repo, commit, path, recursive)]
+            assert by_directory == walked, (path, recursive)
+    assert list(pachd_client.list_files_by_directory(PROJECT, images_repo, commit, 'missing')) == []
+
+    # The first files come from the first directories alone: later ones are not listed yet.
+    listed = []
+    list_files = pachd_client.list_files
+    monkeypatch.setattr(pachd_client, 'list_files', lambda *a, **kw: listed.append(a[3]) or list_files(*a, **kw))
+    first_two = list(itertools.islice(pachd_client.list_files_by_directory(PROJECT, images_repo, commit), 2))
+    assert [e.path for e in first_two] == ['a.png', 'b/c.png'] and listed == ['', 'b']
 
 
 def test_read_ranges(pachd_client, images_repo):
