@@ -101,6 +101,8 @@ def _export(run, count: int, s3_count: int) -> None:
     run.moto.command(op='bucket', bucket='scale-export')
     for key, n, repos, bucket in (('pachyderm', count, {'pachyderm': 'scale_export'}, 'unused'),
                                   ('s3', s3_count, {}, 'scale-export')):
+        if not n:
+            continue  # --scale-s3-annotations 0: no S3 peer in this run
         started = time.monotonic()
         prepared = run.worker('export_prepare', dict(count=n, address=run.pfs.address, pachyderm_repos=repos,
                                                      bucket=bucket), f'scale_export_prepare_{key}')
@@ -121,7 +123,7 @@ def _export(run, count: int, s3_count: int) -> None:
              label, result, 'annotations', note=note)
         run.discard(result)
         run.discard(prepared)
-    run.table.checks += [
-        Check('scale/export-pachyderm', 'rss', None, 500, 'peak RSS'),
-        Check('scale/export-pachyderm', 'per_item', 'scale/export-s3', None, f's3 at {s3_count:,}'),
-    ]
+    run.table.checks.append(Check('scale/export-pachyderm', 'rss', None, 500, 'peak RSS'))
+    if s3_count:
+        run.table.checks.append(Check('scale/export-pachyderm', 'per_item', 'scale/export-s3', None,
+                                      f's3 at {s3_count:,}'))
