@@ -143,13 +143,15 @@ class Conversion:
         from label_studio_sdk.converter import Converter
 
         offered = set(available(self.project))
-        converter = Converter(
-            config=self.project.get_parsed_config(), project_dir=None,
-            upload_dir=os.path.join(settings.MEDIA_ROOT, settings.UPLOAD_DIR),
-            download_resources=False, access_token=None, hostname=None,
-        )
+        config = self.project.get_parsed_config()
+
+        def converter():  # one per format, as LS's export makes one per conversion (it keeps state)
+            return Converter(config=config, project_dir=None,
+                             upload_dir=os.path.join(settings.MEDIA_ROOT, settings.UPLOAD_DIR),
+                             download_resources=False, access_token=None, hostname=None)
+
         # The converter reads its media from this data key (the first object tag), as for LS's export.
-        keys = list(getattr(converter, '_data_keys', None) or [])
+        keys = list(getattr(converter(), '_data_keys', None) or [])
         data_key = keys[0] if keys else None
         input_path = os.path.join(self._dir, 'tasks.json')
         uris = self._write_tasks(input_path, data_key)
@@ -162,7 +164,7 @@ class Conversion:
             out = os.path.join(self._dir, 'out', name)
             try:
                 os.makedirs(out)
-                converter.convert(input_path, out, name, is_dir=False)
+                converter().convert(input_path, out, name, is_dir=False)
                 if mapping is None:  # the same for every format: each output folder is at the same depth
                     mapping = _placeholders(out, uris)
                 self._reference_media(name, out, mapping)

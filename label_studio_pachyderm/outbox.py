@@ -430,11 +430,19 @@ def write_soon(storage) -> None:
     """Inline mode, after a change was recorded: write it now if this request can be the writer.
 
     A target whose pachd failed moments ago is not dialled again by a request (a burst
-    of submits would each wait on it); its retry is already scheduled.
+    of submits would each wait on it); its retry is already scheduled. Neither is a commit
+    that is due to carry the export formats: converting every annotated task of the project
+    takes seconds to a minute, so this process's retry thread writes that commit (the same
+    writer, the same one commit) and the request returns at once.
     """
+    from . import formats
+
     backoff = _unreachable_until.get(target_key(storage), 0) - time.monotonic()
     if backoff > 0:
         _retries.later(storage.id, backoff, None)
+        return
+    if storage.export_formats and formats.due(storage):
+        _retries.later(storage.id, 0.0, None)
         return
     retry_later(storage, flush(storage))
 

@@ -1,6 +1,7 @@
 """Training formats (COCO, YOLO, ...) written by a target storage in the commit of its JSON export."""
 import io
 import json
+import time
 import zipfile
 from datetime import timedelta
 
@@ -58,6 +59,18 @@ def sync(api, storage_id):
 def files(client, under):
     return {f.path[len(under) + 1:]: client.get_file_bytes('default', 'labels', 'master', f.path)
             for f in client.list_files('default', 'labels', 'master', under)}
+
+
+def eventually(check, timeout=90.0):
+    """``check()`` once it holds: a commit that carries formats is written by the retry thread, not the request."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def label_studio_export(api, project, export_type) -> dict:
@@ -158,32 +171,37 @@ def test_auto_export_refreshes_formats_once_per_window(api, project, pfs, pfs_cl
     r = create_export(api, project, pfs, export_formats=['YOLO'], can_delete_objects=True)
     storage = PachydermExportStorage.objects.get(id=r.json()['id'])
 
-    def last_commit():
-        return list(pfs_client.list_commits('default', 'labels'))[0]
+    def commits():
+        return list(pfs_client.list_commits('default', 'labels'))
 
     def yolo_labels():
         return sorted(k for k in files(pfs_client, 'ls/formats/YOLO') if k.startswith('labels/'))
 
+    def formats_commit(labels_count, commit_count):
+        history = commits()
+        assert len(history) == commit_count and history[0].finished
+        assert 'formats: YOLO' in history[0].description and len(yolo_labels()) == labels_count
+
     annotate(api, tasks[0], box())  # first auto-export: the formats were never written
-    assert 'formats: YOLO' in last_commit().description and len(yolo_labels()) == 1
-    annotate(api, tasks[1], box())  # within the window: the JSON only
-    assert 'formats' not in last_commit().description and len(yolo_labels()) == 1
+    eventually(lambda: formats_commit(1, 1))  # JSON and formats in one commit
+    assert f'{tasks[0].id}.json' in files(pfs_client, 'ls')
+    annotate(api, tasks[1], box())  # within the window: the JSON only, written by the request itself
+    assert len(commits()) == 2 and 'formats' not in commits()[0].description and len(yolo_labels()) == 1
     assert files(pfs_client, 'ls').keys() >= {f'{tasks[0].id}.json', f'{tasks[1].id}.json'}
 
     # The window has passed; no change pending, so no commit is made for the formats alone.
     PachydermExportStorage.objects.filter(id=storage.id).update(
         formats_exported_at=timezone.now() - timedelta(seconds=61))
-    count = len(list(pfs_client.list_commits('default', 'labels')))
     from label_studio_pachyderm import outbox
 
-    assert outbox.flush(storage).commits == [] and len(list(pfs_client.list_commits('default', 'labels'))) == count
+    assert outbox.flush(storage).commits == [] and len(commits()) == 2
     annotation = annotate(api, tasks[2], box())  # the next change carries them
-    assert 'formats: YOLO' in last_commit().description and len(yolo_labels()) == 3
+    eventually(lambda: formats_commit(3, 3))
 
     # A deleted annotation's label file goes with the next refresh: the folder is the converter's output.
     settings.PACHYDERM_FORMATS_REFRESH_SECONDS = 0
     assert api.delete(f'/api/annotations/{annotation}/').status_code == 204
-    assert 'formats: YOLO' in last_commit().description and len(yolo_labels()) == 2
+    eventually(lambda: formats_commit(2, 4))
     assert f'{tasks[2].id}.json' not in files(pfs_client, 'ls')
 
 
@@ -216,8 +234,14 @@ def test_a_failing_format_is_reported_and_the_rest_lands(api, project, pfs, pfs_
     # Auto-export: the annotation's commit lands; the storage says which format is missing.
     settings.PACHYDERM_FORMATS_REFRESH_SECONDS = 0
     annotate(api, tasks[2], box())
-    stored = PachydermExportStorage.objects.get(id=storage_id)
+
+    def reported():  # the auto-export's own message (the manual sync's is still there until then)
+        stored = PachydermExportStorage.objects.get(id=storage_id)
+        assert (stored.traceback or '').startswith('The annotations were exported, but not every export format')
+        return stored
+
+    stored = eventually(reported)
+    assert stored.status == 'completed_with_errors' and 'format YOLO' in stored.traceback
+    assert 'disk full' in stored.meta['last_export_error']
     assert f'{tasks[2].id}.json' in files(pfs_client, 'ls')
     assert len(json.loads(files(pfs_client, 'ls/formats/COCO')['result.json'])['images']) == 3
-    assert stored.status == 'completed_with_errors' and 'format YOLO' in stored.traceback
-    assert stored.traceback.startswith('The annotations were exported, but not every export format')
