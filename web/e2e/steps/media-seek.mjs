@@ -58,7 +58,13 @@ export async function mediaSeekSteps(ctx, { repo, folder }) {
     const imported = await send(page, "POST", `/api/projects/${ids.project}/import`, [{ image: labeled.data.image, audio: audioUri }]);
     expect(imported.status === 201, `importing the audio task answered ${imported.status}`, imported.text.slice(0, 300));
     const tasks = await api(`/api/tasks?project=${ids.project}&page_size=100`);
-    const task = (tasks.tasks ?? tasks).find((t) => t.data?.audio === audioUri);
+    // The tasks API shows media URIs as Label Studio's proxy URLs (fileuri = the URI in base64).
+    const holds = (value) => {
+      if (value === audioUri) return true;
+      const fileuri = typeof value === "string" && new URL(value, "http://x").searchParams.get("fileuri");
+      return Boolean(fileuri) && Buffer.from(fileuri, "base64").toString("utf8") === audioUri;
+    };
+    const task = (tasks.tasks ?? tasks).find((t) => holds(t.data?.audio));
     expect(task, "the audio task exists", (tasks.tasks ?? tasks).map((t) => t.data));
 
     const url = `/tasks/${task.id}/resolve/?fileuri=${Buffer.from(audioUri).toString("base64url")}`;

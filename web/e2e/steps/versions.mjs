@@ -75,6 +75,8 @@ export async function versionSteps(ctx, { repo, folder, image }) {
     // picker, then the value field (the default operator for text is "contains").
     const line = page.locator('[class*="filterLine"]:not([class*="filterLine__"])').last();
     await line.locator('[class*="filterLine__column"][class*="field"]').click();
+    // The column list is long: type into its search box, as a user would, then pick the column.
+    await page.getByPlaceholder("Search").last().fill("Pachyderm");
     await page.getByText("Pachyderm version", { exact: true }).last().click();
     await settle(page);
     const input = line.locator('input:not([type="checkbox"])').last();
