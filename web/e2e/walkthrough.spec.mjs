@@ -428,8 +428,17 @@ async function walkthrough(browser) {
   await step(`add a Pachyderm target storage (${TARGET_REPO}@master), sync it, read the export back from Pachyderm`, async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
     await openPachydermForm(page, "target");
-    check((await page.locator('input[name="repo"]').getAttribute("placeholder")) === "labels", 'the target form suggests the repo "labels"');
-    check((await page.getByText("Import your data from cloud storage providers").count()) === 0, 'the target form does not say "Import your data"');
+    // The plugin corrects these words once the wizard has drawn them (next animation frame): wait for it.
+    const corrected = await page
+      .waitForFunction(
+        () => document.querySelector('input[name="repo"]')?.getAttribute("placeholder") === "labels" &&
+          !document.body.innerText.includes("Import your data from cloud storage providers"),
+        null,
+        { timeout: 10_000 },
+      )
+      .then(() => true, () => false);
+    check(corrected || (await page.locator('input[name="repo"]').getAttribute("placeholder")) === "labels", 'the target form suggests the repo "labels"');
+    check(corrected || (await page.getByText("Import your data from cloud storage providers").count()) === 0, 'the target form does not say "Import your data"');
     await fillConnection(page, { title: TARGET_TITLE, address: FORM_ADDRESS, repo: TARGET_REPO, branch: "master" });
     const connection = await testConnection(page, "target");
     expect(connection.status === 200, `Check connection (target) answered ${connection.status}`, connection.body);

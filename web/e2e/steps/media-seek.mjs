@@ -67,7 +67,9 @@ export async function mediaSeekSteps(ctx, { repo, folder }) {
     const task = (tasks.tasks ?? tasks).find((t) => holds(t.data?.audio));
     expect(task, "the audio task exists", (tasks.tasks ?? tasks).map((t) => t.data));
 
-    const url = `/tasks/${task.id}/resolve/?fileuri=${Buffer.from(audioUri).toString("base64url")}`;
+    // The URL Label Studio itself gives the labeling screen for this task's audio.
+    const url = task.data.audio;
+    expect(url.startsWith(`/tasks/${task.id}/resolve/?fileuri=`), "Label Studio serves the audio through its proxy URL", url);
     const answers = [];
     const onResponse = (response) => {
       if (!response.url().includes(`/tasks/${task.id}/resolve/`)) return;
@@ -82,7 +84,13 @@ export async function mediaSeekSteps(ctx, { repo, folder }) {
         audio.preload = "auto";
         const event = (name) => new Promise((resolve, reject) => {
           audio.addEventListener(name, () => resolve(), { once: true });
-          audio.addEventListener("error", () => reject(new Error(`media error ${audio.error?.code}: ${audio.error?.message}`)), { once: true });
+          audio.addEventListener("error", async () => {
+            // Say what the proxy answered, not only that the element gave up.
+            const probe = await fetch(src, { headers: { Range: "bytes=0-15" } }).catch((error) => ({ status: String(error) }));
+            const head = probe.arrayBuffer ? new Uint8Array(await probe.arrayBuffer()).slice(0, 16) : [];
+            reject(new Error(`media error ${audio.error?.code}: ${audio.error?.message}; GET ${src} with Range bytes=0-15 ` +
+              `answered ${probe.status} ${probe.headers?.get("content-type") ?? ""}, first bytes ${Array.from(head).join(",")}`));
+          }, { once: true });
         });
         const loaded = event("loadedmetadata");
         audio.src = src;
