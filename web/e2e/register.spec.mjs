@@ -158,6 +158,9 @@ const STORED = {
   recursive_scan: true,
   presign: false,
   presign_ttl: 1,
+  // Every field the API returns for a source storage: the wizard validates the stored values.
+  watch_commits: false,
+  changed_files: "keep",
   status: "completed",
   last_sync_count: 3,
 };
