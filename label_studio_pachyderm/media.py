@@ -12,7 +12,7 @@ URI, and every check Label Studio's view and the plugin's ``proxy.py`` would mak
 passes. It runs only the middleware that decide who is asking (from ``MIDDLEWARE``,
 in order: sessions, API keys, authentication, JWT, the inactivity timeout), then
 DRF's own authenticators, then: ``Task``/``Project.has_permission``,
-``models.is_project_member``, ``proxy.data_holds`` / ``proxy.project_holds``, the
+``proxy.pfs_refusal`` (organization membership, the URI held by the task or project), the
 project's Pachyderm storage that ``can_resolve_url``. It streams with Label Studio's
 own ``proxy_data_from_storage`` (Range capping, headers, ETag, 304, time limit), from
 ``get_bytes_stream`` (the Range answers). In every other case, a refusal included,
@@ -49,12 +49,12 @@ AUTH_MIDDLEWARE = (
 
 def _pfs_uri(request):
     """The decoded ``fileuri`` when it is a well-formed pfs:// URI, else None."""
-    from .proxy import _decoded
+    from .proxy import decode_fileuri
 
     fileuri = request.GET.get('fileuri')
     if not fileuri:
         return None
-    wanted = _decoded(fileuri)
+    wanted = decode_fileuri(fileuri)
     # Padded URIs and anything uri.parse refuses go to the normal stack. A parsed URI has
     # no empty path segment, so no other scheme's "x://" can appear in it: no other
     # provider's storage can claim it.
@@ -101,8 +101,8 @@ def serve(request, kind: str, pk: int, wanted: str):
     from rest_framework.settings import api_settings
     from tasks.models import Task
 
-    from .models import PachydermImportStorage, is_project_member
-    from .proxy import data_holds, project_holds
+    from .models import PachydermImportStorage
+    from .proxy import pfs_refusal
 
     # The authenticators Label Studio's proxy view uses (DRF's defaults, as its settings set them).
     drf_request = Request(request, authenticators=[a() for a in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
@@ -115,9 +115,7 @@ def serve(request, kind: str, pk: int, wanted: str):
         project = instance.project if instance is not None else None
     else:
         instance = project = next(iter(Project.objects.select_related('organization').filter(pk=pk)[:1]), None)
-    if instance is None or not instance.has_permission(user) or not is_project_member(user, project):
-        return None
-    if not (project_holds(project, wanted) if kind == 'projects' else data_holds(instance.data, wanted)):
+    if instance is None or not instance.has_permission(user) or pfs_refusal(user, instance, wanted) is not None:
         return None
     storage = next((s for s in PachydermImportStorage.objects.filter(project=project) if s.can_resolve_url(wanted)),
                    None)

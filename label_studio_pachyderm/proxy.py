@@ -29,7 +29,7 @@ from . import uri
 from .models import PachydermImportStorageLink, is_project_member
 
 
-def _decoded(fileuri: str) -> str:
+def decode_fileuri(fileuri: str) -> str:
     # The same two readings Label Studio's proxy tries.
     try:
         return base64.urlsafe_b64decode(fileuri.encode()).decode()
@@ -90,17 +90,28 @@ def project_holds(project, wanted: str) -> bool:
     return any(data_holds(data, wanted) for data in candidates.values_list('data', flat=True).iterator())
 
 
+def pfs_refusal(user, instance, wanted: str) -> int | None:
+    """The status for a pfs:// URI ``user`` may not read through ``instance`` (a task or a project), else None.
+
+    The plugin's rules on top of Label Studio's: 403 without membership of the project's
+    organization, 404 for a URI the task (or no task of the project) holds. Both the proxy view
+    below and the lean media path (``media.py``) apply exactly this.
+    """
+    project = instance if isinstance(instance, Project) else instance.project
+    if not is_project_member(user, project):
+        return status.HTTP_403_FORBIDDEN
+    held = project_holds(project, wanted) if isinstance(instance, Project) else data_holds(instance.data, wanted)
+    return None if held else status.HTTP_404_NOT_FOUND
+
+
 class _PachydermChecks:
     def resolve(self, request, fileuri, instance):
-        wanted = _decoded(fileuri or '').strip()
+        wanted = decode_fileuri(fileuri or '').strip()
         if not wanted.startswith(f'{uri.SCHEME}://'):
             return super().resolve(request, fileuri, instance)
-        project = instance if isinstance(instance, Project) else instance.project
-        if not is_project_member(request.user, project):
-            return Response(status=status.HTTP_403_FORBIDDEN)
-        held = project_holds(project, wanted) if isinstance(instance, Project) else data_holds(instance.data, wanted)
-        if not held:
-            return Response(status=status.HTTP_404_NOT_FOUND)
+        refused = pfs_refusal(request.user, instance, wanted)
+        if refused is not None:
+            return Response(status=refused)
         return super().resolve(request, fileuri, instance)
 
 
