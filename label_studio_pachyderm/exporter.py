@@ -285,7 +285,7 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
         raise validation_error(exc, per_field=False) from None
     finally:
         if conversion is not None:
-            conversion.__exit__(None, None, None)
+            conversion.close()
 
     if commit and conversion is not None:
         from . import formats as formats_module
@@ -326,11 +326,13 @@ def _convert_formats(storage, run):
         return None
     conversion = formats_module.Conversion(storage, names)
     try:
-        conversion.__enter__()
+        conversion.convert()
     except Exception as exc:  # the tasks could not be read or serialised: no format this time
         logger.warning('Pachyderm storage %s: formats not converted: %s', storage.id, exc)
         run.formats_failed = tuple(names)
-        run.errors.extend(f'format {name}: not converted ({type(exc).__name__}: {exc})' for name in names)
+        run.errors.extend(
+            formats_module.FormatProblem(f'format {name}: not converted ({type(exc).__name__}: {exc})')
+            for name in names)
         return None
     run.formats_written = tuple(conversion.written)
     run.formats_failed = tuple(name for name in names if name not in conversion.written)

@@ -48,9 +48,12 @@ _NAMED_AFTER_IMAGES = ('YOLO', 'YOLO_OBB', 'VOC')
 _COCO_LIKE = ('COCO',)
 
 
+class FormatProblem(str):
+    """A format left out of a commit (``format NAME: reason``); the annotations of that commit still landed."""
+
+
 def refresh_seconds() -> float:
-    value = getattr(settings, 'PACHYDERM_FORMATS_REFRESH_SECONDS', 300)
-    return float(300 if value is None else value)
+    return float(settings.PACHYDERM_FORMATS_REFRESH_SECONDS)
 
 
 def copies_media(name: str) -> bool:
@@ -109,7 +112,8 @@ def mark_written(storage, at) -> None:
 class Conversion:
     """The converter's output for ``names``, in a temporary directory, as file operations.
 
-    Use as a context manager; ``written`` and ``errors`` are known after ``__enter__``.
+    ``convert()`` fills the directory (``written`` and ``errors`` are known afterwards);
+    ``close()`` removes it. Also a context manager doing both.
     """
 
     def __init__(self, storage, names: Iterable[str]):
@@ -117,26 +121,31 @@ class Conversion:
         self.project = storage.project
         self.names = list(dict.fromkeys(names))
         self.written: list = []  # format names converted
-        self.errors: list = []  # 'format NAME: reason'
+        self.errors: list = []  # FormatProblem('format NAME: reason')
         self.started_at = None
         self.tasks = 0
         self._dir = None
 
-    def __enter__(self):
+    def convert(self) -> 'Conversion':
         self.started_at = timezone.now()
         self._dir = tempfile.mkdtemp(prefix='lsp-formats-')
         try:
             self._convert_all()
         except BaseException:
-            self.__exit__(None, None, None)
+            self.close()
             raise
         return self
 
-    def __exit__(self, *exc):
+    def close(self) -> None:
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
-        return False
+
+    def __enter__(self) -> 'Conversion':
+        return self.convert()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # -- conversion
     def _convert_all(self) -> None:
@@ -158,8 +167,9 @@ class Conversion:
         mapping = None
         for name in self.names:
             if name not in offered:
-                self.errors.append(f'format {name}: not available for this project\'s labeling config '
-                                   f'(available: {", ".join(sorted(offered)) or "none"})')
+                self.errors.append(FormatProblem(
+                    f'format {name}: not available for this project\'s labeling config '
+                    f'(available: {", ".join(sorted(offered)) or "none"})'))
                 continue
             out = os.path.join(self._dir, 'out', name)
             try:
@@ -170,7 +180,8 @@ class Conversion:
                 self._reference_media(name, out, mapping)
             except Exception as exc:
                 logger.warning('Pachyderm storage %s: format %s not converted: %s', self.storage.id, name, exc)
-                self.errors.append(f'format {name}: the converter failed ({type(exc).__name__}: {exc})')
+                self.errors.append(FormatProblem(
+                    f'format {name}: the converter failed ({type(exc).__name__}: {exc})'))
                 shutil.rmtree(out, ignore_errors=True)
                 continue
             self.written.append(name)

@@ -237,7 +237,7 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     # Only now, with the commit finished, are the drained rows done with. An annotation that
     # cannot be serialised is not retried for ever: it is reported, and its next save records it again.
     _entry_model().objects.filter(id__in=[row['id'] for row in rows]).delete()
-    if problems and all(line.startswith('format ') for line in problems):
+    if problems and all(isinstance(problem, formats.FormatProblem) for problem in problems):
         raise FormatsNotWritten('; '.join(problems))
     if problems:
         raise ValueError('; '.join(problems))
