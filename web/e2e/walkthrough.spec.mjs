@@ -39,9 +39,11 @@ import {
   launchChromium,
   login,
   nextResponse,
+  proxiedUri,
   screenshotter,
   settle,
   storageCard,
+  waitForLabelingImage,
 } from "./lib/browser.mjs";
 import { pfsTools } from "./lib/pfs.mjs";
 import { createRunner, expect } from "./lib/steps.mjs";
@@ -331,10 +333,7 @@ async function walkthrough(browser) {
     const tasks = await api(context, `/api/tasks?project=${ids.project}&page_size=100`);
     const list = tasks.tasks ?? tasks;
     // The API shows each task's image as a proxy URL; the file URI is in its fileuri parameter.
-    const uriOf = (task) => {
-      const url = new URL(String(Object.values(task.data)[0]), BASE);
-      return url.searchParams.has("fileuri") ? Buffer.from(url.searchParams.get("fileuri"), "base64").toString() : url.href;
-    };
+    const uriOf = (task) => proxiedUri(String(Object.values(task.data)[0]), BASE);
     const labeled = list.find((task) => uriOf(task).endsWith(`/${FOLDER}/${LABELED.name}`));
     expect(labeled, `a task points at /${FOLDER}/${LABELED.name}`, list.map(uriOf));
     ids.task = labeled.id;
@@ -354,14 +353,7 @@ async function walkthrough(browser) {
       await page.waitForURL((url) => url.searchParams.get("task") === String(ids.task), { timeout: 30_000 });
       const image = page.locator(".lsf-main-view .lsf-image img");
       await image.waitFor({ state: "attached", timeout: 30_000 });
-      await page.waitForFunction(
-        () => {
-          const img = document.querySelector(".lsf-main-view .lsf-image img");
-          return img && img.complete && img.naturalWidth > 0;
-        },
-        null,
-        { timeout: 30_000 },
-      );
+      await waitForLabelingImage(page, 30_000);
       const natural = await image.evaluate((img) => ({ width: img.naturalWidth, height: img.naturalHeight }));
       expect(
         natural.width === LABELED.width && natural.height === LABELED.height,
@@ -374,7 +366,7 @@ async function walkthrough(browser) {
       expect(last.status() === 200, `the storage proxy answered ${last.status()}`);
       expect(last.headers()["content-type"]?.startsWith("image/png"), "the storage proxy said image/png", last.headers()["content-type"]);
       expect(sha256(bytes) === LABELED.sha256, "the proxy served the exact bytes put into Pachyderm");
-      const uri = Buffer.from(new URL(last.url()).searchParams.get("fileuri"), "base64").toString();
+      const uri = proxiedUri(last.url());
       note(`proxy: 200 image/png, ${bytes.length} bytes, fileuri=${uri}`);
       expect(uri.startsWith(`pfs://default/${SOURCE_REPO}@`) && uri.endsWith(`/${FOLDER}/${LABELED.name}`), `the task URI names the image in ${SOURCE_REPO}@<commit>`, uri);
     } finally {

@@ -116,3 +116,44 @@ export function storageCard(page, title) {
     .filter({ has: page.getByRole("button", { name: "Sync Storage" }) })
     .last();
 }
+
+/**
+ * A request to Label Studio's API with the page's session, as its own frontend sends it
+ * (the CSRF header from the cookie); returns the status and the body text.
+ */
+export async function sessionRequest(page, method, path, body) {
+  return page.evaluate(
+    async ({ method, path, body }) => {
+      const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
+      const response = await fetch(path, {
+        method,
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, text: await response.text() };
+    },
+    { method, path, body },
+  );
+}
+
+/**
+ * The file URI behind a value of task data as Label Studio's API shows it: its proxy URL
+ * (`/tasks/<id>/resolve/?fileuri=<base64>`) names the URI in `fileuri`; anything else is itself.
+ */
+export function proxiedUri(value, base = "http://localhost") {
+  if (typeof value !== "string") return value;
+  const url = new URL(value, base);
+  return url.searchParams.has("fileuri") ? Buffer.from(url.searchParams.get("fileuri"), "base64").toString("utf8") : value;
+}
+
+/** Waits until the labeling screen's image has loaded (its bytes came through the storage proxy). */
+export async function waitForLabelingImage(page, timeout = 60_000) {
+  await page.waitForFunction(
+    () => {
+      const img = document.querySelector(".lsf-main-view .lsf-image img");
+      return img && img.complete && img.naturalWidth > 0;
+    },
+    null,
+    { timeout },
+  );
+}

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { bodyText, login, nextResponse } from "../lib/browser.mjs";
+import { bodyText, login, nextResponse, proxiedUri, waitForLabelingImage } from "../lib/browser.mjs";
 import { parseDemoBlock } from "../lib/demo-block.mjs";
 
 // The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
@@ -67,18 +67,10 @@ export async function demoProjectSteps(ctx) {
       page.getByRole("button", { name: /Label All Tasks/ }).click(),
     ]);
     const task = JSON.parse(await bodyText(next));
-    const image = new URL(String(Object.values(task.data ?? {})[0]), ctx.base);
-    const uri = image.searchParams.has("fileuri") ? Buffer.from(image.searchParams.get("fileuri"), "base64").toString() : image.href;
+    const uri = proxiedUri(String(Object.values(task.data ?? {})[0]), ctx.base);
     const shape = SHAPES[uri.split("/").pop()];
     expect(shape, "the task to label is one of the demo's images", uri);
-    await page.waitForFunction(
-      () => {
-        const img = document.querySelector(".lsf-main-view .lsf-image img");
-        return img && img.complete && img.naturalWidth > 0;
-      },
-      null,
-      { timeout: 60_000 },
-    );
+    await waitForLabelingImage(page);
     await page.locator(".lsf-main-view .lsf-label", { hasText: shape.label }).first().click();
     const stage = await page.locator(".lsf-main-view .konvajs-content").first().boundingBox();
     expect(stage && stage.width > 100, "the image stage is on screen", stage);

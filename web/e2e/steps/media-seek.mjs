@@ -11,6 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { proxiedUri, sessionRequest as send } from "../lib/browser.mjs";
 
 // 60 s of 44.1 kHz stereo 16-bit (~10 MiB): larger than Label Studio's 8 MiB range cap, so
 // a seek to the end is a request of its own.
@@ -23,21 +24,6 @@ with wave.open(sys.argv[1], 'wb') as out:
     out.setnchannels(2); out.setsampwidth(2); out.setframerate(rate)
     out.writeframes(period * seconds)
 `;
-
-async function send(page, method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
-      const response = await fetch(path, {
-        method,
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: response.status, text: await response.text() };
-    },
-    { method, path, body },
-  );
-}
 
 export async function mediaSeekSteps(ctx, { repo, folder }) {
   const { page, api, step, expect, note, ids, pfs } = ctx;
@@ -58,13 +44,7 @@ export async function mediaSeekSteps(ctx, { repo, folder }) {
     const imported = await send(page, "POST", `/api/projects/${ids.project}/import`, [{ image: labeled.data.image, audio: audioUri }]);
     expect(imported.status === 201, `importing the audio task answered ${imported.status}`, imported.text.slice(0, 300));
     const tasks = await api(`/api/tasks?project=${ids.project}&page_size=100`);
-    // The tasks API shows media URIs as Label Studio's proxy URLs (fileuri = the URI in base64).
-    const holds = (value) => {
-      if (value === audioUri) return true;
-      const fileuri = typeof value === "string" && new URL(value, "http://x").searchParams.get("fileuri");
-      return Boolean(fileuri) && Buffer.from(fileuri, "base64").toString("utf8") === audioUri;
-    };
-    const task = (tasks.tasks ?? tasks).find((t) => holds(t.data?.audio));
+    const task = (tasks.tasks ?? tasks).find((t) => proxiedUri(t.data?.audio) === audioUri);
     expect(task, "the audio task exists", (tasks.tasks ?? tasks).map((t) => t.data));
 
     // The URL Label Studio itself gives the labeling screen for this task's audio.

@@ -11,23 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { settle } from "../lib/browser.mjs";
-
-/** A request with the browser's session, as Label Studio's own frontend sends it (CSRF header). */
-async function send(page, method, path, body) {
-  return page.evaluate(
-    async ({ method, path, body }) => {
-      const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1] ?? "";
-      const response = await fetch(path, {
-        method,
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: response.status, text: await response.text() };
-    },
-    { method, path, body },
-  );
-}
+import { sessionRequest as send, settle } from "../lib/browser.mjs";
 
 export async function versionSteps(ctx, { repo, folder, image }) {
   const { page, api, step, expect, note, shot, ids, pfs } = ctx;
