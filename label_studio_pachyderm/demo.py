@@ -19,11 +19,15 @@ made first: a second run reuses the project and its storages and creates no dupl
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import json
 import os
 import struct
 import sys
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import zlib
 
 from . import pachd
@@ -97,15 +101,12 @@ class _Api:
     """Label Studio's REST API over HTTP, with the session a browser gets from the login page."""
 
     def __init__(self, base_url: str, email: str, password: str):
-        import http.cookiejar
-        import urllib.request
-
         self.base = base_url.rstrip('/')
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
         self._request('GET', '/user/login/')  # sets the CSRF cookie the login form needs
         form = {'email': email, 'password': password, 'csrfmiddlewaretoken': self._csrf()}
-        status, _, final_url = self._request('POST', '/user/login/', form=form)
+        _, _, final_url = self._request('POST', '/user/login/', form=form)
         if '/user/login' in final_url:
             raise DemoError(f'Label Studio at {self.base} refused the login of {email!r} (wrong password?)')
 
@@ -113,10 +114,6 @@ class _Api:
         return next((c.value for c in self.cookies if c.name == 'csrftoken'), '')
 
     def _request(self, method: str, path: str, body=None, form=None):
-        import urllib.error
-        import urllib.parse
-        import urllib.request
-
         headers = {'X-CSRFToken': self._csrf(), 'Referer': self.base + '/'}
         data = None
         if form is not None:

@@ -286,8 +286,8 @@ def _process_paths(storage, link_class, client, batch, state) -> None:
         items = ((item, None) for item in batch)
     else:
         # Small task files are read a few at a time, ahead of this loop (see ``readahead``).
-        items = readahead.read_ahead(batch, lambda item: _readable_size(item, state),
-                                     lambda item: _open_task_file(client, storage, item, state).read())
+        items = readahead.read_ahead(batch, _readable_size,
+                                     lambda item: _open_task_file(storage, client, item, state).read())
     for item, content in items:
         # Cheap (written at most every few seconds): keeps a slow batch from looking like a dead sync.
         storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
@@ -367,22 +367,22 @@ def max_task_file_bytes() -> int:
     return int(float(settings.PACHYDERM_MAX_TASK_FILE_MB) * 1024 * 1024)
 
 
-def _readable_size(item, state) -> int | None:
+def _readable_size(item) -> int | None:
     """The size of a task file a sync will read whole, or None (unknown, not a task file, over the limit)."""
     if item.size < 0 or os.path.splitext(item.path.lower())[1] not in TASK_FILE_EXTENSIONS:
         return None
     return item.size if item.size <= max_task_file_bytes() else None
 
 
-def _task_file_entry(client, storage, item, state):
+def _task_file_entry(storage, client, item, state):
     """The file's entry: from the listing (or the diff), which spares an InspectFile round trip."""
     if item.size >= 0:
         return pachd.FileEntry(path=item.path, size=item.size, hash=item.hash, commit=state.commit)
     return client.inspect_file(storage.project_name, storage.repo, state.commit, item.path)
 
 
-def _open_task_file(client, storage, item, state, entry=None):
-    entry = entry or _task_file_entry(client, storage, item, state)
+def _open_task_file(storage, client, item, state, entry=None):
+    entry = entry or _task_file_entry(storage, client, item, state)
     return client.read_file(storage.project_name, storage.repo, state.commit, item.path, entry=entry)
 
 
@@ -402,13 +402,13 @@ def _read_task_file(storage, client, item, content, state) -> Iterator[StorageOb
     if content is not None:
         chunks, stream = iter([content.result()]), None  # a pachd error of the read raises here
     else:
-        entry = _task_file_entry(client, storage, item, state)
+        entry = _task_file_entry(storage, client, item, state)
         if entry.size > max_task_file_bytes():
             _file_failed(state, f'{path}: {entry.size} bytes, more than the '
                                 f'{settings.PACHYDERM_MAX_TASK_FILE_MB:g} MiB a task file may have '
                                 '(PACHYDERM_MAX_TASK_FILE_MB), skipped unread. Split it into smaller files.')
             return
-        stream = _open_task_file(client, storage, item, state, entry)
+        stream = _open_task_file(storage, client, item, state, entry)
         chunks = stream.iter_chunks(_READ_CHUNK)
     bad_rows = 0
     try:
