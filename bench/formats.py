@@ -7,8 +7,8 @@ config) and N tasks with one annotation each (two boxes, pfs:// image URIs). Eac
 then measured in a fresh process: ``formats.Conversion`` (every annotated task through LS's
 export serializer into one JSON file, then LS's converter) and the commit of its output to a
 local PFS server through ``PachdClient.write_commit``, as a target storage's sync writes it.
-Peak RSS is the process's high-water mark (``ru_maxrss``); the baseline is the same process
-after Django and Label Studio were loaded, before the conversion.
+Peak RSS is the highest resident size sampled every 20 ms while the conversion and the commit
+run; the baseline is the same process after Django and Label Studio were loaded, before them.
 
 Prints a Markdown table; ``--out FILE`` writes it there too.
 """
@@ -22,14 +22,7 @@ import sys
 import tempfile
 import time
 
-CONFIG = """
-<View>
-  <Image name="image" value="$image"/>
-  <RectangleLabels name="label" toName="image">
-    <Label value="Cat"/><Label value="Dog"/>
-  </RectangleLabels>
-</View>
-"""
+from bench.work.common import IMAGE_CONFIG, make_owner, make_project, rss_now_mb
 
 
 def _env(base: str) -> dict:
@@ -41,19 +34,13 @@ def _env(base: str) -> dict:
     }
 
 
-def _rss_mib() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2 ** 20
-
-
 class _PeakRss:
     """The highest resident set size seen while the block runs (sampled every 20 ms)."""
 
     def __enter__(self):
         import threading
 
-        self.peak = _rss_mib()
+        self.peak = rss_now_mb()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -61,12 +48,12 @@ class _PeakRss:
 
     def _sample(self):
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, _rss_mib())
+            self.peak = max(self.peak, rss_now_mb())
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss_mib())
+        self.peak = max(self.peak, rss_now_mb())
         return False
 
 
@@ -78,16 +65,10 @@ def _box(label: str, x: float) -> dict:
 
 def prepare(n: int) -> None:
     """The project: N tasks, one annotation each (bulk-created: no storage exists yet)."""
-    from organizations.models import Organization
-    from projects.models import Project
     from tasks.models import Annotation, Task
-    from users.models import User
 
-    user = User.objects.create_user(email='bench@example.com', password='bench12345')
-    user.active_organization = Organization.create_organization(created_by=user, title='Bench')
-    user.save()
-    project = Project.objects.create(title='Formats', created_by=user, organization=user.active_organization,
-                                     label_config=CONFIG)
+    user = make_owner()
+    project = make_project(user, IMAGE_CONFIG, 'Formats')
     commit = 'c' * 32
     for start in range(0, n, 1000):
         tasks = Task.objects.bulk_create([
@@ -114,7 +95,7 @@ def measure(name: str) -> dict:
             client.create_repo('default', 'labels')
             storage = PachydermExportStorage(project=project, pachd_address=server.address, repo='labels',
                                              prefix='ls', export_formats=[name])
-            baseline = _rss_mib()
+            baseline = rss_now_mb()
             profile = None
             if os.environ.get('BENCH_FORMATS_PROFILE'):
                 import cProfile
