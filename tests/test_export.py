@@ -170,6 +170,9 @@ def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels,
         wait_for(lambda: {f.path for f in client.list_files('default', 'labels', 'master')} == wanted,
                  what='the outbox exported after pachd came back')
         wait_for(lambda: not outbox.pending(stored).exists(), what='the outbox drained')
+        # The writer deletes the drained rows, then records the outcome: the card clears a moment later.
+        wait_for(lambda: PachydermExportStorage.objects.filter(id=stored.id, status='completed').exists(),
+                 what='the card back to completed')
         stored.refresh_from_db()
         assert stored.status == 'completed' and not stored.traceback
         assert stored.meta['pending_exports'] == 0 and 'last_export_error' not in stored.meta
