@@ -16,6 +16,7 @@ the project's task-state update. What it does differently:
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -288,6 +289,16 @@ def _process_paths(storage, link_class, client, batch, state) -> None:
         # Small task files are read a few at a time, ahead of this loop (see ``readahead``).
         items = readahead.read_ahead(batch, _readable_size,
                                      lambda item: _open_task_file(storage, client, item, state).read())
+    with contextlib.closing(items):  # a failure below stops the reads ahead at once
+        _process_items(storage, link_class, client, items, links, restored, state)
+
+    # A file that was deleted and has come back: its tasks' links point at a file again.
+    if restored:
+        link_class.objects.filter(id__in=[link.id for link in restored]).update(object_exists=True)
+        state.tasks_restored += versions.clear_deleted([link.task_id for link in restored])
+
+
+def _process_items(storage, link_class, client, items, links, restored, state) -> None:
     for item, content in items:
         # Cheap (written at most every few seconds): keeps a slow batch from looking like a dead sync.
         storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
@@ -309,11 +320,6 @@ def _process_paths(storage, link_class, client, batch, state) -> None:
             _process_task_file(storage, link_class, client, item, content, known, restored, state)
         if len(state.pending) >= settings.PACHYDERM_IMPORT_BATCH_SIZE:
             _flush(storage, link_class, state)
-
-    # A file that was deleted and has come back: its tasks' links point at a file again.
-    if restored:
-        link_class.objects.filter(id__in=[link.id for link in restored]).update(object_exists=True)
-        state.tasks_restored += versions.clear_deleted([link.task_id for link in restored])
 
 
 def _media_changed(storage, client, item, link, state) -> bool:

@@ -31,17 +31,18 @@ def read_ahead(items: Iterable[Item], size_of: Callable[[Item], Optional[int]],
     which the caller handles itself. A generator closed early stops reading ahead.
     """
     pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix='pachyderm-read') as pool:
-        try:
-            for item in items:
-                size = size_of(item)
-                future = pool.submit(read, item) if size is not None and size <= SMALL_FILE_BYTES else None
-                pending.append((item, future))
-                if len(pending) >= WINDOW:
-                    yield pending.popleft()
-            while pending:
+    pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix='pachyderm-read')
+    try:
+        for item in items:
+            size = size_of(item)
+            future = pool.submit(read, item) if size is not None and size <= SMALL_FILE_BYTES else None
+            pending.append((item, future))
+            if len(pending) >= WINDOW:
                 yield pending.popleft()
-        finally:
-            for _, future in pending:
-                if future is not None:
-                    future.cancel()
+        while pending:
+            yield pending.popleft()
+    finally:
+        # Closed early (the caller failed or stopped): reads not started are cancelled, and
+        # the ones under way finish on their threads (each bounded by the client's timeouts)
+        # without holding up whoever closed the generator.
+        pool.shutdown(wait=False, cancel_futures=True)

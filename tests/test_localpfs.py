@@ -451,6 +451,25 @@ def test_broken_stream_changes_nothing(client, repo):
     assert walk(client, 'images@master:/') == ['/', '/before.txt', '/complete.txt']
 
 
+def test_a_client_crashing_right_after_its_last_message_changes_nothing(client, repo):
+    """The crash lands between the last message and the close: grpcio may report it to the
+    server as a normal end of stream first; the server must still see the cancel."""
+    put(client, 'images@master', {'/before.txt': b'b'})
+    commit = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@master'))
+
+    def crashing_ops(n):
+        yield pfs.ModifyFileRequest(set_commit=commit)
+        yield pfs.ModifyFileRequest(add_file=pfs.AddFile(path=f'/crash-{n}.bin', raw=os.urandom(100_000)))
+        yield pfs.ModifyFileRequest(delete_file=pfs.DeleteFile(path='/before.txt'))
+        raise RuntimeError('the client crashed')
+
+    for n in range(40):
+        with pytest.raises(grpc.RpcError):
+            client.pfs.modify_file(crashing_ops(n))
+    client.pfs.finish_commit(commit=commit)
+    assert walk(client, 'images@master:/') == ['/', '/before.txt']
+
+
 def test_cancelled_listing_leaves_the_server_healthy(server, client, repo):
     put(client, 'images@master', {f'/f{n:04d}': b'x' * n for n in range(300)})
     channel = grpc.insecure_channel(f'127.0.0.1:{server.port}')

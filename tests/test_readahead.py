@@ -55,3 +55,23 @@ def test_a_read_error_reaches_the_consumer_at_its_item():
         else:
             results.append(future.result())
     assert results == [b'ok'] * 9
+
+
+def test_closing_early_does_not_wait_for_a_read_under_way():
+    """A sync that fails mid-batch closes the read-ahead; a read stuck on pachd must not hold it."""
+    import time
+    release = threading.Event()
+
+    def read(item):
+        if item == 1:
+            release.wait(30)  # a read that pachd keeps waiting (bounded by the client's timeout in life)
+        return b''
+
+    items = readahead.read_ahead(range(100), lambda _: 1, read)
+    item, future = next(items)
+    assert item == 0 and future.result() == b''
+    started = time.monotonic()
+    items.close()
+    closed_in = time.monotonic() - started
+    release.set()
+    assert closed_in < 5, f'close waited {closed_in:.1f}s for the stuck read'
