@@ -216,6 +216,10 @@ class _Path:
     change: str  # 'added' | 'modified' (a diff) or 'listed' (a full listing)
     hash: str = ''
     size: int = -1  # from the listing or the diff; -1 when unknown
+    # Task files a full listing passed over just before this one (not selected), and their
+    # bytes; -1 for a diff. Files listed close together are read in one call (``readahead``).
+    gap_files: int = -1
+    gap_bytes: int = 0
 
 
 def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]:
@@ -223,6 +227,7 @@ def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]
     # Without live links (a first sync) nothing can have vanished: no set of every path is held
     # (a million paths are ~90 MiB).
     seen = set() if link_class.objects.filter(storage=storage, object_exists=True).exists() else None
+    gap_files = gap_bytes = 0
     for entry in client.list_files(
         storage.project_name, storage.repo, commit, storage.clean_prefix, recursive=storage.recursive_scan
     ):
@@ -230,7 +235,11 @@ def _listed_paths(storage, link_class, client, commit, state) -> Iterator[_Path]
             state.files_seen += 1
             if seen is not None:
                 seen.add(entry.path)
-            yield _Path(entry.path, 'listed', entry.hash or '', entry.size)
+            yield _Path(entry.path, 'listed', entry.hash or '', entry.size, gap_files, gap_bytes)
+            gap_files = gap_bytes = 0
+        elif entry.path.endswith(TASK_FILE_EXTENSIONS):  # what a run's stream would bring too
+            gap_files += 1
+            gap_bytes += max(entry.size, 0)
     if seen is not None:
         _mark_missing_except(storage, link_class, seen, state)
 
@@ -288,7 +297,9 @@ def _process_paths(storage, link_class, client, batch, state) -> None:
     else:
         # Small task files are read a few at a time, ahead of this loop (see ``readahead``).
         items = readahead.read_ahead(batch, _readable_size,
-                                     lambda item: _open_task_file(storage, client, item, state).read())
+                                     lambda item: _open_task_file(storage, client, item, state).read(),
+                                     key_of=lambda item: item.path, read_run=_task_file_run(storage, client, state),
+                                     continues_run=_listed_together)
     with contextlib.closing(items):  # a failure below stops the reads ahead at once
         _process_items(storage, link_class, client, items, links, restored, state)
 
@@ -378,6 +389,30 @@ def _readable_size(item) -> int | None:
     if item.size < 0 or os.path.splitext(item.path.lower())[1] not in TASK_FILE_EXTENSIONS:
         return None
     return item.size if item.size <= max_task_file_bytes() else None
+
+
+# Task files by name, in pachd's glob (case as written: a .JSON file is read on its own).
+_TASK_FILES_GLOB = '.{json,jsonl}'
+_GLOB_CHARACTERS = frozenset('*?[]{}!()@+^\\')
+_RUN_GAP_FILES = 8  # a run goes on over at most this many task files that are not selected ...
+_RUN_GAP_BYTES = readahead.SMALL_FILE_BYTES  # ... of at most this many bytes
+
+
+def _task_file_run(storage, client, state):
+    """How ``readahead`` reads a run of task files: one GetFileTAR of the selection's task
+    files, from the run's first file on. None when the folder's name would read as a glob."""
+    if _GLOB_CHARACTERS.intersection(storage.clean_prefix):
+        return None
+    folder = storage.clean_prefix.strip('/')
+    pattern = (f'{folder}/' if folder else '') + ('**' if storage.recursive_scan else '*') + _TASK_FILES_GLOB
+    return lambda first: client.read_files(storage.project_name, storage.repo, state.commit, pattern,
+                                           start=first.path, max_file_bytes=readahead.SMALL_FILE_BYTES)
+
+
+def _listed_together(previous, item) -> bool:
+    """Whether ``item`` was listed right after ``previous``, or close enough that one stream
+    of both costs less than two calls (a diff's files are not: they may be far apart)."""
+    return 0 <= item.gap_files <= _RUN_GAP_FILES and item.gap_bytes <= _RUN_GAP_BYTES
 
 
 def _task_file_entry(storage, client, item, state):

@@ -430,6 +430,63 @@ def test_outsider_cannot_see_or_use_storage(api, outsider_api, project, pfs, ima
     assert PNG not in (b''.join(denied.streaming_content) if denied.streaming else denied.content)
 
 
+@pytest.mark.parametrize('recursive', [True, False])
+def test_task_files_listed_together_are_read_in_one_stream(api, text_project, pfs, pfs_client, monkeypatch,
+                                                            recursive):
+    """A full sync reads a folder of task files through one GetFileTAR per batch; the files the
+    stream does not bring whole (a .JSON name, one over the read-ahead size) are read one by one,
+    the selection and folder depth are kept, and every task is exact."""
+    from label_studio_pachyderm import readahead
+
+    pfs_client.create_repo('default', 'tasks')
+    files = {f'in/{i:03d}.json': json.dumps({'text': f't{i}'}) for i in range(120)}
+    files.update({f'in/{i:03d}-skip.json': json.dumps({'text': 'not selected'}) for i in range(0, 120, 10)})
+    files['in/050-big.json'] = json.dumps({'text': 'big', 'pad': 'x' * (readahead.SMALL_FILE_BYTES + 10)})
+    files['in/060.JSON'] = json.dumps({'text': 'upper'})
+    files['in/070.jsonl'] = '\n'.join(json.dumps({'text': f'row{r}'}) for r in range(3))
+    files['in/sub/deep.json'] = json.dumps({'text': 'deep'})
+    files['in/cat.png'] = PNG
+    put(pfs_client, 'tasks', files)
+    streams, singles = [], []
+    real_read_files, real_read_file = pachd.PachdClient.read_files, pachd.PachdClient.read_file
+
+    def read_files(self, *args, **kwargs):
+        streams.append(args[3])
+        return real_read_files(self, *args, **kwargs)
+
+    def read_file(self, project, repo, commit, path, *args, **kwargs):
+        singles.append(path)
+        return real_read_file(self, project, repo, commit, path, *args, **kwargs)
+
+    monkeypatch.setattr(pachd.PachdClient, 'read_files', read_files)
+    monkeypatch.setattr(pachd.PachdClient, 'read_file', read_file)
+    sid = create(api, text_project, pfs, repo='tasks', prefix='in', recursive_scan=recursive,
+                 regex_filter=r'^(?!.*skip).*\.(json|jsonl|JSON)$').json()['id']
+    storage = sync(api, sid)
+    assert storage['status'] == 'completed', storage
+    texts = sorted(Task.objects.filter(project=text_project).values_list('data__text', flat=True))
+    expected = sorted([f't{i}' for i in range(120)] + ['big', 'upper', 'row0', 'row1', 'row2']
+                      + (['deep'] if recursive else []))
+    assert texts == expected
+    # two runs: the big file (streamed by itself) cuts the listing in two
+    assert streams == [f'in/{"**" if recursive else "*"}.{{json,jsonl}}'] * 2
+    assert sorted(singles) == ['in/050-big.json', 'in/060.JSON']  # the rest came in the stream
+
+
+def test_a_stream_pachd_refuses_falls_back_to_single_reads(api, text_project, pfs, pfs_client, monkeypatch):
+    pfs_client.create_repo('default', 'tasks')
+    put(pfs_client, 'tasks', {f'{i:02d}.json': json.dumps({'text': f't{i}'}) for i in range(20)})
+
+    def refused(self, *args, **kwargs):
+        raise pachd.PachdError('GetFileTAR is not implemented by this pachd')
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(pachd.PachdClient, 'read_files', refused)
+    storage = sync(api, create(api, text_project, pfs, repo='tasks').json()['id'])
+    assert storage['status'] == 'completed', storage
+    assert Task.objects.filter(project=text_project).count() == 20
+
+
 def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project, tmp_path, monkeypatch, settings):
     from label_studio_pachyderm import importer
     from label_studio_pachyderm.localpfs import start_server
@@ -440,6 +497,9 @@ def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project,
     client.create_repo('default', 'tasks')
     put(client, 'tasks', {f'{i:04d}.json': json.dumps({'text': f't{i}'}) for i in range(300)})
     settings.PACHYDERM_IMPORT_BATCH_SIZE = 50
+    # Files are read in batches of 50 too, so a batch after the kill asks pachd again (one
+    # batch's files come in one stream, which may arrive whole before the kill).
+    monkeypatch.setattr(importer, '_KEY_BATCH', 50)
     sid = create(api, text_project, server, repo='tasks').json()['id']
 
     real_flush, flushes = importer._flush, []

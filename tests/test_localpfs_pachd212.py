@@ -219,6 +219,11 @@ def test_get_file_tar_of_a_file_a_glob_and_the_root(sdk_client, tree):
     ranged = tar_of(sdk_client, 'images@master:/tasks',
                     path_range=pfs.PathRange(lower='/tasks/2.json', upper='/tasks/deep/4.txt'))
     assert [m[0] for m in members(ranged)] == ['/tasks/2.json', '/tasks/deep', '/tasks/deep/3.json']
+    # a range that starts inside a directory the glob matched still brings the rest of it
+    ranged_glob = tar_of(sdk_client, 'images@master:/t*', path_range=pfs.PathRange(lower='/tasks/deep/'))
+    assert [m[0] for m in members(ranged_glob)] == ['/tasks/deep', '/tasks/deep/3.json', '/tasks/deep/4.txt']
+    only_json = tar_of(sdk_client, 'images@master:/tasks/**.json', path_range=pfs.PathRange(lower='/tasks/2.json'))
+    assert [m[0] for m in members(only_json)] == ['/tasks/2.json', '/tasks/deep/3.json']
 
 
 def test_get_file_tar_of_many_small_files_comes_in_few_messages(sdk_client, sdk_repo):

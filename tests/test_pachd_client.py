@@ -545,6 +545,31 @@ def test_get_file_bytes_max_bytes(pachd_client, images_repo):
         pachd_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=8)
 
 
+def test_read_files_streams_many_files_in_one_call(pachd_client, images_repo):
+    files = {f'tasks/{i:03d}.json': b'{"n": %d}' % i for i in range(200)}
+    files.update({'tasks/sub/deep.json': b'{}', 'tasks/big.json': b'x' * 5000, 'tasks/cat.jpg': b'jpeg',
+                  'tasks/UPPER.JSON': b'{}', 'other/far.json': b'{}'})
+    commit = put(pachd_client, images_repo, files)
+    got = list(pachd_client.read_files(PROJECT, images_repo, commit, 'tasks/**.{json,jsonl}', max_file_bytes=4096))
+    expected = sorted((path, data) for path, data in files.items()
+                      if path.startswith('tasks/') and path.endswith('.json'))
+    assert got == [(path, None if path == 'tasks/big.json' else data) for path, data in expected]
+    flat = [path for path, _ in pachd_client.read_files(PROJECT, images_repo, commit, 'tasks/*.{json,jsonl}',
+                                                         start='tasks/198.json')]
+    assert flat == ['tasks/198.json', 'tasks/199.json', 'tasks/big.json']
+
+
+def test_read_files_closed_early_cancels_and_errors_are_mapped(pachd_client, images_repo):
+    commit = put(pachd_client, images_repo, {f'f/{i:04d}.json': b'y' * 4096 for i in range(2000)})
+    files = pachd_client.read_files(PROJECT, images_repo, commit, 'f/*.json')
+    assert next(files) == ('f/0000.json', b'y' * 4096)
+    files.close()  # cancels the call: no error, pachd stops sending
+    with pytest.raises(pachd.PachdNotFound):
+        list(pachd_client.read_files(PROJECT, images_repo, commit, 'nothing/*.json'))
+    with pytest.raises(pachd.PachdNotFound):
+        list(pachd_client.read_files(PROJECT, images_repo, 'master0', 'f/*.json'))
+
+
 def test_close_cancels_the_stream_mid_way(pachd_client, images_repo):
     data = b'q' * (16 * 1024 * 1024)
     commit = put(pachd_client, images_repo, {'big': data})

@@ -524,9 +524,7 @@ class PfsService:
 
     @staticmethod
     def _tar_pieces(view, path: str, lower: Optional[str], upper: Optional[str]) -> Iterator[bytes]:
-        for entry in view.tar_entries(path):
-            if lower is not None and entry.path < lower:
-                continue
+        for entry in view.tar_entries(path, lower or ''):
             if upper is not None and entry.path >= upper:
                 break
             yield wire.tar_header(entry.path, entry.size, entry.is_dir)

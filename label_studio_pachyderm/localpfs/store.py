@@ -153,18 +153,21 @@ class View:
     def glob(self, pattern: str) -> Iterator[Entry]:
         return self.tree.glob(pattern)
 
-    def tar_entries(self, pattern: str) -> Iterator[Entry]:
-        """What GetFileTAR packs for ``pattern``, in path order: the entries the path or glob
-        matches, each matched directory followed by everything below it (pachd's getFile
-        source with its directory inserter; an empty result is NOT_FOUND, as there)."""
+    def tar_entries(self, pattern: str, start: str = '') -> Iterator[Entry]:
+        """What GetFileTAR packs for ``pattern``, in path order from ``start`` on: the entries
+        the path or glob matches, each matched directory followed by everything below it
+        (pachd's getFile source with its directory inserter; an empty result is NOT_FOUND,
+        as there). Directories carry no size or hash: a tar header has neither."""
         cleaned = paths.clean(pattern)
         if paths.has_glob(cleaned):
             match = paths.compile_glob(cleaned)
-            start = paths.parent_dir(paths.glob_literal_prefix(cleaned)).rstrip('/') or '/'
-            entries = (entry for entry in self.tree.walk(start))
+            begin = paths.parent_dir(paths.glob_literal_prefix(cleaned)).rstrip('/') or '/'
+            entries = self.tree.walk_names(begin, start)
         else:
-            match, entries = None, self.tree.walk(cleaned)
-        sent, inside = False, None
+            match, entries = None, self.tree.walk_names(cleaned, start)
+        sent = False
+        # Started inside a directory the glob matched: all of it is sent, as from the top.
+        inside = _matched_ancestor(match, start) if match is not None and start else None
         for entry in entries:
             if match is not None:
                 if inside is not None and entry.path.startswith(inside):
@@ -206,6 +209,16 @@ class DiffView:
     def changes(self) -> Iterator[tuple[Optional[Entry], Optional[Entry]]]:
         old_entries = self.old.tree.walk(self._old_path) if self.old is not None else iter(())
         return tree.diff(old_entries, self.new.tree.walk(self._new_path))
+
+
+def _matched_ancestor(match, path: str) -> Optional[str]:
+    """The highest directory above ``path`` that ``match`` accepts, or None."""
+    index = path.find('/', 1)
+    while index != -1:
+        if match(path[:index + 1]):
+            return path[:index + 1]
+        index = path.find('/', index + 1)
+    return None
 
 
 def _chain_first(first, rest):

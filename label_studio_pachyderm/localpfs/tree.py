@@ -240,6 +240,31 @@ class Tree:
                 open_dir = parent
             yield _file_entry(row)
 
+    def walk_names(self, path: str, start: str = '') -> Iterator[Entry]:
+        """What ``walk`` yields from the entry ``start`` on (every entry if empty), but with no
+        size or hash for directories (0 and b''): one pass over the files from ``start``,
+        none over the whole subtree first. For readers that need only the names (a tar)."""
+        if path != '/':
+            row = self.file(path)
+            if row is not None:
+                if row[0] >= start:
+                    yield _file_entry(row)
+                return
+        low, high = paths.subtree_range(path)
+        root = paths.dir_key(path)
+        open_dir = None
+        for row in self.files(max(low, start), high):
+            parent = paths.parent_dir(row[0])
+            if open_dir is None:  # the first file: the root and the directories down to it
+                for directory in (root, *_dirs_between(root, parent)):
+                    if directory >= start:
+                        yield Entry(directory, True, 0, b'')
+            elif parent != open_dir:
+                for directory in _dirs_between(open_dir, parent):
+                    yield Entry(directory, True, 0, b'')
+            open_dir = parent
+            yield _file_entry(row)
+
     def glob(self, pattern: str) -> Iterator[Entry]:
         match = paths.compile_glob(pattern)
         start = paths.parent_dir(paths.glob_literal_prefix(paths.clean(pattern)))

@@ -18,6 +18,7 @@ from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, Pachd
                      connect_failed, map_error)
 from . import wire
 from .streams import FileStream, ServerStream
+from .tarstream import tar_files
 from .values import (DEFAULT_TIMEOUT, CommitInfo, DiffEntry, FileEntry, FileOp, PachdAddress, RepoInfo,
                      is_commit_id, parse_address, pfs_path, rel_path, timestamp)
 
@@ -159,6 +160,7 @@ class PachdClient:
         # Streaming RPCs are called through our own multicallables rather than the
         # sdk's generator wrappers, so that we hold the call object and can cancel it.
         self._rpc_get_file = self._stream('GetFile', _pfs.GetFileRequest, BytesValue.FromString)
+        self._rpc_get_file_tar = self._stream('GetFileTAR', _pfs.GetFileRequest, BytesValue.FromString)
         # FileInfo answers are read by pachd/wire.py (one message per listed file).
         self._rpc_list_file = self._stream('ListFile', _pfs.ListFileRequest, wire.file_info)
         self._rpc_walk_file = self._stream('WalkFile', _pfs.WalkFileRequest, wire.file_info)
@@ -525,6 +527,24 @@ class PachdClient:
             if max_bytes is not None and stream.size > max_bytes:
                 raise PachdInvalidArgument(f"'{pfs_path(path)}' is {stream.size} bytes, more than {max_bytes}")
             return stream.read()
+
+    def read_files(self, project: str, repo: str, commit: str, pattern: str, start: str = '',
+                   max_file_bytes: int = 1024 * 1024) -> Iterator[tuple[str, Optional[bytes]]]:
+        """``(path, content)`` of the files a path or glob matches, from ``start`` on, in path order.
+
+        One GetFileTAR call streams them all, instead of a GetFile round trip per file. Files
+        over ``max_file_bytes`` come as ``(path, None)``, their content not kept. A generator:
+        closing it early cancels the call, so pachd sends no more than the reader took.
+        """
+        request = _pfs.GetFileRequest(file=_pfs.File(commit=self._commit(project, repo, commit), path=pfs_path(pattern)))
+        if start:
+            request.path_range = _pfs.PathRange(lower=pfs_path(start))
+        context = dict(project=project, repo=repo, commits=(commit,), path=pattern)
+        messages = self._iterate(self._rpc_get_file_tar, request, **context)
+        try:
+            yield from tar_files((message.value for message in messages), max_file_bytes)
+        finally:
+            messages.close()
 
     def diff(self, project: str, repo: str, old_commit: str, new_commit: str,
              path: str = '') -> Iterator[DiffEntry]:
