@@ -48,3 +48,27 @@ def test_every_route_documented_under_the_pachyderm_tag(api):
         for name in accepting:  # only request bodies (or write-only fields) may mention the token
             prop = schema[name]['properties']['auth_token']
             assert name.endswith('Request') or prop.get('writeOnly') is True, name
+
+
+def test_versioning_and_format_fields_are_documented(api):
+    """changed_files (source) and export_formats (target), with their values, in every request schema."""
+    schema = api.get('/docs/api/schema/json/').json()['components']['schemas']
+
+    def resolved(prop):
+        for ref in [prop.get('$ref')] + [p.get('$ref') for p in prop.get('allOf', []) + prop.get('oneOf', [])]:
+            if ref:
+                return schema[ref.rsplit('/', 1)[1]]
+        return prop
+
+    source = [k for k in schema if k.startswith('PachydermImportStorage') and k.endswith('Request')]
+    target = [k for k in schema if k.startswith('PachydermExportStorage') and k.endswith('Request')]
+    assert source and target
+    for name in source:
+        changed = resolved(schema[name]['properties']['changed_files'])
+        assert set(changed['enum']) >= {'keep', 'new_version'}, name
+        assert 'export_formats' not in schema[name]['properties'], name
+    for name in target:
+        shapes = schema[name]['properties']['export_formats']['oneOf']  # a list, or the forms' comma-separated text
+        assert {'type': 'array', 'items': {'type': 'string', 'example': 'COCO'}, 'uniqueItems': True} in shapes, name
+        assert any(shape['type'] == 'string' for shape in shapes), name
+        assert 'changed_files' not in schema[name]['properties'], name
