@@ -102,29 +102,38 @@ PY
 # PACHYDERM_ALLOWED_HOSTS: besides the PFS server (demo.sh allows it), 127.0.0.1:1,
 # where nothing listens, so the walkthrough's "unreachable pachd" check reaches the
 # dial instead of Label Studio's SSRF refusal.
-log "scripts/demo.sh: PFS server on 127.0.0.1:$PFS_PORT, Label Studio on port $LS_PORT (a fresh database: the first start applies all migrations)"
-(
-  cd "$WORK"
-  export DEMO_DATA_DIR="$WORK/demo" PFS_PORT LS_PORT LS_USERNAME="$LS_EMAIL" LS_PASSWORD
-  export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:1" DEMO_STARTUP_TIMEOUT="$STARTUP_TIMEOUT"
-  exec setsid bash "$ROOT/scripts/demo.sh" >"$WORK/demo.out" 2>&1
-) &
-DEMO_PID=$!
+# start_demo OUTPUT: scripts/demo.sh in the background, its output in OUTPUT; DEMO_PID is its group.
+start_demo() {
+  (
+    cd "$WORK"
+    export DEMO_DATA_DIR="$WORK/demo" PFS_PORT LS_PORT LS_USERNAME="$LS_EMAIL" LS_PASSWORD
+    export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:1" DEMO_STARTUP_TIMEOUT="$STARTUP_TIMEOUT"
+    exec setsid bash "$ROOT/scripts/demo.sh" >"$1" 2>&1
+  ) &
+  DEMO_PID=$!
+}
 
-deadline=$(( $(date +%s) + STARTUP_TIMEOUT + 120 ))
-until grep -q '^ *Then run:' "$WORK/demo.out" 2>/dev/null; do
-  if ! kill -0 "$DEMO_PID" 2>/dev/null; then
-    echo "error: scripts/demo.sh exited before it printed its instructions:" >&2
-    cat "$WORK/demo.out" >&2
-    exit 1
-  fi
-  if [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "error: scripts/demo.sh printed no instructions within $(( STARTUP_TIMEOUT + 120 ))s:" >&2
-    cat "$WORK/demo.out" >&2
-    exit 1
-  fi
-  sleep 1
-done
+# wait_for_block OUTPUT: until demo.sh has printed its instructions (fails if it stops first).
+wait_for_block() {
+  local deadline=$(( $(date +%s) + STARTUP_TIMEOUT + 120 ))
+  until grep -q '^ *Then run:' "$1" 2>/dev/null; do
+    if ! kill -0 "$DEMO_PID" 2>/dev/null; then
+      echo "error: scripts/demo.sh exited before it printed its instructions:" >&2
+      cat "$1" >&2
+      exit 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      echo "error: scripts/demo.sh printed no instructions within $(( STARTUP_TIMEOUT + 120 ))s:" >&2
+      cat "$1" >&2
+      exit 1
+    fi
+    sleep 1
+  done
+}
+
+log "scripts/demo.sh: PFS server on 127.0.0.1:$PFS_PORT, Label Studio on port $LS_PORT (a fresh database: the first start applies all migrations)"
+start_demo "$WORK/demo.out"
+wait_for_block "$WORK/demo.out"
 log "demo ready"
 
 # ---------------------------------------------------------------- the walkthrough
@@ -137,4 +146,26 @@ LS_URL="http://localhost:$LS_PORT" LS_EMAIL="$LS_EMAIL" LS_PASSWORD="$LS_PASSWOR
   node "$ROOT/web/e2e/walkthrough.spec.mjs"
 status=$?
 set -e
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+# ---------------------------------------------------------------- the same command, a second time
+# What a newcomer does the next day: stop the demo, run it again. It must reuse the project,
+# its storages and the data (the same URL, no set-up of its own), and print no more noise.
+log "stopping the demo; scripts/demo.sh again, on the same data"
+stop_group "$DEMO_PID"
+start_demo "$WORK/demo-again.out"
+wait_for_block "$WORK/demo-again.out"
+first="$(grep -m1 '^ *Open:' "$WORK/demo.out")"
+again="$(grep -m1 '^ *Open:' "$WORK/demo-again.out")"
+if [ "$first" != "$again" ] || ! grep -q '^==> reusing the project and storages of an earlier run' "$WORK/demo-again.out"; then
+  echo "error: the second run of scripts/demo.sh did not reuse the first one's project:" >&2
+  cat "$WORK/demo-again.out" >&2
+  exit 1
+fi
+DEMO_OUTPUT="$WORK/demo-again.out" node --input-type=module -e "
+  import { readFileSync } from 'node:fs';
+  import { demoNoise } from '$ROOT/web/e2e/lib/demo-block.mjs';
+  const noise = demoNoise(readFileSync(process.env.DEMO_OUTPUT, 'utf8'));
+  if (noise.length) { console.error('error: the second run of scripts/demo.sh printed noise:', noise); process.exit(1); }
+"
+log "the second run reused the project ($again)"

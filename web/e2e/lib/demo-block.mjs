@@ -19,3 +19,20 @@ export function parseDemoBlock(output) {
   const project = Number(url.pathname.match(/^\/projects\/(\d+)\//)?.[1]);
   return { url, project, email: login[1], password: login[2], command };
 }
+
+/**
+ * The lines of demo.sh's output that are noise: anything before the block that is not one
+ * of its own "==> " steps or the seed's indented lines, a line printed twice in a row, a
+ * warning or a traceback. A newcomer should see the steps, then the block, nothing else.
+ */
+export function demoNoise(output) {
+  const lines = output.split("\n");
+  const blockStart = lines.findIndex((l) => /^\s*Label Studio is ready:/.test(l));
+  const noise = [];
+  lines.forEach((l, i) => {
+    if (/warning|traceback|error/i.test(l)) noise.push(l);
+    else if (i > 0 && l.trim() && l === lines[i - 1]) noise.push(`twice: ${l}`);
+    else if ((blockStart < 0 || i < blockStart) && l.trim() && !/^(==> |    )/.test(l)) noise.push(l);
+  });
+  return noise;
+}

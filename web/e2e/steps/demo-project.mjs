@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { bodyText, login, nextResponse, proxiedUri, waitForLabelingImage } from "../lib/browser.mjs";
-import { parseDemoBlock } from "../lib/demo-block.mjs";
+import { demoNoise, parseDemoBlock } from "../lib/demo-block.mjs";
 
 // The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
 // labeled with its colour.
@@ -27,7 +27,10 @@ export async function demoProjectSteps(ctx) {
   let demo;
 
   await step("scripts/demo.sh printed the project's URL, the login and the command; the project is ready", async () => {
-    block = parseDemoBlock(readFileSync(ctx.demoOutput, "utf8"));
+    const output = readFileSync(ctx.demoOutput, "utf8");
+    block = parseDemoBlock(output);
+    const noise = demoNoise(output);
+    check(noise.length === 0, "scripts/demo.sh printed its steps and the block, no warnings, nothing twice", noise);
     expect(block.url.origin === new URL(ctx.base).origin, `the printed URL is on this Label Studio (${ctx.base})`, block.url.href);
     expect(block.command[0] === ".venv/bin/label-studio-pachyderm" && block.command[1] === "pfs", "the printed command is a pfs verb", block.command);
     note(`Open: ${block.url.href}  Log in: ${block.email}  Then run: ${block.command.join(" ")}`);
