@@ -2,7 +2,8 @@
  * Versioned labeling in the browser: the labeled image changes in Pachyderm, the
  * source storage (set to "Make a new task version") syncs, and the Data Manager's
  * "Pachyderm version" filter lists the old version's task, as docs/user-guide.md#versions
- * tells a user to do: Filters, Add Filter, Pachyderm version, contains, "superseded".
+ * tells a user to do: Filters, Add Filter, Pachyderm version, contains, "superseded"; then the
+ * file is deleted and the same filter with "deleted" lists its task; then it comes back.
  *
  * @param ctx the walkthrough's context (see walkthrough.spec.mjs); uses ids.project,
  *   ids.source and ids.task from the earlier steps.
@@ -17,25 +18,56 @@ export async function versionSteps(ctx, { repo, folder, image }) {
   const { page, api, step, expect, note, shot, ids, pfs } = ctx;
   let newTask;
 
-  await step("a labeled image changes in Pachyderm: with \"Make a new task version\" the sync adds a new task", async () => {
-    const patched = await send(page, "PATCH", `/api/storages/pachyderm/${ids.source}`, { changed_files: "new_version" });
-    expect(patched.status === 200, `PATCH changed_files answered ${patched.status}`, patched.text.slice(0, 300));
-
-    // A new version of the labeled frame, put the way a user would (pachctl-like put-file).
+  // The new version of the labeled frame (always the same bytes), put the way a user would
+  // (pachctl-like put-file).
+  function putNewVersion(message) {
     const dir = mkdtempSync(join(tmpdir(), "versions-"));
     const local = join(dir, image.name);
     try {
       execFileSync(ctx.python, ["-c",
         "import sys; from label_studio_pachyderm.demo import png; open(sys.argv[1], 'wb').write(png(480, 320, (20, 160, 90), (100, 60, 300, 200)))",
         local], { stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 });
-      pfs("put-file", `${repo}@master:/${folder}/${image.name}`, "-f", local, "-m", "new version of one frame");
+      pfs("put-file", `${repo}@master:/${folder}/${image.name}`, "-f", local, "-m", message);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  }
 
+  async function syncSource() {
     const synced = await send(page, "POST", `/api/storages/pachyderm/${ids.source}/sync`, {});
     expect(synced.status === 200, `sync answered ${synced.status}`, synced.text.slice(0, 300));
-    const storage = await ctx.waitForSync(`/api/storages/pachyderm/${ids.source}`, "the source storage");
+    return ctx.waitForSync(`/api/storages/pachyderm/${ids.source}`, "the source storage");
+  }
+
+  // The Data Manager's rows once the "Pachyderm version" filter line says ``value``: waits
+  // (up to 30 s) for the list to be exactly the row of task ``id``; returns the row count and
+  // whether that row is there.
+  async function filteredTo(line, value, id) {
+    const input = line.locator('input:not([type="checkbox"])').last();
+    await input.fill(value);
+    await input.press("Enter");
+    const row = page.locator(".lsf-table-row").filter({
+      has: page.locator(".lsf-table__cell", { hasText: new RegExp(`^${id}$`) }),
+    });
+    const deadline = Date.now() + 30_000;
+    let rows = -1;
+    let found = 0;
+    while (Date.now() < deadline) {
+      await settle(page);
+      rows = await page.locator(".lsf-table-row").count();
+      found = await row.count();
+      if (rows === 1 && found === 1) break;
+    }
+    return { rows, found: found === 1 };
+  }
+  let filterLine;
+
+  await step("a labeled image changes in Pachyderm: with \"Make a new task version\" the sync adds a new task", async () => {
+    const patched = await send(page, "PATCH", `/api/storages/pachyderm/${ids.source}`, { changed_files: "new_version" });
+    expect(patched.status === 200, `PATCH changed_files answered ${patched.status}`, patched.text.slice(0, 300));
+
+    putNewVersion("new version of one frame");
+    const storage = await syncSource();
     expect(storage.meta.tasks_superseded === 1, "the sync made one new task version", storage.meta);
 
     const old = await api(`/api/tasks/${ids.task}`);
@@ -63,20 +95,30 @@ export async function versionSteps(ctx, { repo, folder, image }) {
     await page.getByPlaceholder("Search").last().fill("Pachyderm");
     await page.getByText("Pachyderm version", { exact: true }).last().click();
     await settle(page);
-    const input = line.locator('input:not([type="checkbox"])').last();
-    await input.fill("superseded");
-    await input.press("Enter");
-
-    const deadline = Date.now() + 30_000;
-    let rows = before;
-    while (Date.now() < deadline) {
-      await settle(page);
-      rows = await page.locator(".lsf-table-row").count();
-      if (rows === 1) break;
-    }
-    expect(rows === 1, `the filtered list shows 1 task (the superseded version), not ${rows}`);
-    const text = await page.locator(".lsf-table-row").first().innerText();
-    expect(text.includes(String(ids.task)), `the row is task ${ids.task}`, text);
+    filterLine = line;
+    const { rows, found } = await filteredTo(line, "superseded", ids.task);
+    expect(rows === 1 && found, `the filtered list shows 1 task, the superseded version ${ids.task}`,
+      { rows, text: await page.locator(".lsf-table-row").first().innerText() });
     await shot(page, "09-data-manager-superseded-filter.png");
+  });
+
+  await step('a file deleted in Pachyderm: its task stays, names the commit (deleted_in), and "deleted" in the same filter lists it', async () => {
+    pfs("delete-file", `${repo}@master:/${folder}/${image.name}`, "-m", "remove one frame");
+    const storage = await syncSource();
+    expect(storage.meta.tasks_deleted === 1, "the sync marked one task deleted", storage.meta);
+    const gone = await api(`/api/tasks/${newTask}`);
+    expect(gone.meta.pachyderm.deleted_in === storage.meta.commit, "the task names the commit where its file disappeared", gone.meta);
+
+    const { rows, found } = await filteredTo(filterLine, "deleted", newTask);
+    expect(rows === 1 && found, `the filtered list shows 1 task, the deleted file's task ${newTask}`,
+      { rows, text: await page.locator(".lsf-table-row").first().innerText() });
+    await shot(page, "10-data-manager-deleted-filter.png");
+
+    // The file comes back with the same bytes: the same task, deleted_in cleared.
+    putNewVersion("the frame is back");
+    const back = await syncSource();
+    expect(back.meta.tasks_restored === 1, "the sync found the file back", back.meta);
+    expect(!("deleted_in" in (await api(`/api/tasks/${newTask}`)).meta.pachyderm), "deleted_in is gone from the task");
+    note(`task ${newTask}: deleted_in ${storage.meta.commit}, restored in ${back.meta.commit}`);
   });
 }
