@@ -52,14 +52,21 @@ def test_bad_task_files_are_per_file_errors_and_good_files_import(api, text_proj
         'nul.json': '[{"text": "a\\u0000b"}, {"text": "after nul"}]',
         'big.json': json.dumps([{'text': 'x' * 100}] * 20),
     })
-    read = []
-    original = pachd.PachdClient.read_file
+    read = []  # files whose content the sync took from pachd, alone or in a stream of several
+    original, original_run = pachd.PachdClient.read_file, pachd.PachdClient.read_files
 
     def recording_read_file(self, project, repo, commit, path, *args, **kwargs):
         read.append(path.lstrip('/'))
         return original(self, project, repo, commit, path, *args, **kwargs)
 
+    def recording_read_files(self, *args, **kwargs):
+        for path, content in original_run(self, *args, **kwargs):
+            if content is not None:
+                read.append(path)
+            yield path, content
+
     monkeypatch.setattr(pachd.PachdClient, 'read_file', recording_read_file)
+    monkeypatch.setattr(pachd.PachdClient, 'read_files', recording_read_files)
     body = {'project': text_project.id, 'title': 'src', 'pachd_address': pfs.address, 'repo': 'tasks'}
     r = api.post('/api/storages/pachyderm', body, format='json')
     assert r.status_code == 201, r.content
