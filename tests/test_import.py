@@ -487,6 +487,44 @@ def test_a_stream_pachd_refuses_falls_back_to_single_reads(api, text_project, pf
     assert Task.objects.filter(project=text_project).count() == 20
 
 
+def test_pachd_freezing_when_a_run_starts_ends_the_sync_within_the_bound(api, text_project, pfs, pfs_client,
+                                                                         settings, monkeypatch):
+    """The stream of a run and the single reads after it are each bounded: a pachd that stops
+    answering just as a run's stream opens fails the sync in a few timeouts, with the reason."""
+    import time
+
+    from tcp_proxy import FreezingProxy
+
+    settings.PACHYDERM_GRPC_TIMEOUT = 2
+    pfs_client.create_repo('default', 'tasks')
+    put(pfs_client, 'tasks', {f'{i:02d}.json': json.dumps({'text': f't{i}'}) for i in range(20)})
+    proxy = FreezingProxy(pfs.address)
+    real_read_files = pachd.PachdClient.read_files
+
+    def freezing_read_files(self, *args, **kwargs):
+        proxy.freeze()
+        return real_read_files(self, *args, **kwargs)
+
+    monkeypatch.setattr(pachd.PachdClient, 'read_files', freezing_read_files)
+    try:
+        sid = create(api, text_project, pfs, repo='tasks', pachd_address=proxy.address).json()['id']
+        started = time.monotonic()
+        storage = sync(api, sid)
+        elapsed = time.monotonic() - started
+        assert storage['status'] == 'failed' and 'pachd' in storage['traceback'], storage
+        assert elapsed < 3 * 2 + 8, f'the sync took {elapsed:.1f}s with a frozen pachd'
+        assert Task.objects.filter(project=text_project).count() == 0
+
+        proxy.thaw()  # pachd answers again: the next sync imports everything
+        monkeypatch.setattr(pachd.PachdClient, 'read_files', real_read_files)
+        storage = sync(api, sid)
+        assert storage['status'] == 'completed', storage['traceback']
+        assert Task.objects.filter(project=text_project).count() == 20
+    finally:
+        proxy.thaw()
+        proxy.close()
+
+
 def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project, tmp_path, monkeypatch, settings):
     from label_studio_pachyderm import importer
     from label_studio_pachyderm.localpfs import start_server
