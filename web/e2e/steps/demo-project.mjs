@@ -42,7 +42,10 @@ export async function demoProjectSteps(ctx) {
     expect(/<RectangleLabels\b/.test(project.label_config), "the demo project labels with bounding boxes", project.label_config);
     expect(sources.length === 1 && sources[0].repo === "images" && sources[0].branch === "master", "one source storage, on images@master", sources);
     expect(sources[0].watch_commits === true && sources[0].use_blob_urls === true, "the source watches commits and imports files as tasks", sources[0]);
-    expect(sources[0].status === "completed" && project.task_number > 0, "the source storage is synced: the project has tasks", { status: sources[0].status, tasks: project.task_number });
+    // The watcher (inside `label-studio-pachyderm start`) makes its own catch-up sync of a storage it
+    // starts to watch, so the storage may be in a sync again: wait for it to settle.
+    const source = await ctx.waitForSync(`/api/storages/pachyderm/${sources[0].id}`, "the demo's source storage");
+    expect(source.status === "completed" && project.task_number > 0, "the source storage is synced: the project has tasks", { status: source.status, tasks: project.task_number });
     expect(targets.length === 1 && targets[0].repo === "labels", "one target storage, on labels@master", targets);
     demo = { tasks: project.task_number };
 
