@@ -393,7 +393,6 @@ def _readable_size(item) -> int | None:
 
 # Task files by name, in pachd's glob (case as written: a .JSON file is read on its own).
 _TASK_FILES_GLOB = '.{json,jsonl}'
-_GLOB_CHARACTERS = frozenset('*?[]{}!()@+^\\')
 _RUN_GAP_FILES = 8  # a run goes on over at most this many task files that are not selected ...
 _RUN_GAP_BYTES = readahead.SMALL_FILE_BYTES  # ... of at most this many bytes
 
@@ -401,9 +400,9 @@ _RUN_GAP_BYTES = readahead.SMALL_FILE_BYTES  # ... of at most this many bytes
 def _task_file_run(storage, client, state):
     """How ``readahead`` reads a run of task files: one GetFileTAR of the selection's task
     files, from the run's first file on. None when the folder's name would read as a glob."""
-    if _GLOB_CHARACTERS.intersection(storage.clean_prefix):
+    folder = storage.clean_prefix
+    if any(char in pachd.GLOB_CHARACTERS or char == '\\' for char in folder):
         return None
-    folder = storage.clean_prefix.strip('/')
     pattern = (f'{folder}/' if folder else '') + ('**' if storage.recursive_scan else '*') + _TASK_FILES_GLOB
     return lambda first: client.read_files(storage.project_name, storage.repo, state.commit, pattern,
                                            start=first.path, max_file_bytes=readahead.SMALL_FILE_BYTES)

@@ -101,7 +101,6 @@ def _check_files(storage, client, commit: str) -> None:
 
 # pachd's rule for the paths of files it writes (ValidatePath / ValidateFilename in pachd 2.x):
 # printable ASCII only, none of the glob characters, no "." or ".." elements.
-_PACHD_GLOB_CHARS = '*?[]{}!()@+^'
 
 
 def export_prefix_problem(prefix: str):
@@ -110,9 +109,9 @@ def export_prefix_problem(prefix: str):
         if not ' ' <= char <= '~':
             return (f'{char!r} is not allowed: pachd accepts only printable ASCII characters (letters, digits, '
                     'space and punctuation) in file paths')
-        if char in _PACHD_GLOB_CHARS:
+        if char in pachd.GLOB_CHARACTERS:
             return (f'{char!r} is not allowed: pachd refuses the glob characters '
-                    f'{" ".join(_PACHD_GLOB_CHARS)} in file paths')
+                    f'{" ".join(pachd.GLOB_CHARACTERS)} in file paths')
     if any(part in ('.', '..') for part in (prefix or '').split('/')):
         return 'the folder names "." and ".." are not allowed in pachd file paths'
     return None

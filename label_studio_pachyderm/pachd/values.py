@@ -182,6 +182,10 @@ def parse_address(address: str) -> PachdAddress:
     return PachdAddress(host=host, port=port, tls=scheme in ('grpcs', 'https'))
 
 
+# The characters pachd reads as a glob in a path (and refuses in the paths of files it writes).
+GLOB_CHARACTERS = '*?[]{}!()@+^'
+
+
 def pfs_path(path: str) -> str:
     """A PFS path for a request: '/' + relative path ('' is the repo root)."""
     return '/' + (path or '').strip().lstrip('/')
