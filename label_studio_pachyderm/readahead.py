@@ -54,19 +54,17 @@ def read_ahead(items: Sequence[Item], size_of: Callable[[Item], Optional[int]],
     in_run = _runs(items, small, continues_run) if read_run is not None else [None] * len(items)
     pending: deque = deque()
     pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix='pachyderm-read')
-    runs: dict = {}  # run number -> _Run, while it is being read
+    run: Optional[_Run] = None  # the run being read; runs come one after another
     completed = False
 
     def resolved(entry):
+        nonlocal run
         index, item, future = entry
-        run_number = in_run[index]
-        if run_number is not None:
-            run = runs.get(run_number)
-            if run is None:
-                for finished in runs.values():
-                    finished.close()
-                runs.clear()
-                run = runs[run_number] = _Run(read_run, item)
+        if in_run[index] is not None:
+            if in_run[index] == index:  # the first file of a run: the previous one is over
+                if run is not None:
+                    run.close()
+                run = _Run(read_run, item)
             content = run.take(key_of(item))
             if content is None:  # not in the stream: read on its own
                 future = pool.submit(read, item)
@@ -85,7 +83,7 @@ def read_ahead(items: Sequence[Item], size_of: Callable[[Item], Optional[int]],
             yield resolved(pending.popleft())
         completed = True
     finally:
-        for run in runs.values():
+        if run is not None:
             run.close()
         # Closed early (the caller failed or stopped): reads not started are cancelled, and
         # the ones under way finish on their threads (each bounded by the client's timeouts)
