@@ -207,14 +207,16 @@ def proxy(run) -> None:
     run.discard(raw)
     # As a media element asks (audio, video): consecutive Range requests of at most Label
     # Studio's RESOLVER_PROXY_MAX_RANGE_SIZE; as an <img> asks: one GET of the whole file.
-    for key, range_mib, label in (('proxy/ls', run.sizes.range_mib, f'LS proxy, {run.sizes.range_mib} MiB ranges'),
-                                  ('proxy/ls-whole', 0, 'LS proxy, whole file (no Range)')):
+    # Targets: ranges pay Label Studio's per-request cost 32 times, so they may keep less.
+    for key, range_mib, label, target in (
+            ('proxy/ls', run.sizes.range_mib, f'LS proxy, {run.sizes.range_mib} MiB ranges', 0.8),
+            ('proxy/ls-whole', 0, 'LS proxy, whole file (no Range)', 0.9)):
         proxied = run.worker('proxy', dict(common, range_bytes=range_mib * 1024 * 1024), key.replace('/', '_'))
         _mib(proxied)
         _say(run, label, proxied, 'MiB')
         _row(run, key, scenario, label, proxied, 'MiB')
         run.discard(proxied)
-        run.table.checks.append(Check(key, 'throughput', 'proxy/raw', 0.8, 'raw read'))
+        run.table.checks.append(Check(key, 'throughput', 'proxy/raw', target, 'raw read'))
 
 
 def _mib(result: dict) -> None:
