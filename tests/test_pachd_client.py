@@ -453,6 +453,40 @@ def test_listing_is_streamed_and_skips_directories(pachd_client, images_repo):
     assert {e.commit for e in pachd_client.list_files(PROJECT, images_repo, 'master')} == {commit}
 
 
+def test_a_long_listing_holds_no_deadline_per_message(pachd_client, images_repo, monkeypatch):
+    """Every message re-arms the stream's idle deadline. The cancelled deadlines must not stay
+    queued until they expire: at 1,000,000 files they held ~160 MB for the whole listing."""
+    from label_studio_pachyderm.pachd import streams
+
+    monkeypatch.setattr(streams._Watchdog, 'SWEEP_AT', 64)
+    count = 2000  # listed well within the client's 5 s timeout: no deadline expires on its own
+    commit = pachd_client.write_commit(PROJECT, images_repo, 'master',
+                                       (FileOp.put(f'many/{i:05d}.txt', b'x') for i in range(count)))
+    listed = peak = 0
+    for _ in pachd_client.list_files(PROJECT, images_repo, commit, 'many'):
+        listed += 1
+        peak = max(peak, len(streams._watchdog._heap))
+    assert listed == count
+    assert peak <= 2 * 64 + 8
+
+
+def test_swept_deadlines_leave_the_live_ones_firing_in_order(monkeypatch):
+    from label_studio_pachyderm.pachd.streams import _Watchdog
+
+    monkeypatch.setattr(_Watchdog, 'SWEEP_AT', 8)
+    watchdog = _Watchdog()
+    fired, done = [], threading.Event()
+    live = [watchdog.schedule(0.2 + i * 0.05, lambda i=i: fired.append(i)) for i in range(3)]
+    watchdog.schedule(0.5, done.set)
+    for _ in range(100):
+        watchdog.cancel(watchdog.schedule(0.3, lambda: fired.append('cancelled')))
+        assert len(watchdog._heap) <= 2 * 8 + 4
+    assert done.wait(10)
+    assert fired == [0, 1, 2]
+    watchdog.cancel(live[0])  # a deadline that already ran: nothing to cancel, nothing counted
+    assert watchdog._heap == [] and watchdog._cancelled == 0
+
+
 def test_listing_by_directory_gives_the_walk_and_reads_only_as_far_as_asked(pachd_client, images_repo, monkeypatch):
     names = ['a.png', 'b/c.png', 'b/d/e.png', 'b/d/f.txt', 'b/g.png', 'b0.png', 'z/y/x/w.png']
     commit = put(pachd_client, images_repo, {name: name.encode() for name in names})

@@ -26,11 +26,17 @@ class _Watchdog:
     Every stream needs a first-message deadline; a thread (``threading.Timer``)
     per stream costs about a millisecond to start, which a media proxy doing
     one read per range request pays over and over. Cancelled entries are left
-    in the heap and skipped when they come up.
+    in the heap and skipped when they come up, until they are most of it: a
+    stream re-arms its idle deadline for every message, so a listing of a
+    million files cancels a million entries within one timeout, and without
+    the sweep they would all be held until their deadlines passed.
     """
+
+    SWEEP_AT = 1024  # cancelled entries tolerated before they may be swept out
 
     def __init__(self):
         self._heap: List[list] = []
+        self._cancelled = 0  # cancelled entries still in the heap
         self._order = itertools.count()
         self._condition = threading.Condition()
         self._thread: Optional[threading.Thread] = None
@@ -47,15 +53,23 @@ class _Watchdog:
                 self._condition.notify()
         return entry
 
-    @staticmethod
-    def cancel(entry: list) -> None:
-        entry[2] = None
+    def cancel(self, entry: list) -> None:
+        with self._condition:
+            if entry[2] is None:  # cancelled before, or already run
+                return
+            entry[2] = None
+            self._cancelled += 1
+            if self._cancelled > self.SWEEP_AT and 2 * self._cancelled > len(self._heap):
+                self._heap = [live for live in self._heap if live[2] is not None]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
 
     def _run(self) -> None:
         while True:
             with self._condition:
                 while self._heap and self._heap[0][2] is None:
                     heapq.heappop(self._heap)
+                    self._cancelled -= 1
                 if not self._heap:
                     self._condition.wait()
                     continue
@@ -63,7 +77,8 @@ class _Watchdog:
                 if wait > 0:
                     self._condition.wait(wait)
                     continue
-                callback = heapq.heappop(self._heap)[2]
+                entry = heapq.heappop(self._heap)
+                callback, entry[2] = entry[2], None  # a later cancel() of it does nothing
             if callback is not None:
                 try:
                     callback()
