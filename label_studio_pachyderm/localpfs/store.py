@@ -207,6 +207,10 @@ class DiffView:
         self._new_path, self._old_path = paths.clean(new_path), paths.clean(old_path)
 
     def changes(self) -> Iterator[tuple[Optional[Entry], Optional[Entry]]]:
+        if self.old is not None and self._old_path == self._new_path:
+            found = tree.diff_trees(self.old.tree, self.new.tree, self._new_path)
+            if found is not None:
+                return iter(found)
         old_entries = self.old.tree.walk(self._old_path) if self.old is not None else iter(())
         return tree.diff(old_entries, self.new.tree.walk(self._new_path))
 
