@@ -107,9 +107,10 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   Go's two end blocks, as pachd writes it; ``path_range`` narrows it; nothing matched is
   NOT_FOUND. GlobFile uses pachd's glob (``*`` ``**`` ``?`` ``[..]`` ``{a,b}``) and
   matches directories too. GetFile streams 2 MiB chunks from ``offset``; on
-  a directory, or a glob matching several files, it fails as pachd does. DiffFile walks
-  both sides (old defaults to the parent commit) and reports added, changed and deleted
-  files and directories. FileInfo.hash is the sha256 of the content.
+  a directory, or a glob matching several files, it fails as pachd does. DiffFile reads
+  every file of both sides, as pachd's Differ does (old defaults to the parent commit), and
+  reports added, changed and deleted files and directories. FileInfo.hash is the sha256 of
+  the content.
 * Errors carry pachd's codes and wording: ``repo default/images not found``, ``branch
   "master" not found in repo default/images``, ``commit default/images@<id> not found``,
   ``file /a.jpg not found in repo default/images at commit <id>``, ``repo ... already
