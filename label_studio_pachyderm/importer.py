@@ -401,7 +401,7 @@ def _task_file_run(storage, client, state):
     """How ``readahead`` reads a run of task files: one GetFileTAR of the selection's task
     files, from the run's first file on. None when the folder's name would read as a glob."""
     folder = storage.clean_prefix
-    if any(char in pachd.GLOB_CHARACTERS or char == '\\' for char in folder):
+    if any(char in pachd.GLOB_CHARACTERS or char == '\\' for char in folder):  # a backslash: the glob's escape
         return None
     pattern = (f'{folder}/' if folder else '') + ('**' if storage.recursive_scan else '*') + _TASK_FILES_GLOB
     return lambda first: client.read_files(storage.project_name, storage.repo, state.commit, pattern,

@@ -99,12 +99,12 @@ def _check_files(storage, client, commit: str) -> None:
         f'No files{what} under {where}{scope} in {storage.project_name}/{storage.repo}@{commit} ({seen})']})
 
 
-# pachd's rule for the paths of files it writes (ValidatePath / ValidateFilename in pachd 2.x):
-# printable ASCII only, none of the glob characters, no "." or ".." elements.
-
-
 def export_prefix_problem(prefix: str):
-    """Why pachd would refuse every file written under ``prefix``, or None."""
+    """Why pachd would refuse every file written under ``prefix``, or None.
+
+    pachd's rule for the paths of files it writes (ValidatePath / ValidateFilename in pachd 2.x):
+    printable ASCII only, none of the glob characters, no "." or ".." elements.
+    """
     for char in prefix or '':
         if not ' ' <= char <= '~':
             return (f'{char!r} is not allowed: pachd accepts only printable ASCII characters (letters, digits, '

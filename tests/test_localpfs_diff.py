@@ -120,10 +120,11 @@ def _commit_pairs(draw):
         st.lists(st.sampled_from(sorted(old)), unique=True))} if old else {}
     added = {path: data for path, data in draw(_file_sets()).items()
              if not any(path.startswith(p + '/') or p.startswith(path + '/') for p in old)}
+    put = {path: data for path, data in changed.items() if path not in deleted}
+    put.update(added)
     new = {path: data for path, data in old.items() if path not in deleted}
-    new.update({path: data for path, data in changed.items() if path not in deleted})
-    new.update(added)
-    return old, new, deleted, {**{p: d for p, d in changed.items() if p not in deleted}, **added}
+    new.update(put)
+    return old, new, deleted, put
 
 
 @pytest.mark.parametrize('held', [tree.DIFF_HELD_CHANGES, 0], ids=['one-pass', 'two-walks'])

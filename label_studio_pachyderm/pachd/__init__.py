@@ -22,8 +22,8 @@ from .errors import (PachdAlreadyExists, PachdAuthError, PachdError, PachdInvali
                      PachdUnavailable)
 from .shared import clear_client_cache, get_client
 from .streams import FileStream
-from .values import (DEFAULT_PORT, DEFAULT_TIMEOUT, GLOB_CHARACTERS, CommitInfo, DiffEntry, FileEntry, FileOp, PachConfigContext,
-                     PachdAddress, RepoInfo, is_commit_id, parse_address)
+from .values import (DEFAULT_PORT, DEFAULT_TIMEOUT, GLOB_CHARACTERS, CommitInfo, DiffEntry, FileEntry, FileOp,
+                     PachConfigContext, PachdAddress, RepoInfo, is_commit_id, parse_address)
 
 __all__ = (
     'DEFAULT_PORT', 'DEFAULT_TIMEOUT', 'FINISH_WAIT', 'GLOB_CHARACTERS', 'WRITE_CHUNK',
