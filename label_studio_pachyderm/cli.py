@@ -42,7 +42,7 @@ def _run_label_studio(args: Sequence[str]) -> int:
 
 
 def _watch_once_django_is_ready() -> None:
-    """The watcher inside the Label Studio process (PACHYDERM_WATCH, on by default), on a daemon thread.
+    """The watcher (PACHYDERM_WATCH, on by default) and the outbox sweep inside the Label Studio process.
 
     Started when Label Studio's launcher starts serving (after it set Django up and migrated,
     in this process), so ``start --help`` or ``start`` of another command never starts one.
@@ -58,6 +58,11 @@ def _watch_once_django_is_ready() -> None:
     def serve_and_watch(*args, **kwargs):
         from django.conf import settings
 
+        from .sweeper import Sweeper
+
+        # Whatever PACHYDERM_WATCH says: annotation changes left by a process that died are
+        # written by any process that sweeps the outbox, and every Label Studio server does.
+        Sweeper().start()
         if getattr(settings, 'PACHYDERM_WATCH', True):
             from .watcher import Watcher
 
@@ -84,12 +89,17 @@ def _run_watch(args: argparse.Namespace) -> int:
         log.setLevel(logging.INFO)  # one line per sync and per reconnect is what this command is for
     if not logging.getLogger().handlers and not log.handlers:
         logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    from .sweeper import Sweeper
+
     watcher = Watcher(refresh=args.refresh)
+    sweeper = Sweeper().start()  # the outbox sweep too (see sweeper): a watch process is alive for long
     signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:
         watcher.run()
     except KeyboardInterrupt:
         watcher.stop()
+    finally:
+        sweeper.stop()
     return 0
 
 

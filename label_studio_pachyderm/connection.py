@@ -14,11 +14,15 @@ from django.conf import settings
 from . import pachd
 
 
+def _uses_server_config(storage) -> bool:
+    return not (storage.pachd_address or '').strip() and getattr(settings, 'PACHYDERM_USE_SERVER_CONFIG', False)
+
+
 def client_for(storage) -> pachd.PachdClient:
     address = (storage.pachd_address or '').strip()
     token = storage.auth_token or None
     root_certs = (storage.tls_root_certs or '').encode() or None
-    if not address and getattr(settings, 'PACHYDERM_USE_SERVER_CONFIG', False):
+    if _uses_server_config(storage):
         context = pachd.config_context()
         address = context.address
         token = token or context.token
@@ -28,6 +32,17 @@ def client_for(storage) -> pachd.PachdClient:
     parsed = pachd.parse_address(address)
     dial_ips = check_dial_allowed(parsed)
     return pachd.get_client(address, token, root_certs, settings.PACHYDERM_GRPC_TIMEOUT, dial_ips=dial_ips)
+
+
+def pachd_identity(storage) -> str:
+    """The identity (``PachdAddress.identity``) of the pachd a storage dials, the server's context included."""
+    address = storage.pachd_address or ''
+    if _uses_server_config(storage):
+        try:
+            address = pachd.config_context().address
+        except pachd.PachdError:
+            address = ''
+    return pachd.address_identity(address)
 
 
 def _allowlisted(address: pachd.PachdAddress) -> bool:

@@ -129,6 +129,9 @@ class _Export:
         self.errors = []
         self.files = 0
         self.source_commits = set()
+        # Before any annotation is read: a link says "exported as of this moment", so an annotation
+        # saved after it is newer than its link (what the outbox sweep's reconcile looks for).
+        self.read_at = timezone.now()
 
     # -- serialisation, one place per layout
     def _serialise_chunk(self, serialiser, objects, **options):
@@ -292,7 +295,7 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
 
         formats_module.mark_written(storage, conversion.started_at)
     if commit:
-        _save_links(storage, run.written, commit)
+        _save_links(storage, run.written, commit, run.read_at)
         type(storage).objects.filter(id=storage.id).update(last_exported_commit=commit)
         storage.last_exported_commit = commit
     if track_status:
@@ -340,14 +343,15 @@ def _convert_formats(storage, run):
     return conversion
 
 
-def _save_links(storage, written, commit) -> None:
-    """Create or refresh one link per exported annotation (batched).
+def _save_links(storage, written, commit, read_at) -> None:
+    """Create or refresh one link per exported annotation (batched), as of ``read_at``.
 
     A re-export mostly rewrites the same paths: those links are refreshed with one
     UPDATE per batch; only links whose path changed need a per-row update.
+    ``updated_at`` is when the writer read the annotations, not now.
     """
     link_model = storage.links.model
-    now = timezone.now()
+    now = read_at
     for start in range(0, len(written), 1000):
         paths = dict(written[start:start + 1000])
         existing = dict(
@@ -371,3 +375,5 @@ def _save_links(storage, written, commit) -> None:
                 if aid in alive
             ]
         )
+        if alive:  # bulk_create stamps auto_now fields with the time of the INSERT
+            link_model.objects.filter(storage=storage, annotation_id__in=list(alive)).update(updated_at=now)

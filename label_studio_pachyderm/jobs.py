@@ -310,6 +310,20 @@ def schedule_flush(storage, result=None) -> None:
                          on_failure=_on_flush_failure)
 
 
+def write_overdue(storage) -> None:
+    """The outbox sweep found rows whose writer is gone: get them written by a process that is alive.
+
+    Background mode: a flush job, unless one is already scheduled (a failing one keeps its
+    back-off). Inline mode: this process's retry thread.
+    """
+    from . import outbox
+
+    if get_queue() is not None:
+        schedule_flush(storage)
+    else:
+        outbox.retry_soon(storage)
+
+
 def flush_job(storage_class, storage_id):
     """Background mode: write what the storage's outbox holds; reschedule while rows are left."""
     from . import outbox

@@ -6,8 +6,12 @@ the work runs, by a heartbeat thread, so a slow step (a big JSON file, a long
 wait for pachd) never makes a live holder look dead. A holder killed with
 SIGKILL stops renewing; once the lease expires, the next one takes it.
 
-Conditional UPDATEs behave the same on SQLite and PostgreSQL; no row locks are
-needed, and no transaction is held open while the work runs.
+The free-or-expired test sits in the UPDATE's own WHERE clause, never in a
+subquery: under READ COMMITTED, PostgreSQL re-checks only the updated row's own
+WHERE after waiting for a concurrent update of that row, so a condition hidden
+in a ``pk IN (SELECT ...)`` would let every waiter "take" the lease. With the
+test in the WHERE, the waiters see the winner's holder and match nothing; SQLite
+runs one writer at a time anyway. No transaction is held open while the work runs.
 
 Used for: one export writer per target branch (``outbox``) and one sync per
 storage (``jobs``).
@@ -21,6 +25,7 @@ from datetime import timedelta
 from typing import Callable, Optional
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -54,9 +59,8 @@ class Lease:
         """Take the lease if it is free or expired. True when this object now holds it."""
         model = _model()
         now = timezone.now()
-        free = model.objects.filter(key=self.key).filter(holder='') | model.objects.filter(
-            key=self.key, expires_at__lt=now)
-        taken = model.objects.filter(pk__in=free.values('pk')).update(
+        # One table, no join: Django emits a plain UPDATE ... WHERE key = %s AND (holder = '' OR expires_at < %s).
+        taken = model.objects.filter(Q(holder='') | Q(expires_at__lt=now), key=self.key).update(
             holder=self.holder, expires_at=now + timedelta(seconds=self.seconds), taken_at=now)
         if taken:
             return True
@@ -119,6 +123,11 @@ class Lease:
 
     def __exit__(self, *exc_info) -> None:
         self.release()
+
+
+def holder_is_live(holder: str) -> bool:
+    """Whether ``holder`` (a ``Lease.holder``) still holds some unexpired lease, under whatever key."""
+    return bool(holder) and _model().objects.filter(holder=holder, expires_at__gte=timezone.now()).exists()
 
 
 def is_held(key: str) -> bool:

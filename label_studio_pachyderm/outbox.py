@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import pachd
+from . import leases, pachd
 from .leases import Lease, lease_seconds
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,9 @@ def retry_seconds() -> float:
 
 def target_key(storage) -> str:
     """The lease key of a storage's target branch: the same branch is the same key, whichever storage writes."""
-    where = '|'.join(((storage.pachd_address or '').strip().lower(), storage.project_name, storage.repo,
-                      storage.branch_name))
+    from .connection import pachd_identity
+
+    where = '|'.join((pachd_identity(storage), storage.project_name, storage.repo, storage.branch_name))
     return 'export:' + hashlib.sha256(where.encode()).hexdigest()[:48]
 
 
@@ -94,6 +95,10 @@ def record_change(annotation, storage_ids, deleted: bool = False) -> None:
 
 def pending(storage):
     return pending_for_id(storage.id)
+
+
+def all_pending():
+    return _entry_model().objects.all()
 
 
 def pending_for_id(storage_id: int):
@@ -198,7 +203,7 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     if not rows and not full:
         return None
     client = storage.get_client()
-    _clear_dead_writer(client, storage)
+    _clear_dead_writer(client, storage, lease)
     annotations = Annotation.objects.filter(project_id=storage.project_id)
     removals = set()
     if full:
@@ -234,6 +239,12 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     commit = exporter.export_annotations(storage, queryset=queryset, reason=reason, track_status=track_status,
                                          removals=removals, marker=f'{MARKER} {lease.holder}', errors=problems,
                                          formats=with_formats)
+    if commit and not lease.renew():
+        # Someone else took the lease while this commit was written (this process stalled past the
+        # lease): it may take this commit for a dead writer's and drop it. Keep the rows; writing
+        # them again is harmless.
+        raise pachd.PachdError(f'the export lease of {storage.project_name}/{storage.repo}@{storage.branch_name} '
+                               f'was lost while commit {commit} was written; its changes are written again')
     # Only now, with the commit finished, are the drained rows done with. An annotation that
     # cannot be serialised is not retried for ever: it is reported, and its next save records it again.
     _entry_model().objects.filter(id__in=[row['id'] for row in rows]).delete()
@@ -244,19 +255,45 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     return commit, len(rows)
 
 
-def _clear_dead_writer(client, storage) -> None:
-    """Drop an unfinished commit of ours left on the branch (its writer died: we hold the lease now)."""
+def writer_of(description: str) -> Optional[str]:
+    """The lease holder named by a commit's marker line, or None when no writer of this plugin started it."""
+    for line in (description or '').splitlines():
+        if line.startswith(MARKER):
+            return line[len(MARKER):].strip() or None
+    return None
+
+
+def _clear_dead_writer(client, storage, lease) -> None:
+    """Drop an unfinished commit left on the branch by a writer of ours that died.
+
+    Dropped only when it is provably open and provably a dead writer's: its marker names
+    a writer that holds no live lease (we hold the branch's lease, so no writer of this
+    deployment can be writing), and it is still open when inspected again right before
+    the drop. In any doubt the commit stays and the rows wait for the next try.
+    """
     head = client.unfinished_head(storage.project_name, storage.repo, storage.branch_name)
     if head is None:
         return
     where = f'{storage.project_name}/{storage.repo}@{storage.branch_name}'
-    if MARKER not in (head.description or ''):
+    holder = writer_of(head.description)
+    if holder is None:
         raise OpenCommitNotOurs(
             f'the branch {where} has an unfinished commit {head.id} that Label Studio did not start (another '
             'program is writing to it, or was interrupted); exports wait until it is finished or dropped')
+    if holder != lease.holder and leases.holder_is_live(holder):
+        raise OpenCommitNotOurs(
+            f'the branch {where} has an unfinished commit {head.id} of another Label Studio export writer that '
+            'is still running (two storages name this pachd differently?); exports wait until it is finished')
+    if client.inspect_commit(storage.project_name, storage.repo, head.id).finished:
+        return  # finished after all, by a writer that was only slow: a good commit, kept
     logger.warning('Pachyderm storage %s: dropping unfinished commit %s on %s left by a writer that stopped',
                    storage.id, head.id, where)
     client.drop_commit(storage.project_name, storage.repo, head.id)
+
+
+def note_waiting(storage, reason: BaseException) -> None:
+    """Show on the storage that its rows wait, and why (``pending_exports`` and ``last_export_error``)."""
+    _record_outcome(storage, FlushResult(commits=[], error=reason, left=pending(storage).count()))
 
 
 def _record_outcome(storage, result: FlushResult) -> None:
@@ -341,6 +378,10 @@ class _RetryThread:
                 self._thread.start()
         self._wake.set()
 
+    def has(self, storage_id: int) -> bool:
+        with self._lock:
+            return storage_id in self._due
+
     def _next(self):
         """(storage id or None, seconds to wait); (None, None) when nothing is due any more."""
         with self._lock:
@@ -418,6 +459,16 @@ def _new_retries_in_forked_child() -> None:
 
 if hasattr(os, 'register_at_fork'):
     os.register_at_fork(after_in_child=_new_retries_in_forked_child)
+
+
+def retry_is_scheduled(storage_id: int) -> bool:
+    """Whether this process's retry thread has a try of ``storage_id`` coming."""
+    return _retries.has(storage_id)
+
+
+def retry_soon(storage) -> None:
+    """Have this process's retry thread write the storage's rows now (the outbox sweep hands them over)."""
+    _retries.later(storage.id, 0.0, None)
 
 
 def retry_later(storage, result: FlushResult) -> None:

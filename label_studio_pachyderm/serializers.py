@@ -69,17 +69,10 @@ class _PachydermSerializerMixin:
         stored = self.instance
         if stored is None or not stored.auth_token or data.get('auth_token') or 'pachd_address' not in data:
             return
-        if _address_key(data['pachd_address']) != _address_key(stored.pachd_address):
+        if pachd.address_identity(data['pachd_address']) != pachd.address_identity(stored.pachd_address):
             raise ValidationError({'auth_token': [
                 'Enter the auth token again: the pachd address changed, and a stored token is only sent to the '
                 'address it was saved with.']})
-
-
-def _address_key(text) -> str:
-    try:
-        return pachd.parse_address(text).url
-    except pachd.PachdError:
-        return (text or '').strip()
 
 
 class _TypeField(serializers.ReadOnlyField):

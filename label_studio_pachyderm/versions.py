@@ -23,18 +23,6 @@ CURRENT, SUPERSEDED, DELETED = 'current', 'superseded', 'deleted'
 _CHUNK = 500
 
 
-def status_of(meta) -> str | None:
-    """'current', 'superseded' or 'deleted' for a task made by a Pachyderm source storage; None otherwise."""
-    lineage = (meta or {}).get('pachyderm') if isinstance(meta, dict) else None
-    if not isinstance(lineage, dict):
-        return None
-    if lineage.get('superseded_by') is not None:
-        return SUPERSEDED
-    if lineage.get('deleted_in'):
-        return DELETED
-    return CURRENT
-
-
 def _update_lineage(task_ids: Iterable[int], change: Callable[[int, dict], bool]) -> int:
     """Apply ``change(task_id, lineage)`` to each task's ``meta['pachyderm']``; save those it changed."""
     ids = list(task_ids)

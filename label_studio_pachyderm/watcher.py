@@ -40,6 +40,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
+from . import pachd
+
 logger = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 0.5  # events this close together start one sync
@@ -69,7 +71,7 @@ def fingerprint(storage) -> tuple:
     def digest(text):
         return hashlib.sha256(text.encode()).hexdigest() if text else ''
 
-    return ((storage.pachd_address or '').strip(), digest(storage.auth_token or ''),
+    return (pachd.address_identity(storage.pachd_address or ''), digest(storage.auth_token or ''),
             digest(storage.tls_root_certs or ''), storage.project_name, storage.repo, storage.branch_name)
 
 
@@ -187,7 +189,6 @@ class Follower:
 
     def _listen(self) -> None:
         from .jobs import short_reason
-        from . import pachd
 
         delay = BACKOFF_FIRST_SECONDS
         failing = False
@@ -290,7 +291,6 @@ def _start_point(client, storage) -> str:
     Not simply the head: an open head would be skipped as the starting commit and never
     reported when it finishes.
     """
-    from . import pachd
 
     try:
         head = client.branch_head(storage.project_name, storage.repo, storage.branch_name)

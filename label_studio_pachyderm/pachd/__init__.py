@@ -23,13 +23,13 @@ from .errors import (PachdAlreadyExists, PachdAuthError, PachdError, PachdInvali
 from .shared import clear_client_cache, get_client
 from .streams import FileStream
 from .values import (DEFAULT_PORT, DEFAULT_TIMEOUT, GLOB_CHARACTERS, CommitInfo, DiffEntry, FileEntry, FileOp,
-                     PachConfigContext, PachdAddress, RepoInfo, is_commit_id, parse_address)
+                     PachConfigContext, PachdAddress, RepoInfo, address_identity, is_commit_id, parse_address)
 
 __all__ = (
     'DEFAULT_PORT', 'DEFAULT_TIMEOUT', 'FINISH_WAIT', 'GLOB_CHARACTERS', 'WRITE_CHUNK',
     'PachdError', 'PachdUnavailable', 'PachdAuthError', 'PachdNotFound', 'PachdInvalidArgument',
     'PachdAlreadyExists',
     'PachdAddress', 'FileEntry', 'DiffEntry', 'CommitInfo', 'RepoInfo', 'FileOp', 'PachConfigContext',
-    'parse_address', 'is_commit_id', 'config_context', 'config_path',
+    'parse_address', 'address_identity', 'is_commit_id', 'config_context', 'config_path',
     'PachdClient', 'FileStream', 'get_client', 'clear_client_cache',
 )

@@ -753,7 +753,12 @@ class PachdClient:
         try:
             self._rpc_wait_commit(request, timeout=max(FINISH_WAIT, self.timeout))
         except grpc.RpcError as exc:
-            # The commit is durable either way; reads of it wait until pachd is done.
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                # Dropped after FinishCommit (pachd drops a finished commit when asked): what it
+                # held is not on the branch, so the caller must not count it as written.
+                raise PachdError(f'commit {commit.id} was dropped before pachd finished it; its changes are '
+                                 'not on the branch') from None
+            # Any other answer: the commit is durable; reads of it wait until pachd is done.
             logger.warning('commit %s was written but not yet finished by pachd at %s: %s',
                            commit.id, self.address.url, map_error(exc, self.address, self._token))
 

@@ -27,6 +27,28 @@ class PachdAddress:
         return f"{'grpcs' if self.tls else 'grpc'}://{self.target}"
 
     @property
+    def identity(self) -> str:
+        """The one name of the server this address reaches, however it was spelled.
+
+        ``127.0.0.1:650``, ``grpc://LOCALHOST:650`` and ``http://[::1]:650`` are one
+        pachd, so they get one identity: the scheme only as plain or TLS, the port
+        always written, IP literals in their short form, and every loopback
+        name as ``localhost``. Whatever must be per-pachd (a branch's one writer,
+        where a stored token may be sent, a watch subscription) keys on this.
+        """
+        host = self.host
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if host in ('localhost', 'localhost.localdomain', 'ip6-localhost') or (ip is not None and ip.is_loopback):
+            host = 'localhost'
+        elif ip is not None:
+            host = ip.compressed
+        host = f'[{host}]' if ':' in host else host
+        return f"{'grpcs' if self.tls else 'grpc'}://{host}:{self.port}"
+
+    @property
     def target(self) -> str:
         """``host:port`` as gRPC dials it (IPv6 in brackets)."""
         host = f'[{self.host}]' if ':' in self.host else self.host
@@ -180,6 +202,14 @@ def parse_address(address: str) -> PachdAddress:
             raise bad('the port must be a number from 1 to 65535')
         port = int(port_text)
     return PachdAddress(host=host, port=port, tls=scheme in ('grpcs', 'https'))
+
+
+def address_identity(address: str) -> str:
+    """``parse_address(address).identity``; text that is no valid address is its own identity (stripped)."""
+    try:
+        return parse_address(address).identity
+    except PachdInvalidArgument:
+        return (address or '').strip() if isinstance(address, str) else ''
 
 
 # The characters pachd reads as a glob in a path (and refuses in the paths of files it writes).
