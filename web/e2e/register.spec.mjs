@@ -22,7 +22,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { clickAddStorage, launchChromium, login as loginAs } from "./lib/browser.mjs";
+import { clickAddStorage, launchChromium, login as loginAs, settle } from "./lib/browser.mjs";
+import { waitForAbsence, waitForCount, waitForNone, waitUntil } from "./lib/wait.mjs";
 import { parse } from "yaml";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -100,6 +101,19 @@ async function startLabelStudio() {
 }
 
 // ------------------------------------------------------------------ browser helpers
+/** True once some element shows `text` (a substring), within the deadline. */
+const shown = (page, text) => waitUntil(async () => (await page.getByText(text, { exact: false }).count()) > 0);
+
+/** True once every input named in `values` holds its value, within the deadline. */
+const hasValues = (page, values) =>
+  waitUntil(async () => {
+    for (const [name, want] of Object.entries(values)) {
+      if ((await page.inputValue(`input[name="${name}"]`, { timeout: 1000 })) !== want) return false;
+    }
+    return true;
+  });
+const hasValue = (page, name, want) => hasValues(page, { [name]: want });
+
 async function createProject(page, title) {
   const csrf = (await page.context().cookies()).find((cookie) => cookie.name === "csrftoken")?.value;
   return page.evaluate(
@@ -195,32 +209,31 @@ async function sourceStorageWizard(page, base, projectId) {
 
   await clickAddStorage(page, "source");
   const tile = page.locator('[data-testid="storage-provider-pachyderm"]');
-  await tile.waitFor({ timeout: 10_000 }).catch(() => {});
-  check("first wizard of the page lists the Pachyderm tile", (await tile.count()) === 1);
-  check("the tile shows the Pachyderm icon", (await tile.locator('svg[aria-label="Pachyderm"]').count()) === 1);
+  check("first wizard of the page lists the Pachyderm tile", await waitForCount(page, tile, 1));
+  check("the tile shows the Pachyderm icon", await waitForCount(page, tile.locator('svg[aria-label="Pachyderm"]'), 1));
   await page.screenshot({ path: `${SCREENSHOTS}wizard-provider-grid.png` });
 
   await tile.click();
   await page.getByRole("button", { name: "Next", exact: true }).click();
   await page.waitForSelector('input[name="pachd_address"]', { timeout: 10_000 });
-  check("details step renders the provider, not 'Unknown provider'", (await page.getByText("Unknown provider").count()) === 0);
+  check("details step renders the provider, not 'Unknown provider'", await waitForNone(page, page.getByText("Unknown provider")));
   for (const name of ["pachd_address", "auth_token", "pach_project", "repo", "branch", "commit"]) {
-    check(`source form has ${name}`, (await page.locator(`input[name="${name}"]`).count()) === 1);
+    check(`source form has ${name}`, await waitForCount(page, page.locator(`input[name="${name}"]`), 1));
   }
-  check("no presign toggle", (await page.getByText("pre-signed", { exact: false }).count()) === 0);
-  check("project defaults to 'default'", (await page.inputValue('input[name="pach_project"]')) === "default");
-  check("branch defaults to 'master'", (await page.inputValue('input[name="branch"]')) === "master");
+  check("no presign toggle", await waitForNone(page, page.getByText("pre-signed", { exact: false })));
+  check("project defaults to 'default'", await hasValue(page, "pach_project", "default"));
+  check("branch defaults to 'master'", await hasValue(page, "branch", "master"));
 
   await page.fill('input[name="title"]', "Raw images");
   await page.fill('input[name="pachd_address"]', "http://pachd:30650");
   await page.fill('input[name="repo"]', "default/images");
   await page.fill('input[name="commit"]', "master^1");
   await page.getByRole("button", { name: "Test Connection" }).click();
-  const shown = async (text) => (await page.getByText(text, { exact: false }).count()) > 0;
-  check("address error shown before any request", await shown("pachd speaks gRPC: write grpc://host:port"));
-  check("repo error shown", await shown('the part before "/" goes in the Project field'));
-  check("commit error shown", await shown("Enter a commit id (32 hex characters"));
-  check("no request sent for an invalid form", calls.length === 0, JSON.stringify(calls));
+  check("address error shown before any request", await shown(page, "pachd speaks gRPC: write grpc://host:port"));
+  check("repo error shown", await shown(page, 'the part before "/" goes in the Project field'));
+  check("commit error shown", await shown(page, "Enter a commit id (32 hex characters"));
+  // The errors are up: the click has done all it will; settled, no request may have gone out.
+  check("no request sent for an invalid form", await waitForAbsence(page, () => calls.length === 0), JSON.stringify(calls));
   await page.screenshot({ path: `${SCREENSHOTS}wizard-validation.png` });
 
   await page.fill('input[name="pachd_address"]', "grpc://localhost:30650");
@@ -228,7 +241,7 @@ async function sourceStorageWizard(page, base, projectId) {
   await page.fill('input[name="commit"]', "");
   await page.getByRole("button", { name: "Test Connection" }).click();
   await page.getByText("Connection Verified").waitFor({ timeout: 10_000 });
-  const validate = calls.find((call) => call.path === "/api/storages/pachyderm/validate");
+  const validate = await waitUntil(() => calls.find((call) => call.path === "/api/storages/pachyderm/validate"));
   check("validate goes to /api/storages/pachyderm/validate", Boolean(validate), JSON.stringify(calls));
   const sent = validate?.body ?? {};
   check(
@@ -251,30 +264,28 @@ async function sourceStorageWizard(page, base, projectId) {
   check("preview lists the files the API returned", true);
   await page.getByRole("button", { name: "Next", exact: true }).click();
   await page.getByRole("button", { name: "Save", exact: true }).click();
-  await page.waitForTimeout(1000);
-  const create = calls.find((call) => call.method === "POST" && call.path === "/api/storages/pachyderm");
+  const create = await waitUntil(() => calls.find((call) => call.method === "POST" && call.path === "/api/storages/pachyderm"));
   check(
     "create posts the storage with presign=false",
     create?.body?.repo === "images" && create?.body?.presign === false && create?.body?.title === "Raw images",
     JSON.stringify(create),
   );
-  check("no registration warnings", warnings.length === 0, warnings.join("\n"));
+  check("no registration warnings", await waitForAbsence(page, () => warnings.length === 0), warnings.join("\n"));
 
   // Same page: this wizard mounts with the provider already in Label Studio's map.
   await clickAddStorage(page, "target");
   const targetTile = page.locator('[data-testid="storage-provider-pachyderm"]');
-  await targetTile.waitFor({ timeout: 10_000 }).catch(() => {});
-  check("a later wizard (target storage) lists the tile natively", (await targetTile.count()) === 1);
+  check("a later wizard (target storage) lists the tile natively", await waitForCount(page, targetTile, 1));
   await targetTile.click();
   await page.getByRole("button", { name: "Next", exact: true }).click();
   await page.waitForSelector('input[name="pachd_address"]', { timeout: 10_000 });
-  check("target form has the folder field", (await page.locator('input[name="prefix"]').count()) === 1);
-  check("target form has no commit field", (await page.locator('input[name="commit"]').count()) === 0);
+  check("target form has the folder field", await waitForCount(page, page.locator('input[name="prefix"]'), 1));
+  check("target form has no commit field", await waitForNone(page, page.locator('input[name="commit"]')));
   check(
     "target form has Label Studio's 'Can delete objects' toggle, once",
-    (await page.locator('input[aria-label="Can delete objects from storage"]').count()) === 1,
+    await waitForCount(page, page.locator('input[aria-label="Can delete objects from storage"]'), 1),
   );
-  check("target branch help says it is created on first write", await shown("created on the first write"));
+  check("target branch help says it is created on first write", await shown(page, "created on the first write"));
   await page.screenshot({ path: `${SCREENSHOTS}wizard-target.png` });
 }
 
@@ -287,11 +298,10 @@ async function editStoredStorage(page, base, projectId) {
   await page.getByRole("button", { name: "Storage options" }).first().click();
   await page.getByText("Edit", { exact: true }).click();
   await page.waitForSelector('input[name="pachd_address"]', { timeout: 10_000 }).catch(() => {});
-  check("editing in the first wizard of a page: no 'Unknown provider'", (await page.getByText("Unknown provider").count()) === 0);
-  const value = async (name) => page.inputValue(`input[name="${name}"]`).catch(() => null);
-  check("stored address loaded", (await value("pachd_address")) === STORED.pachd_address);
-  check("stored project and repo loaded", (await value("pach_project")) === "vision" && (await value("repo")) === "images");
-  check("stored token masked, never echoed", (await value("auth_token")) === MASK);
+  check("editing in the first wizard of a page: no 'Unknown provider'", await waitForNone(page, page.getByText("Unknown provider")));
+  check("stored address loaded", await hasValue(page, "pachd_address", STORED.pachd_address));
+  check("stored project and repo loaded", await hasValues(page, { pach_project: "vision", repo: "images" }));
+  check("stored token masked, never echoed", await hasValue(page, "auth_token", MASK));
   await page.screenshot({ path: `${SCREENSHOTS}wizard-edit.png` });
 
   await page.getByRole("button", { name: "Test Connection" }).click();
@@ -299,15 +309,14 @@ async function editStoredStorage(page, base, projectId) {
   await page.getByRole("button", { name: "Next", exact: true }).click();
   await page.getByRole("button", { name: "Next", exact: true }).click();
   await page.getByRole("button", { name: "Save", exact: true }).click();
-  await page.waitForTimeout(1000);
-  const patch = calls.find((call) => call.method === "PATCH");
+  const patch = await waitUntil(() => calls.find((call) => call.method === "PATCH"));
   check("save PATCHes /api/storages/pachyderm/7", patch?.path === "/api/storages/pachyderm/7", JSON.stringify(calls));
   check(
     "unchanged token is left out of the update; other values are kept",
     patch && !("auth_token" in patch.body) && patch.body.prefix === "cats" && patch.body.regex_filter === ".*\\.jpg$",
     JSON.stringify(patch?.body),
   );
-  check("no registration warnings while editing", warnings.length === 0, warnings.join("\n"));
+  check("no registration warnings while editing", await waitForAbsence(page, () => warnings.length === 0), warnings.join("\n"));
 }
 
 /** Serves the plugin's form_layout.yml the way the storage form endpoint returns it. */
@@ -339,8 +348,11 @@ async function legacyForm(page, base, projectId) {
   await openStorageSettings(page, base, projectId);
   await clickAddStorage(page, "source");
   await page.getByText("Storage Type").waitFor({ timeout: 10_000 });
-  await page.waitForTimeout(1000);
-  check("legacy form: no tiles, nothing added", (await page.locator('[data-testid^="storage-provider-"]').count()) === 0);
+  // The script warns once it has seen the legacy form: after that, the page settled, it has
+  // added nothing and warned no more.
+  await waitUntil(() => warnings.length > 0);
+  await settle(page).catch(() => {});
+  check("legacy form: no tiles, nothing added", await waitForNone(page, page.locator('[data-testid^="storage-provider-"]')));
   check(
     "legacy form: exactly one console warning saying why",
     warnings.length === 1 && warnings[0].includes("legacy storage form"),
@@ -352,10 +364,10 @@ async function legacyForm(page, base, projectId) {
   await page.getByText("Pachyderm", { exact: true }).last().click();
   await page.waitForSelector('input[name="pachd_address"]', { timeout: 10_000 });
   for (const name of ["title", "pachd_address", "auth_token", "pach_project", "repo", "branch", "commit", "prefix", "regex_filter"]) {
-    check(`legacy form renders ${name}`, (await page.locator(`input[name="${name}"]`).count()) === 1);
+    check(`legacy form renders ${name}`, await waitForCount(page, page.locator(`input[name="${name}"]`), 1));
   }
-  check("legacy form: no pre-signed URL option", (await page.getByText("pre-signed", { exact: false }).count()) === 0);
-  check("legacy form: branch defaults to master", (await page.inputValue('input[name="branch"]')) === "master");
+  check("legacy form: no pre-signed URL option", await waitForNone(page, page.getByText("pre-signed", { exact: false })));
+  check("legacy form: branch defaults to master", await hasValue(page, "branch", "master"));
   await page.screenshot({ path: `${SCREENSHOTS}legacy-form-pachyderm.png` });
 
   await page.fill('input[name="title"]', "Legacy images");
@@ -364,8 +376,7 @@ async function legacyForm(page, base, projectId) {
   await page.getByText("Select an option").click();
   await page.getByText("Files - Automatically creates a task for each file", { exact: false }).last().click();
   await page.getByRole("button", { name: "Add Storage" }).click();
-  await page.waitForTimeout(1500);
-  const create = calls.find((call) => call.method === "POST" && call.path === "/api/storages/pachyderm");
+  const create = await waitUntil(() => calls.find((call) => call.method === "POST" && call.path === "/api/storages/pachyderm"));
   const body = create?.body ?? {};
   check(
     "legacy form posts API names; the untouched token is not sent",

@@ -36,6 +36,7 @@ import { fileURLToPath } from "node:url";
 import {
   bodyText,
   clickAddStorage,
+  labelingStage,
   launchChromium,
   login,
   nextResponse,
@@ -46,6 +47,7 @@ import {
   waitForLabelingImage,
 } from "./lib/browser.mjs";
 import { pfsTools } from "./lib/pfs.mjs";
+import { waitForCount, waitForNone, waitUntil } from "./lib/wait.mjs";
 import { createRunner, expect } from "./lib/steps.mjs";
 import { demoProjectSteps } from "./steps/demo-project.mjs";
 import { versionSteps } from "./steps/versions.mjs";
@@ -148,7 +150,7 @@ async function openPachydermForm(page, kind, { gridScreenshot } = {}) {
   if (gridScreenshot) await shot(page, gridScreenshot);
   await page.getByRole("button", { name: "Next", exact: true }).click();
   await page.locator('input[name="pachd_address"]').waitFor({ timeout: 20_000 });
-  expect((await page.getByText("Unknown provider").count()) === 0, "the wizard says 'Unknown provider'");
+  expect(await waitForNone(page, page.getByText("Unknown provider")), "the wizard says 'Unknown provider'");
 }
 
 async function fillConnection(page, { title, address, repo, branch }) {
@@ -271,10 +273,11 @@ async function walkthrough(browser) {
     // LS's default Import Method is "Tasks": a preview of images says they are no task files.
     await page.getByRole("button", { name: "Load Preview" }).click();
     const warning = page.locator('[data-testid="pachyderm-preview-warning"]');
-    await warning.waitFor({ timeout: 20_000 });
-    check(/not task files|is a task file/.test(await warning.innerText()) && /"Files"/.test(await warning.innerText()),
-      'a Tasks preview of images warns and names Import Method "Files"', await warning.innerText());
-    check((await page.getByRole("button", { name: "Parquet", exact: true }).filter({ visible: true }).count()) === 0,
+    check(await waitUntil(async () => {
+      const text = await warning.innerText({ timeout: 1000 });
+      return /not task files|is a task file/.test(text) && /"Files"/.test(text);
+    }), 'a Tasks preview of images warns and names Import Method "Files"', await warning.innerText().catch((error) => error.message));
+    check(await waitForNone(page, page.getByRole("button", { name: "Parquet", exact: true }).filter({ visible: true })),
       "the Pachyderm form offers no Parquet filter");
     // Label Studio's "Import Method": Files = every object becomes a task (use_blob_urls).
     await page.locator('[data-testid^="select-trigger-use_blob_urls"]').click();
@@ -290,13 +293,15 @@ async function walkthrough(browser) {
     for (const image of IMAGES) {
       await page.getByText(`${FOLDER}/${image.name}`, { exact: true }).waitFor({ timeout: 20_000 });
     }
-    check((await warning.count()) === 0, "no warning once Import Method is Files");
+    check(await waitForNone(page, warning), "no warning once Import Method is Files");
     await shot(page, "03-preview.png");
 
     await page.getByRole("button", { name: "Next", exact: true }).click();
     const location = `default/${SOURCE_REPO}@master:/`;
     await page.getByText("Storage Location").waitFor({ timeout: 20_000 });
-    check((await page.getByText(location, { exact: true }).count()) === 1, `the review step's Storage Location reads ${location}`,
+    // Label Studio draws "Not specified" there; the plugin writes the location one animation
+    // frame later (web/src/runtime/touch-ups.ts), so wait for it rather than look once.
+    check(await waitForCount(page, page.getByText(location, { exact: true }), 1), `the review step's Storage Location reads ${location}`,
       await page.locator(".lsf-modal-ls__body").innerText().catch(() => ""));
     const [created, synced] = await Promise.all([
       nextResponse(page, "POST", /^\/api\/storages\/pachyderm\/?$/),
@@ -320,8 +325,8 @@ async function walkthrough(browser) {
     await page.goto(`${BASE}/projects/${ids.project}/data`);
     const footer = page.getByText(new RegExp(`Tasks:\\s*${IMAGES.length}\\s*/\\s*${IMAGES.length}`));
     await footer.waitFor({ timeout: 30_000 });
-    await page.locator(".lsf-table-row").nth(IMAGES.length - 1).waitFor({ timeout: 30_000 });
-    expect((await page.locator(".lsf-table-row").count()) === IMAGES.length, `the Data Manager lists ${IMAGES.length} rows`);
+    expect(await waitForCount(page, page.locator(".lsf-table-row"), IMAGES.length, 30_000), `the Data Manager lists ${IMAGES.length} rows`,
+      await page.locator(".lsf-table-row").count());
     // The thumbnails come through the storage proxy too; wait for them before the picture.
     await page.waitForFunction(
       (count) => [...document.querySelectorAll(".lsf-table-row img")].filter((img) => img.complete && img.naturalWidth > 0).length >= count,
@@ -354,13 +359,16 @@ async function walkthrough(browser) {
       const image = page.locator(".lsf-main-view .lsf-image img");
       await image.waitFor({ state: "attached", timeout: 30_000 });
       await waitForLabelingImage(page, 30_000);
-      const natural = await image.evaluate((img) => ({ width: img.naturalWidth, height: img.naturalHeight }));
+      const naturalSize = () => image.evaluate((img) => ({ width: img.naturalWidth, height: img.naturalHeight }));
       expect(
-        natural.width === LABELED.width && natural.height === LABELED.height,
+        await waitUntil(async () => {
+          const natural = await naturalSize();
+          return natural.width === LABELED.width && natural.height === LABELED.height;
+        }),
         `the labeling image decoded at ${LABELED.width}x${LABELED.height}`,
-        natural,
+        await naturalSize().catch((error) => error.message),
       );
-      expect(proxied.length > 0, `the browser fetched /tasks/${ids.task}/resolve/?fileuri=...`);
+      expect(await waitUntil(() => proxied.length > 0), `the browser fetched /tasks/${ids.task}/resolve/?fileuri=...`);
       const last = proxied[proxied.length - 1];
       const bytes = await last.body();
       expect(last.status() === 200, `the storage proxy answered ${last.status()}`);
@@ -377,7 +385,7 @@ async function walkthrough(browser) {
   await step(`draw a "${LABEL}" box around the car and submit`, async () => {
     await page.locator(".lsf-main-view .lsf-label", { hasText: LABEL }).first().click();
     // The Konva stage is the picture as shown: image pixels map linearly onto it.
-    const stage = await page.locator(".lsf-main-view .konvajs-content").first().boundingBox();
+    const stage = await labelingStage(page);
     expect(stage && stage.width > 100, "the image stage is on screen", stage);
     const scaleX = stage.width / LABELED.width;
     const scaleY = stage.height / LABELED.height;
@@ -421,16 +429,9 @@ async function walkthrough(browser) {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
     await openPachydermForm(page, "target");
     // The plugin corrects these words once the wizard has drawn them (next animation frame): wait for it.
-    const corrected = await page
-      .waitForFunction(
-        () => document.querySelector('input[name="repo"]')?.getAttribute("placeholder") === "labels" &&
-          !document.body.innerText.includes("Import your data from cloud storage providers"),
-        null,
-        { timeout: 10_000 },
-      )
-      .then(() => true, () => false);
-    check(corrected || (await page.locator('input[name="repo"]').getAttribute("placeholder")) === "labels", 'the target form suggests the repo "labels"');
-    check(corrected || (await page.getByText("Import your data from cloud storage providers").count()) === 0, 'the target form does not say "Import your data"');
+    check(await waitUntil(async () => (await page.locator('input[name="repo"]').getAttribute("placeholder", { timeout: 1000 })) === "labels"),
+      'the target form suggests the repo "labels"', await page.locator('input[name="repo"]').getAttribute("placeholder").catch(() => null));
+    check(await waitForNone(page, page.getByText("Import your data from cloud storage providers")), 'the target form does not say "Import your data"');
     await fillConnection(page, { title: TARGET_TITLE, address: FORM_ADDRESS, repo: TARGET_REPO, branch: "master" });
     const connection = await testConnection(page, "target");
     expect(connection.status === 200, `Check connection (target) answered ${connection.status}`, connection.body);
@@ -476,9 +477,14 @@ async function walkthrough(browser) {
 
     // The card reads "Annotations: <exported> (<total> total)", Label Studio's own
     // wording for meta.total_annotations: the project's annotations at sync time.
-    const annotationsRow = (await storageCard(page, TARGET_TITLE).innerText()).match(/Annotations\s*(\d+)\s*\((\d+) total\)/);
+    const annotationsRowOf = async () => (await storageCard(page, TARGET_TITLE).innerText({ timeout: 1000 })).match(/Annotations\s*(\d+)\s*\((\d+) total\)/);
+    let annotationsRow = null;
+    const cardSays = await waitUntil(async () => {
+      annotationsRow = await annotationsRowOf();
+      return annotationsRow && annotationsRow[1] === "1" && annotationsRow[2] === "1";
+    });
     check(
-      annotationsRow && annotationsRow[1] === "1" && annotationsRow[2] === "1",
+      cardSays,
       'the target storage card says "Annotations 1 (1 total)" (1 exported of the project\'s 1). ' +
         "Plugin bug if it says (0 total): the export sync leaves meta.total_annotations unset, " +
         "see export_annotations in label_studio_pachyderm/exporter.py",
@@ -511,7 +517,7 @@ async function walkthrough(browser) {
     expect(/no-such-repo/.test(missingMessage) && /not found/i.test(missingMessage), "the server names the missing repo", missingMessage);
     await page.getByText(missingMessage).first().waitFor({ timeout: 20_000 });
     note(`shown: ${missingMessage}`);
-    expect((await page.getByText(/cannot reach pachd/i).count()) === 0, "the earlier error is gone once the address is fixed");
+    expect(await waitForNone(page, page.getByText(/cannot reach pachd/i)), "the earlier error is gone once the address is fixed");
     await shot(page, "07-error-missing-repo.png");
     await closeWizard(page);
 

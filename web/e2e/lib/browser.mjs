@@ -146,6 +146,18 @@ export function proxiedUri(value, base = "http://localhost") {
   return url.searchParams.has("fileuri") ? Buffer.from(url.searchParams.get("fileuri"), "base64").toString("utf8") : value;
 }
 
+/**
+ * The labeling screen's image stage (Konva) as laid out on screen: waits (up to `timeout`)
+ * until it is wider than 100 px, then returns its bounding box (null when it is not there).
+ */
+export async function labelingStage(page, timeout = 20_000) {
+  const selector = ".lsf-main-view .konvajs-content";
+  await page
+    .waitForFunction((selector) => (document.querySelector(selector)?.getBoundingClientRect().width ?? 0) > 100, selector, { timeout })
+    .catch(() => {});
+  return page.locator(selector).first().boundingBox({ timeout: 5_000 }).catch(() => null);
+}
+
 /** Waits until the labeling screen's image has loaded (its bytes came through the storage proxy). */
 export async function waitForLabelingImage(page, timeout = 60_000) {
   await page.waitForFunction(

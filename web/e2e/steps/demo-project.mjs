@@ -8,7 +8,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { bodyText, login, nextResponse, proxiedUri, waitForLabelingImage } from "../lib/browser.mjs";
+import { bodyText, labelingStage, login, nextResponse, proxiedUri, waitForLabelingImage } from "../lib/browser.mjs";
 import { demoNoise, parseDemoBlock } from "../lib/demo-block.mjs";
 
 // The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
@@ -78,7 +78,7 @@ export async function demoProjectSteps(ctx) {
     expect(shape, "the task to label is one of the demo's images", uri);
     await waitForLabelingImage(page);
     await page.locator(".lsf-main-view .lsf-label", { hasText: shape.label }).first().click();
-    const stage = await page.locator(".lsf-main-view .konvajs-content").first().boundingBox();
+    const stage = await labelingStage(page);
     expect(stage && stage.width > 100, "the image stage is on screen", stage);
     const [x0, y0, x1, y1] = shape.box.map((value) => value / SIZE);
     const from = { x: stage.x + stage.width * x0, y: stage.y + stage.height * y0 };

@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sessionRequest as send, settle } from "../lib/browser.mjs";
+import { waitForCount } from "../lib/wait.mjs";
 
 export async function versionSteps(ctx, { repo, folder, image }) {
   const { page, api, step, expect, note, shot, ids, pfs } = ctx;
@@ -81,9 +82,9 @@ export async function versionSteps(ctx, { repo, folder, image }) {
 
   await step('the Data Manager: Filters -> Pachyderm version contains "superseded" lists the old version', async () => {
     await page.goto(`${ctx.base}/projects/${ids.project}/data`);
-    await page.locator(".lsf-table-row").first().waitFor({ timeout: 30_000 });
+    const listsThree = await waitForCount(page, page.locator(".lsf-table-row"), 3, 30_000);
     const before = await page.locator(".lsf-table-row").count();
-    expect(before === 3, `the Data Manager lists 3 tasks (2 frames + the new version), not ${before}`);
+    expect(listsThree, `the Data Manager lists 3 tasks (2 frames + the new version), not ${before}`);
 
     await page.getByRole("button", { name: /^Filters/ }).click();
     await page.getByRole("button", { name: /Add Filter/ }).click();
