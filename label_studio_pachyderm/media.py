@@ -14,10 +14,12 @@ in order: sessions, API keys, authentication, JWT, the inactivity timeout), then
 DRF's own authenticators, then: ``Task``/``Project.has_permission``,
 ``proxy.pfs_refusal`` (organization membership, the URI held by the task or project), the
 project's Pachyderm storage that ``can_resolve_url``. It streams with Label Studio's
-own ``proxy_data_from_storage`` (Range capping, headers, ETag, 304, time limit), from
-``get_bytes_stream`` (the Range answers). In every other case, a refusal included,
-the request continues down the normal stack to Label Studio's view, which gives
-today's answer: this path can only serve what that view would serve.
+own ``proxy_data_from_storage`` (headers, ETag, 304) through ``proxy.PfsProxy``, as the view
+does (the client's Range read by ``ranges``, the first read before the status line, a stalled
+body cut), from ``get_bytes_stream``. A pachd failure after every check passed is answered
+here (424 and the reason, what the view would answer after one more timeout). In every other
+case, a refusal included, the request continues down the normal stack to Label Studio's view,
+which gives today's answer: this path can only serve what that view would serve.
 
 Consecutive ranges continue one ``GetFile`` stream (``RangeReader``) instead of
 opening a new one per request.
@@ -94,15 +96,14 @@ class PfsMediaMiddleware:
 
 def serve(request, kind: str, pk: int, wanted: str):
     """The streaming response, or None when Label Studio's view must answer instead."""
-    from django.http import StreamingHttpResponse
-    from io_storages.proxy_api import ResolveStorageUriAPIMixin
+    from django.http import JsonResponse, StreamingHttpResponse
     from projects.models import Project
     from rest_framework.request import Request
     from rest_framework.settings import api_settings
     from tasks.models import Task
 
     from .models import PachydermImportStorage
-    from .proxy import pfs_refusal
+    from .proxy import PfsProxy, pfs_refusal
 
     # The authenticators Label Studio's proxy view uses (DRF's defaults, as its settings set them).
     drf_request = Request(request, authenticators=[a() for a in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
@@ -121,7 +122,11 @@ def serve(request, kind: str, pk: int, wanted: str):
                    None)
     if storage is None or storage.presign:
         return None
-    response = ResolveStorageUriAPIMixin().proxy_data_from_storage(drf_request, wanted, project, _Resumable(storage))
+    response = PfsProxy().proxy_data_from_storage(drf_request, wanted, project, _Resumable(storage))
+    if response.status_code == 424 and isinstance(getattr(response, 'data', None), dict):
+        # pachd could not be read, after every check passed: the view would only try again (one
+        # more timeout with a frozen pachd) to give this same answer.
+        return JsonResponse(response.data, status=424)
     return response if isinstance(response, StreamingHttpResponse) or response.status_code == 304 else None
 
 
@@ -212,7 +217,10 @@ class RangeReader:
         offset, length = self._stream.offset, self._stream.length
         cursor = self._unpark(self._key(offset))
         if cursor is not None:
-            first = next(cursor.take(min(length, chunk_size)), None) if length else None
+            try:
+                first = next(cursor.take(min(length, chunk_size)), None) if length else None
+            except pachd.PachdError:
+                first = None
             if first is None:  # a parked stream that broke (pachd restarted, ...): start afresh
                 cursor.close()
                 cursor = None

@@ -23,7 +23,7 @@ from io_storages.base_models import (
     ImportStorageLink,
     ProjectStorageMixin,
 )
-from io_storages.utils import StorageObject, parse_range
+from io_storages.utils import StorageObject
 
 from . import pachd, uri
 from .connection import client_for
@@ -228,37 +228,31 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
     def get_bytes_stream(self, uri_str, range_header=None):
         """(stream, content_type, metadata) for Label Studio's storage proxy.
 
-        Reads from the file offset the Range asks for; never downloads the whole file.
+        ``range_header`` is the client's own ``Range`` (the plugin's proxy paths pass it unchanged;
+        ``ranges`` reads it). Reads from the offset it asks for; never downloads the whole file. A
+        pachd failure raises ``pachd.PachdError`` (the proxy answers it with 424 and the reason).
         """
+        from django.conf import settings
+
+        from . import ranges
+
         parsed = uri.parse(uri_str)
         if not parsed or not self.can_resolve_url(uri_str):
             return None, None, {}
-        try:
-            client = self.get_client()
-            info = client.inspect_file(parsed.project, parsed.repo, parsed.commit, parsed.path)
-            size = info.size
-            start, end = parse_range(range_header) if range_header else (None, None)
-            metadata = {'ETag': f'"{info.hash}"' if info.hash else None, 'LastModified': info.committed}
-            if start is None:
-                offset, length, status = 0, size, 200
-            else:
-                last = size - 1 if end in ('', None) else min(int(end), size - 1)
-                if start < 0 or start >= size or (end not in ('', None) and int(end) < start):
-                    # RFC 9110 15.5.17: no byte of the range exists (an empty file has none;
-                    # bytes=500-100 names none): 416 with the current length.
-                    metadata.update(StatusCode=416, ContentRange=f'bytes */{size}', ContentLength='0')
-                    return _EmptyStream(), _content_type(parsed.path), metadata
-                offset, length, status = start, last - start + 1, 206
-                metadata['ContentRange'] = f'bytes {start}-{last}/{size}'
-            # A string: Label Studio copies ContentLength only when truthy, and an empty file's
-            # 200 must still say Content-Length: 0.
-            metadata.update(StatusCode=status, ContentLength=str(length))
-            stream = client.read_file(parsed.project, parsed.repo, parsed.commit, parsed.path, offset, length,
-                                      entry=info)
-            return stream, _content_type(parsed.path), metadata
-        except pachd.PachdError as exc:
-            logger.warning('Pachyderm proxy could not read %s: %s', uri_str, exc)
-            return None, None, {}
+        client = self.get_client()
+        info = client.inspect_file(parsed.project, parsed.repo, parsed.commit, parsed.path)
+        size = info.size
+        wanted = ranges.answer(range_header, size, getattr(settings, 'RESOLVER_PROXY_MAX_RANGE_SIZE', None))
+        metadata = {'ETag': f'"{info.hash}"' if info.hash else None, 'LastModified': info.committed,
+                    'StatusCode': wanted.status, 'ContentRange': wanted.content_range(size),
+                    # A string: Label Studio copies ContentLength only when truthy, and an empty
+                    # file's 200 (or a 416) must still say Content-Length: 0.
+                    'ContentLength': str(wanted.length)}
+        if wanted.status == 416:
+            return _EmptyStream(), _content_type(parsed.path), metadata
+        stream = client.read_file(parsed.project, parsed.repo, parsed.commit, parsed.path, wanted.offset,
+                                  wanted.length, entry=info)
+        return stream, _content_type(parsed.path), metadata
 
     # ------------------------------------------------------------ sync
     def sync(self, full_rescan: bool = False):

@@ -12,21 +12,33 @@ organization), and streams any URI a storage of the project can read. For
   commits included, the project's tasks were made from.
 
 Every other URI is handled exactly as Label Studio does.
+
+Both paths that stream ``pfs://`` media (the view below and the lean path in ``media.py``)
+stream through ``PfsProxy``: Label Studio's ``proxy_data_from_storage`` (headers, ETag, 304),
+with the client's own ``Range`` (read by ``ranges``, not Label Studio's parser), the first read
+done before the status line, and a body that is cut, not quietly ended, when pachd stalls.
 """
 from __future__ import annotations
 
 import base64
 import json
+import logging
+import sys
+import time
 from urllib.parse import unquote
 
-from io_storages.proxy_api import ProjectResolveStorageUri, TaskResolveStorageUri
+from django.conf import settings
+from django.http import StreamingHttpResponse
+from io_storages.proxy_api import ProjectResolveStorageUri, ResolveStorageUriAPIMixin, TaskResolveStorageUri
 from projects.models import Project
 from rest_framework import status
 from rest_framework.response import Response
 from tasks.models import Task
 
-from . import uri
-from .models import PachydermImportStorageLink, is_project_member
+from . import pachd, uri
+from .models import PachydermImportStorage, PachydermImportStorageLink, is_project_member
+
+logger = logging.getLogger(__name__)
 
 
 def decode_fileuri(fileuri: str) -> str:
@@ -104,6 +116,132 @@ def pfs_refusal(user, instance, wanted: str) -> int | None:
     return None if held else status.HTTP_404_NOT_FOUND
 
 
+# ----------------------------------------------------------------------------- streaming
+class _Opened:
+    """The storage, for Label Studio's proxy code: ``get_bytes_stream`` opens the file, keeps the
+    stream, and turns a pachd failure into a None stream (remembered in ``error``)."""
+
+    def __init__(self, storage):
+        self._storage = storage
+        self.stream = None
+        self.error = None
+
+    def get_bytes_stream(self, uri_str, range_header=None):
+        try:
+            self.stream, content_type, metadata = self._storage.get_bytes_stream(uri_str, range_header=range_header)
+        except pachd.PachdError as exc:
+            self.error = exc
+            return None, None, {}
+        return self.stream, content_type, metadata
+
+    def __str__(self):
+        return str(self._storage)
+
+
+class _FirstPieceRead:
+    """A stream whose first piece has been read: pachd answered before the response was made."""
+
+    def __init__(self, stream, chunk_size: int):
+        self._stream = stream
+        self._chunks = iter(stream.iter_chunks(chunk_size=chunk_size))
+        try:
+            self._first = next(self._chunks, b'')
+        except BaseException:
+            stream.close()
+            raise
+
+    def iter_chunks(self, chunk_size=None):  # the size of the first read: the same setting
+        if self._first:
+            first, self._first = self._first, b''
+            yield first
+        yield from self._chunks
+
+    def close(self):
+        self._stream.close()
+
+
+class StreamCut(Exception):
+    """A proxied body that could not be sent whole."""
+
+
+def _close_connection_after_response():
+    """Make a wsgiref-based server end the keep-alive connection after this response.
+
+    After an exception in the body, wsgiref (Django's runserver, which ``label-studio start`` runs)
+    only logs it and keeps the connection for the next request: the client, told
+    ``Content-Length``, would wait for the missing bytes forever. Its handler points back at the
+    connection's request handler, whose ``close_connection`` ends the connection once the response
+    is over; that handler is the one iterating this body, up the stack. Servers such as gunicorn
+    and uWSGI close the connection on the exception itself and have no such handler.
+    """
+    from wsgiref.handlers import BaseHandler
+
+    frame = sys._getframe(1)
+    while frame is not None:
+        handler = frame.f_locals.get('self')
+        if isinstance(handler, BaseHandler):
+            request_handler = getattr(handler, 'request_handler', None)
+            if request_handler is not None and hasattr(request_handler, 'close_connection'):
+                request_handler.close_connection = True
+            return
+        frame = frame.f_back
+
+
+class PfsProxy(ResolveStorageUriAPIMixin):
+    """Label Studio's ``proxy_data_from_storage`` for a Pachyderm storage, with three changes.
+
+    * The storage reads the client's ``Range`` itself (``ranges``): Label Studio's rewrite turns
+      ``bytes=-100`` into ``bytes=0-``.
+    * The first piece of the body is read before the response is returned, so a pachd that does
+      not answer is a 424 with the reason, not a 200 whose body never comes (Label Studio would
+      send the status line and then end the body empty, on a connection kept open).
+    * Label Studio's time-limited body swallows a failed read and ends the body early; here the
+      failure (or the time limit, ``RESOLVER_PROXY_TIMEOUT``) cuts the response: the WSGI server
+      aborts it and the client sees a body shorter than ``Content-Length``.
+    """
+
+    def override_range_header(self, request):
+        return request.headers.get('Range')
+
+    def proxy_data_from_storage(self, request, uri, project, storage):
+        opened = _Opened(storage)
+        response = super().proxy_data_from_storage(request, uri, project, opened)
+        if isinstance(response, StreamingHttpResponse):
+            try:
+                first_read = _FirstPieceRead(opened.stream, settings.RESOLVER_PROXY_BUFFER_SIZE)
+            except pachd.PachdError as exc:
+                return self._failed(uri, exc)
+            # Label Studio's generator over the stream has not started (and never will): the body
+            # is this one, over the stream whose first piece has been read.
+            response.streaming_content = self._body(first_read)
+            return response
+        if opened.stream is not None:  # a 304: nothing will read the stream
+            opened.stream.close()
+        return self._failed(uri, opened.error) if opened.error is not None else response
+
+    @staticmethod
+    def _failed(uri, exc):
+        logger.warning('Pachyderm proxy could not read %s: %s', uri, exc)
+        return Response({'error': 'Storage stream failed while proxying data', 'detail': str(exc)},
+                        status=status.HTTP_424_FAILED_DEPENDENCY)
+
+    @staticmethod
+    def _body(stream):
+        limit = settings.RESOLVER_PROXY_TIMEOUT
+        deadline = time.monotonic() + limit
+        try:
+            for chunk in stream.iter_chunks():
+                if time.monotonic() >= deadline:
+                    raise StreamCut(f'the time limit of {limit} s (RESOLVER_PROXY_TIMEOUT) was reached')
+                yield chunk
+        except Exception as exc:  # not GeneratorExit: a client that went away needs no cut
+            logger.warning('Pachyderm proxy cut a response short: %s', exc)
+            _close_connection_after_response()
+            raise
+        finally:
+            stream.close()
+
+
 class _PachydermChecks:
     def resolve(self, request, fileuri, instance):
         wanted = decode_fileuri(fileuri or '').strip()
@@ -113,6 +251,11 @@ class _PachydermChecks:
         if refused is not None:
             return Response(status=refused)
         return super().resolve(request, fileuri, instance)
+
+    def proxy_data_from_storage(self, request, uri, project, storage):
+        if isinstance(storage, PachydermImportStorage):
+            return PfsProxy().proxy_data_from_storage(request, uri, project, storage)
+        return super().proxy_data_from_storage(request, uri, project, storage)
 
 
 class TaskResolvePachydermAware(_PachydermChecks, TaskResolveStorageUri):
