@@ -67,11 +67,19 @@ def _body(response) -> bytes:
     ('data.bin', 'bytes=500-100', 416, f'bytes */{SIZE}', b''),
     ('data.bin', f'bytes={SIZE}-', 416, f'bytes */{SIZE}', b''),
     ('data.bin', f'bytes={SIZE + 5}-{SIZE + 9}', 416, f'bytes */{SIZE}', b''),
+    # suffix ranges: the last n bytes, the whole file when it is shorter, none for -0
+    ('data.bin', 'bytes=-100', 206, f'bytes {SIZE - 100}-{SIZE - 1}/{SIZE}', DATA[-100:]),
+    ('data.bin', f'bytes=-{SIZE * 5}', 206, f'bytes 0-{SIZE - 1}/{SIZE}', DATA),
+    ('data.bin', 'bytes=-0', 416, f'bytes */{SIZE}', b''),
+    # several ranges, or a header that does not parse: the Range is ignored
+    ('data.bin', 'bytes=0-1,5-6', 200, None, DATA),
+    ('data.bin', 'bytes=abc', 200, None, DATA),
     # an empty file has no byte to send: every range is unsatisfiable (not "bytes 0--1/0")
     ('empty.png', None, 200, None, b''),
     ('empty.png', 'bytes=0-', 416, 'bytes */0', b''),
     ('empty.png', 'bytes=0-0', 416, 'bytes */0', b''),
     ('empty.png', 'bytes=0-99', 416, 'bytes */0', b''),
+    ('empty.png', 'bytes=-5', 200, None, b''),  # a 206 cannot name zero bytes: the whole (empty) file
 ], ids=lambda value: repr(value)[:40])
 def test_range_answers_follow_http(api, storage, files, path, range_header, status, content_range, body):
     fileuri = _uri(files, path)
@@ -213,6 +221,122 @@ def test_range_answers_on_the_wire(live_server, user, storage, files):
     assert (status, headers.get('Content-Length'), body) == (200, '0', b'')
     status, headers, body = fetch(data, 'bytes=10-19')
     assert (status, headers.get('Content-Range'), body) == (206, f'bytes 10-19/{SIZE}', DATA[10:20])
+
+
+@pytest.mark.parametrize('header, size, max_length, expected', [
+    (None, 10, None, (200, 0, 10)),
+    ('', 10, None, (200, 0, 10)),
+    ('bytes=2-5', 10, None, (206, 2, 4)),
+    ('bytes=2-', 10, None, (206, 2, 8)),
+    ('bytes=2-99', 10, None, (206, 2, 8)),
+    ('bytes=-3', 10, None, (206, 7, 3)),
+    ('bytes=-30', 10, None, (206, 0, 10)),
+    ('bytes=-0', 10, None, (416, 0, 0)),
+    ('bytes=10-', 10, None, (416, 0, 0)),
+    ('bytes=5-4', 10, None, (416, 0, 0)),
+    ('bytes=0-', 0, None, (416, 0, 0)),
+    ('bytes=-4', 0, None, (200, 0, 0)),
+    (f'bytes={"9" * 5000}-', 10, None, (416, 0, 0)),  # more digits than int() takes
+    (f'bytes=3-{"9" * 5000}', 10, None, (206, 3, 7)),
+    # whitespace: around the header and the commas, never inside a range
+    ('  bytes=2-5  ', 10, None, (206, 2, 4)),
+    ('BYTES=2-5', 10, None, (206, 2, 4)),
+    ('bytes=2-5, ', 10, None, (206, 2, 4)),  # an empty list element is ignored
+    ('bytes=2 - 5', 10, None, (200, 0, 10)),
+    # several ranges: the whole file
+    ('bytes=0-1,5-6', 10, None, (200, 0, 10)),
+    ('bytes=0-1 , -2', 10, None, (200, 0, 10)),
+    # garbage: ignored
+    ('bytes=abc', 10, None, (200, 0, 10)),
+    ('bytes=-', 10, None, (200, 0, 10)),
+    ('bytes=1-2-3', 10, None, (200, 0, 10)),
+    ('bytes=+1-2', 10, None, (200, 0, 10)),
+    ('bytes=,', 10, None, (200, 0, 10)),
+    ('bytes 1-2', 10, None, (200, 0, 10)),
+    ('items=1-2', 10, None, (200, 0, 10)),
+    ('bytes=\u0661-2', 10, None, (200, 0, 10)),  # a non-ASCII digit
+    # Label Studio's cap on one response, except bytes=0- (how media elements first ask)
+    ('bytes=0-', 10, 4, (206, 0, 10)),
+    ('bytes=0-9', 10, 4, (206, 0, 4)),
+    ('bytes=2-', 10, 4, (206, 2, 4)),
+    ('bytes=-8', 10, 4, (206, 2, 4)),
+    (None, 10, 4, (200, 0, 10)),
+], ids=repr)
+def test_range_parser(header, size, max_length, expected):
+    from label_studio_pachyderm import ranges
+
+    assert tuple(ranges.answer(header, size, max_length)) == expected
+
+
+@pytest.fixture(params=['lean', 'view'])
+def proxy_path(request, monkeypatch):
+    """Which path serves pfs:// URIs: the lean middleware, or Label Studio's view (the middleware steps aside).
+
+    Returns the list of URIs Label Studio's view was asked for."""
+    from io_storages.proxy_api import ResolveStorageUriAPIMixin
+    from label_studio_pachyderm.media import PfsMediaMiddleware
+
+    seen = []
+    original = ResolveStorageUriAPIMixin.resolve
+
+    def spy(self, request, fileuri, instance):
+        seen.append(fileuri)
+        return original(self, request, fileuri, instance)
+
+    monkeypatch.setattr(ResolveStorageUriAPIMixin, 'resolve', spy)
+    if request.param == 'view':
+        monkeypatch.setattr(PfsMediaMiddleware, '__call__', lambda self, req: self.get_response(req))
+    return request.param, seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_range_forms_on_the_wire(live_server, user, storage, files, proxy_path, settings):
+    """Every form of Range over real HTTP, on both paths, as the plugin answers it (not Label Studio's parser)."""
+    import requests
+    from rest_framework.authtoken.models import Token
+
+    jwt = user.active_organization.jwt
+    jwt.legacy_api_tokens_enabled = True
+    jwt.save()
+    session = requests.Session()
+    session.headers['Authorization'] = f'Token {Token.objects.get_or_create(user=user)[0].key}'
+    empty, data = _uri(files, 'empty.png'), _uri(files, 'data.bin')
+    task = Task.objects.create(project=storage.project, data={'image': empty, 'data': data})
+
+    def fetch(fileuri, byte_range=None):
+        response = session.get(f'{live_server.url}/tasks/{task.id}/resolve/?fileuri={_b64(fileuri)}',
+                               headers={'Range': byte_range} if byte_range else {}, timeout=30)
+        assert response.headers['Content-Length'] == str(len(response.content))
+        return response.status_code, response.headers.get('Content-Range'), response.content
+
+    last = SIZE - 1
+    for byte_range, expected in [
+        ('bytes=-100', (206, f'bytes {SIZE - 100}-{last}/{SIZE}', DATA[-100:])),  # suffix
+        (f'bytes=-{SIZE + 1}', (206, f'bytes 0-{last}/{SIZE}', DATA)),  # suffix longer than the file
+        ('bytes=-0', (416, f'bytes */{SIZE}', b'')),
+        ('bytes=1000-', (206, f'bytes 1000-{last}/{SIZE}', DATA[1000:])),  # open-ended
+        ('bytes=0-', (206, f'bytes 0-{last}/{SIZE}', DATA)),
+        ('bytes=10-19', (206, f'bytes 10-19/{SIZE}', DATA[10:20])),
+        ('bytes=0-1,5-6', (200, None, DATA)),  # multi-range: the whole file
+        ('bytes=0-1, 5-6', (200, None, DATA)),
+        ('bytes=nonsense', (200, None, DATA)),  # invalid: ignored
+        ('bytes=5', (200, None, DATA)),
+        ('pages=1-2', (200, None, DATA)),
+        ('bytes=10-19 ,', (206, f'bytes 10-19/{SIZE}', DATA[10:20])),
+        (f'bytes={SIZE}-', (416, f'bytes */{SIZE}', b'')),  # beyond the end
+        (f'bytes={SIZE + 10}-{SIZE + 20}', (416, f'bytes */{SIZE}', b'')),
+    ]:
+        assert fetch(data, byte_range) == expected, byte_range
+    # An empty file: no int-range has a byte; a suffix range gets the whole (empty) file.
+    assert fetch(empty, 'bytes=0-') == (416, 'bytes */0', b'')
+    assert fetch(empty, 'bytes=-10') == (200, None, b'')
+    assert fetch(empty) == (200, None, b'')
+    # Label Studio's cap on one response applies to the plugin's ranges too, suffixes included.
+    settings.RESOLVER_PROXY_MAX_RANGE_SIZE = 100
+    assert fetch(data, 'bytes=-500') == (206, f'bytes {SIZE - 500}-{SIZE - 401}/{SIZE}', DATA[-500:-400])
+    assert fetch(data, 'bytes=0-') == (206, f'bytes 0-{last}/{SIZE}', DATA)
+    name, seen = proxy_path
+    assert bool(seen) == (name == 'view'), (name, len(seen))
 
 
 # ----------------------------------------------------------------------------- the lean path (media.py)
