@@ -413,6 +413,9 @@ async function main() {
         check(`${scenario.name} ran to the end`, false, error.message.split("\n").slice(0, 12).join("\n     "));
         await page.screenshot({ path: `${SCREENSHOTS}failure-${scenario.name}.png` }).catch(() => {});
       }
+      // The page may still be loading through a mock (the storage list after a save): let
+      // those handlers end quietly instead of failing once the page is gone.
+      await page.unrouteAll({ behavior: "ignoreErrors" }).catch(() => {});
       await page.close();
     }
   } finally {
