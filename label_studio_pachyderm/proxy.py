@@ -150,7 +150,7 @@ class _FirstPieceRead:
             stream.close()
             raise
 
-    def iter_chunks(self, chunk_size=None):  # the size of the first read: the same setting
+    def iter_chunks(self, chunk_size=None):  # the pieces' size was fixed by the first read
         if self._first:
             first, self._first = self._first, b''
             yield first
@@ -161,7 +161,7 @@ class _FirstPieceRead:
 
 
 class StreamCut(Exception):
-    """A proxied body that could not be sent whole."""
+    """A proxied body stopped at Label Studio's time limit, before its end."""
 
 
 def _close_connection_after_response():

@@ -1,8 +1,9 @@
 """HTTP ``Range`` for the media proxy (RFC 9110 section 14): the one parser both proxy paths use.
 
-Label Studio's ``io_storages.utils.parse_range`` reads ``bytes=-100`` (the last 100 bytes) as
-``bytes=0-`` and ``bytes=0-1,5-6`` as ``bytes=0-1``, and its proxy rewrites the header with it
-before a storage sees it. The plugin's proxy paths pass the client's header here instead.
+Label Studio's ``io_storages.utils.parse_range`` reads ``bytes=-100`` (the last 100 bytes) and
+``bytes=0-1,5-6`` both as ``bytes=0-`` (the whole file, as a 206), and its proxy rewrites the
+header with it before a storage sees it. The plugin's proxy paths pass the client's header here
+instead (``proxy.PfsProxy``).
 
 The answers:
 

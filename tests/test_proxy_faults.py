@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from types import SimpleNamespace
 
 import pytest
 import requests
@@ -92,14 +93,10 @@ def site(live_server, user, pfs_client, frozen, path):
     session.headers['Authorization'] = f'Token {Token.objects.get_or_create(user=user)[0].key}'
 
     def url(name):
-        return f'{live_server.url}/tasks/{task.id}/resolve/?fileuri={base64.urlsafe_b64encode(uris[name].encode()).decode()}'
+        fileuri = base64.urlsafe_b64encode(uris[name].encode()).decode()
+        return f'{live_server.url}/tasks/{task.id}/resolve/?fileuri={fileuri}'
 
-    class Site:
-        pass
-
-    s = Site()
-    s.url, s.session, s.big, s.path, s.served_by_view = url, session, big, path[0], path[1]
-    return s
+    return SimpleNamespace(url=url, session=session, big=big, path=path[0], served_by_view=path[1])
 
 
 def _get(site, name, **kwargs):
