@@ -313,15 +313,55 @@ def schedule_flush(storage, result=None) -> None:
 def write_overdue(storage) -> None:
     """The outbox sweep found rows whose writer is gone: get them written by a process that is alive.
 
-    Background mode: a flush job, unless one is already scheduled (a failing one keeps its
-    back-off). Inline mode: this process's retry thread.
+    Inline mode: this process's retry thread. Background mode: a flush job on the queue right
+    away (the rows are overdue; no coalescing, and no need for RQ's scheduler), unless one
+    is already scheduled: a failing one keeps its back-off, and one its scheduler forgot is
+    moved to the queue (``_enqueue_late_flushes``).
     """
     from . import outbox
 
-    if get_queue() is not None:
-        schedule_flush(storage)
-    else:
+    queue = get_queue()
+    if queue is None:
         outbox.retry_soon(storage)
+        return
+    if queue.connection.set(_FLUSH_SCHEDULED.format(storage.id), '1', nx=True,
+                            ex=int(outbox.retry_seconds() * 4) + 60):
+        queue.enqueue(flush_job, type(storage), storage.id, on_failure=_on_flush_failure)
+    else:
+        _enqueue_late_flushes(queue, storage)
+
+
+_SCHEDULER_SLACK = 5.0  # seconds a scheduled flush job may be late before it is taken for one no scheduler moves
+
+
+def _enqueue_late_flushes(queue, storage) -> int:
+    """Flush jobs of ``storage`` that RQ's scheduler should have enqueued by now, enqueued here.
+
+    Only a running RQ scheduler moves a scheduled job (``enqueue_in``) to the queue. It runs
+    in one worker, under a lock in Redis that outlives a worker killed with SIGKILL by about
+    a minute, and a worker started meanwhile tries to take it again only at RQ's maintenance
+    turn (every ten minutes). So after every worker died at once, a scheduled flush would
+    wait that long. A job still waiting _SCHEDULER_SLACK seconds past its time has no
+    scheduler: it goes to the queue, where any worker takes it. A job due later (a failing
+    pachd's back-off) is left alone. Returns the number of jobs moved.
+    """
+    import time
+
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    registry = ScheduledJobRegistry(queue=queue)
+    moved = 0
+    for job in Job.fetch_many(registry.get_jobs_to_schedule(time.time() - _SCHEDULER_SLACK),
+                              connection=queue.connection):
+        if job is None or job.func_name != f'{flush_job.__module__}.flush_job' or job.args[1:2] != (storage.id,):
+            continue
+        registry.remove(job)
+        queue.enqueue_job(job)
+        moved += 1
+        logger.warning('Pachyderm storage %s: flush job %s was late (no RQ scheduler is running); enqueued it '
+                       'directly', storage.id, job.id)
+    return moved
 
 
 def flush_job(storage_class, storage_id):

@@ -34,7 +34,8 @@ if [ "${LSP_POSTGRES:-1}" != 0 ] && [ $# -eq 0 ]; then
     echo "==> backend tests on PostgreSQL $POSTGRE_HOST:$POSTGRE_PORT"
     DJANGO_DB=default .venv/bin/pytest tests/test_import.py tests/test_export.py tests/test_rq.py tests/test_openapi.py \
       tests/test_access.py tests/test_schemathesis.py tests/test_reliability.py tests/test_outbox.py \
-      tests/test_sync_claims.py tests/test_proxy.py tests/test_versions.py tests/test_leases.py
+      tests/test_sync_claims.py tests/test_proxy.py tests/test_versions.py tests/test_leases.py \
+      tests/test_one_writer.py tests/test_outbox_sweep.py
   else
     echo "!! PostgreSQL is not reachable at $POSTGRE_HOST:$POSTGRE_PORT: the PostgreSQL lane did NOT run" >&2
     if [ -n "${CI:-}" ]; then exit 1; fi
