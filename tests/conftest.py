@@ -40,21 +40,150 @@ TEXT_CONFIG = """
 """
 
 
+# ----------------------------------------------------------------------------- the local PFS server
+# The one place that starts it for a test (``pfs``), and the clients on it: the plugin's
+# (``pfs_client``) and the official sdk's (``sdk_client``).
+
+# Shaped like a real token and unusual enough that finding it in a message means a leak.
+TOKEN = 'lsp0test0token0c0ffee0d00d0f00d0bad0cafe'
+PROJECT = 'default'
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'pfs_auth: the local PFS server of the test (pfs) requires TOKEN')
+
+
 @pytest.fixture
-def pfs(tmp_path):
-    """A local PFS server on an ephemeral loopback port, no auth."""
+def pfs(request, tmp_path):
+    """A local PFS server on an ephemeral loopback port, its data in ``tmp_path / 'pfs'``; no auth,
+    unless the test is marked ``@pytest.mark.pfs_auth`` (then every call needs TOKEN)."""
     from label_studio_pachyderm.localpfs import start_server
 
-    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs'))
+    token = TOKEN if request.node.get_closest_marker('pfs_auth') else None
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs'), token)
     yield server
     server.stop()
 
 
+def restart_pfs(server):
+    """The stopped ``server`` started again: same port, same data, same auth."""
+    from label_studio_pachyderm.localpfs import start_server
+
+    return start_server('127.0.0.1', server.port, server.data_dir, TOKEN if server.auth_enabled else None)
+
+
 @pytest.fixture
-def pfs_client(pfs):
+def pfs_client_timeout():
+    """The per-call timeout of ``pfs_client``; a test module overrides this fixture to change it."""
     from label_studio_pachyderm import pachd
 
-    return pachd.PachdClient(pfs.address)
+    return pachd.DEFAULT_TIMEOUT
+
+
+@pytest.fixture
+def pfs_client(pfs, pfs_client_timeout):
+    """The plugin's pachd client on ``pfs`` (with TOKEN when the server requires it)."""
+    from label_studio_pachyderm import pachd
+
+    client = pachd.PachdClient(pfs.address, auth_token=TOKEN if pfs.auth_enabled else None,
+                               timeout=pfs_client_timeout)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def sdk_client(pfs):
+    """The official pachyderm_sdk client on ``pfs``, for the local PFS server's own tests."""
+    from pachyderm_sdk import Client
+
+    return Client(host='127.0.0.1', port=pfs.port, auth_token=TOKEN if pfs.auth_enabled else None)
+
+
+@pytest.fixture
+def sdk_repo(sdk_client):
+    """An empty repo 'images' in the default project, made with the sdk."""
+    from pachyderm_sdk.api import pfs as pfs_api
+
+    sdk_client.pfs.create_repo(repo=pfs_api.Repo.from_uri('images'))
+    return 'images'
+
+
+def sdk_put(client, branch_uri, files, description=''):
+    """One commit on ``branch_uri`` writing ``files`` ({path: bytes}) with the sdk; its id."""
+    from pachyderm_sdk.api import pfs as pfs_api
+
+    with client.pfs.commit(branch=pfs_api.Branch.from_uri(branch_uri), description=description) as commit:
+        for path, data in files.items():
+            commit.put_file_from_bytes(path, data)
+    return commit.id
+
+
+def commit_ids(client, repo, branch=None):
+    """The ids of ``repo``'s commits (on ``branch``), newest first, through the plugin's client."""
+    return [c.id for c in client.list_commits(PROJECT, repo, branch)]
+
+
+class StatusOf:
+    """``with StatusOf(code, fragment):`` expects a grpc.RpcError with that code (and text)."""
+
+    def __init__(self, code, fragment=None):
+        self.code, self.fragment, self.error = code, fragment, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, tb):
+        import grpc
+
+        assert kind is not None, f'expected {self.code}, the call succeeded'
+        if not issubclass(kind, grpc.RpcError):
+            return False
+        assert value.code() == self.code, (value.code(), value.details())
+        if self.fragment is not None:
+            assert self.fragment in value.details(), value.details()
+        self.error = value
+        return True
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mute_port():
+    """A loopback port that accepts TCP connections and never says a word (no HTTP/2)."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(('127.0.0.1', 0))
+    listener.listen(16)
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                accepted.append(conn)  # hold it open, read nothing, write nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(1)
+    for conn in accepted:
+        conn.close()
+    listener.close()
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""A TCP proxy that can freeze: it keeps every socket open but stops forwarding bytes.
+"""TCP proxies in front of the local PFS server, for network faults.
 
+FreezingProxy can freeze: it keeps every socket open but stops forwarding bytes.
 That is how a hung pachd, a stalled load balancer or a half-dead network looks to
 a client: connections stay up, nothing comes back, no error ever arrives. A refused
 connection is the easy case; this is the hard one.
@@ -100,3 +101,77 @@ class FreezingProxy:
                 except OSError:
                     pass
         selector.close()
+
+
+class CuttableProxy:
+    """A TCP relay to a local server whose network can be cut and restored.
+
+    Losing pachd mid-call is simulated by dropping every relayed connection (and
+    refusing new ones until ``restore``), not by stopping the server: the
+    server keeps running, as pachd does behind a broken network.
+    """
+
+    def __init__(self, target_port: int):
+        self._target = ('127.0.0.1', target_port)
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(('127.0.0.1', 0))
+        self._listener.listen(16)
+        self.port = self._listener.getsockname()[1]
+        self.address = f'grpc://127.0.0.1:{self.port}'
+        self._lock = threading.Lock()
+        self._sockets = []
+        self._cut = False
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._cut:
+                    client.close()
+                    continue
+                upstream = socket.create_connection(self._target)
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink):
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self._lock:
+            self._cut = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def restore(self):
+        with self._lock:
+            self._cut = False
+
+    def close(self):
+        self._closed = True
+        self.cut()
+        self._listener.close()

@@ -5,15 +5,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from label_studio_pachyderm import cli, pachd
-from pfs_fixtures import (  # noqa: F401  (fixtures are found by name)
-    PROJECT, TOKEN, closed_port, commit_ids, local_pfs, local_pfs_auth,
-)
+
+from conftest import PROJECT, TOKEN, commit_ids
+from waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +32,7 @@ def run(capsys, *argv):
     return status, out, err
 
 
-def pfs(capsys, server, *argv):
+def run_pfs(capsys, server, *argv):
     return run(capsys, 'pfs', '--pachd-address', server.address, *argv)
 
 
@@ -42,9 +41,9 @@ def rows(out):
 
 
 # ----------------------------------------------------------------------------- pfs verbs
-def test_repo_file_and_commit_verbs_end_to_end(capsys, local_pfs, tmp_path):
-    assert pfs(capsys, local_pfs, 'create-repo', 'images', '--description', 'cat pictures') == (0, '', '')
-    status, out, _ = pfs(capsys, local_pfs, 'list-repo')
+def test_repo_file_and_commit_verbs_end_to_end(capsys, pfs, pfs_client, tmp_path):
+    assert run_pfs(capsys, pfs, 'create-repo', 'images', '--description', 'cat pictures') == (0, '', '')
+    status, out, _ = run_pfs(capsys, pfs, 'list-repo')
     assert status == 0
     header, *lines = out.strip().splitlines()
     assert header.split() == ['PROJECT', 'NAME', 'CREATED', 'SIZE', 'DESCRIPTION']
@@ -52,7 +51,7 @@ def test_repo_file_and_commit_verbs_end_to_end(capsys, local_pfs, tmp_path):
 
     single = tmp_path / 'cat.jpg'
     single.write_bytes(b'\xff\xd8 meow')
-    status, out, _ = pfs(capsys, local_pfs, 'put-file', 'images@master:/pets/cat.jpg', '-f', str(single))
+    status, out, _ = run_pfs(capsys, pfs, 'put-file', 'images@master:/pets/cat.jpg', '-f', str(single))
     assert status == 0 and out.startswith('1 file(s) committed to default/images@master: ')
     first = out.split()[-1]
 
@@ -60,111 +59,106 @@ def test_repo_file_and_commit_verbs_end_to_end(capsys, local_pfs, tmp_path):
     for rel, body in {'a.txt': b'A', 'sub/b.txt': b'BB', 'sub/deeper/c.txt': b'CCC'}.items():
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_bytes(body)
-    status, out, _ = pfs(capsys, local_pfs, 'put-file', 'images@master:/docs', '-f', str(tree), '-m', 'docs')
+    status, out, _ = run_pfs(capsys, pfs, 'put-file', 'images@master:/docs', '-f', str(tree), '-m', 'docs')
     assert status == 0 and out.startswith('3 file(s) committed')
     second = out.split()[-1]
-    client = pachd.PachdClient(local_pfs.address)
-    assert commit_ids(client, 'images') == [second, first]  # the directory went in ONE commit
-    assert client.inspect_commit(PROJECT, 'images', second).description == 'docs'
+    assert commit_ids(pfs_client, 'images') == [second, first]  # the directory went in ONE commit
+    assert pfs_client.inspect_commit(PROJECT, 'images', second).description == 'docs'
 
-    status, out, _ = pfs(capsys, local_pfs, 'list-file', 'images@master')
+    status, out, _ = run_pfs(capsys, pfs, 'list-file', 'images@master')
     assert status == 0
     assert out.splitlines()[0].split() == ['NAME', 'TYPE', 'SIZE']
     assert rows(out) == [['/docs/', 'dir', '6B'], ['/pets/', 'dir', '7B']]
-    status, out, _ = pfs(capsys, local_pfs, 'list-file', 'images@master:/docs', '-r')
+    status, out, _ = run_pfs(capsys, pfs, 'list-file', 'images@master:/docs', '-r')
     assert [r[0] for r in rows(out)] == ['/docs/a.txt', '/docs/sub/b.txt', '/docs/sub/deeper/c.txt']
-    status, out, _ = pfs(capsys, local_pfs, 'list-file', f'images@{first}')  # a commit, not a branch
+    status, out, _ = run_pfs(capsys, pfs, 'list-file', f'images@{first}')  # a commit, not a branch
     assert rows(out) == [['/pets/', 'dir', '7B']]
 
-    status, out, _ = pfs(capsys, local_pfs, 'list-commit', 'images@master')
+    status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'images@master')
     assert status == 0
     assert out.splitlines()[0].split() == ['REPO', 'BRANCH', 'COMMIT', 'STARTED', 'FINISHED', 'SIZE', 'DESCRIPTION']
     assert [r[2] for r in rows(out)] == [second, first]
     assert rows(out)[0][0:2] == ['images', 'master']
 
-    status, out, _ = pfs(capsys, local_pfs, 'inspect-commit', f'images@{second}')
+    status, out, _ = run_pfs(capsys, pfs, 'inspect-commit', f'images@{second}')
     assert status == 0
     lines = out.splitlines()
     assert lines[0] == f'Commit: default/images@{second}' and lines[1] == f'Parent: {first}'
     assert 'Finished: yes' in lines and 'Error: -' in lines and lines[-2] == 'Description:'
-    client.write_commit(PROJECT, 'images', 'master', [pachd.FileOp.put('x.txt', b'x')],
+    pfs_client.write_commit(PROJECT, 'images', 'master', [pachd.FileOp.put('x.txt', b'x')],
                         description='first line\n' + ('a long second line ' * 8).rstrip())
-    status, out, _ = pfs(capsys, local_pfs, 'inspect-commit', 'images@master')
+    status, out, _ = run_pfs(capsys, pfs, 'inspect-commit', 'images@master')
     assert out.splitlines()[-2:] == ['  first line', '  ' + ('a long second line ' * 8).rstrip()]
-    status, out, _ = pfs(capsys, local_pfs, 'list-commit', 'images@master', '-n', '1', '--full')
+    status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'images@master', '-n', '1', '--full')
     assert out.rstrip().endswith('first line | ' + ('a long second line ' * 8).rstrip())
-    status, out, _ = pfs(capsys, local_pfs, 'list-commit', 'images@master', '-n', '1')
+    status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'images@master', '-n', '1')
     assert ('a long second line ' * 8).rstrip() not in out  # without --full: one shortened line
-    assert_one_line_error(pfs(capsys, local_pfs, 'inspect-commit', 'images@' + 'f' * 32), 'not found')
+    assert_one_line_error(run_pfs(capsys, pfs, 'inspect-commit', 'images@' + 'f' * 32), 'not found')
 
-    status, out, _ = pfs(capsys, local_pfs, 'delete-file', 'images@master:/docs/sub/b.txt')
+    status, out, _ = run_pfs(capsys, pfs, 'delete-file', 'images@master:/docs/sub/b.txt')
     assert status == 0 and out.startswith('deleted /docs/sub/b.txt from default/images@master: ')
-    status, out, _ = pfs(capsys, local_pfs, 'list-file', 'images@master:/docs', '-r')
+    status, out, _ = run_pfs(capsys, pfs, 'list-file', 'images@master:/docs', '-r')
     assert [r[0] for r in rows(out)] == ['/docs/a.txt', '/docs/sub/deeper/c.txt']
-    status, out, _ = pfs(capsys, local_pfs, 'delete-file', 'images@master:/docs')  # a directory
+    status, out, _ = run_pfs(capsys, pfs, 'delete-file', 'images@master:/docs')  # a directory
     assert status == 0
-    assert [e.path for e in client.list_files(PROJECT, 'images', 'master')] == ['pets/cat.jpg', 'x.txt']
+    assert [e.path for e in pfs_client.list_files(PROJECT, 'images', 'master')] == ['pets/cat.jpg', 'x.txt']
 
 
-def test_put_file_destinations(capsys, local_pfs, tmp_path):
-    pfs(capsys, local_pfs, 'create-repo', 'r')
+def test_put_file_destinations(capsys, pfs, pfs_client, tmp_path):
+    run_pfs(capsys, pfs, 'create-repo', 'r')
     local = tmp_path / 'note.txt'
     local.write_text('hi')
-    assert pfs(capsys, local_pfs, 'put-file', 'r@master', '-f', str(local))[0] == 0
-    assert pfs(capsys, local_pfs, 'put-file', 'r@master:/into/', '-f', str(local))[0] == 0
+    assert run_pfs(capsys, pfs, 'put-file', 'r@master', '-f', str(local))[0] == 0
+    assert run_pfs(capsys, pfs, 'put-file', 'r@master:/into/', '-f', str(local))[0] == 0
     folder = tmp_path / 'folder'
     (folder / 'x').mkdir(parents=True)
     (folder / 'x' / 'y.txt').write_text('y')
-    assert pfs(capsys, local_pfs, 'put-file', 'r@master', '-f', str(folder))[0] == 0
-    client = pachd.PachdClient(local_pfs.address)
-    assert sorted(e.path for e in client.list_files(PROJECT, 'r', 'master')) == [
+    assert run_pfs(capsys, pfs, 'put-file', 'r@master', '-f', str(folder))[0] == 0
+    assert sorted(e.path for e in pfs_client.list_files(PROJECT, 'r', 'master')) == [
         'into/note.txt', 'note.txt', 'x/y.txt']
 
 
-def test_get_file_to_stdout_and_to_a_file(capsysbinary, local_pfs, tmp_path):
-    client = pachd.PachdClient(local_pfs.address)
-    client.create_repo(PROJECT, 'r')
+def test_get_file_to_stdout_and_to_a_file(capsysbinary, pfs, pfs_client, tmp_path):
+    pfs_client.create_repo(PROJECT, 'r')
     data = os.urandom(3 * 1024 * 1024 + 17)
-    client.write_commit(PROJECT, 'r', 'master', [pachd.FileOp.put('blob.bin', data)])
+    pfs_client.write_commit(PROJECT, 'r', 'master', [pachd.FileOp.put('blob.bin', data)])
 
-    assert cli.main(['pfs', '--pachd-address', local_pfs.address, 'get-file', 'r@master:/blob.bin']) == 0
+    assert cli.main(['pfs', '--pachd-address', pfs.address, 'get-file', 'r@master:/blob.bin']) == 0
     assert capsysbinary.readouterr().out == data
     target = tmp_path / 'copy.bin'
-    assert cli.main(['pfs', '--pachd-address', local_pfs.address, 'get-file', 'r@master:/blob.bin',
+    assert cli.main(['pfs', '--pachd-address', pfs.address, 'get-file', 'r@master:/blob.bin',
                      '-o', str(target)]) == 0
     assert target.read_bytes() == data
     assert capsysbinary.readouterr().out == b''
     assert not list(tmp_path.glob('.*.partial'))
 
 
-def test_get_file_streams_binary_to_stdout(local_pfs, tmp_path):
-    client = pachd.PachdClient(local_pfs.address)
-    client.create_repo(PROJECT, 'r')
+def test_get_file_streams_binary_to_stdout(pfs, pfs_client, tmp_path):
+    pfs_client.create_repo(PROJECT, 'r')
     data = bytes(range(256)) * 9000
-    client.write_commit(PROJECT, 'r', 'master', [pachd.FileOp.put('bin', data)])
+    pfs_client.write_commit(PROJECT, 'r', 'master', [pachd.FileOp.put('bin', data)])
     result = subprocess.run(
-        [sys.executable, '-m', 'label_studio_pachyderm.cli', 'pfs', '--pachd-address', local_pfs.address,
+        [sys.executable, '-m', 'label_studio_pachyderm.cli', 'pfs', '--pachd-address', pfs.address,
          'get-file', 'r@master:/bin'],
         capture_output=True, timeout=60, cwd=REPO_ROOT, env=_child_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout == data
 
 
-def test_project_option_and_project_prefix(capsys, local_pfs, tmp_path):
-    client = pachd.PachdClient(local_pfs.address)
-    client.create_project('vision')
-    assert pfs(capsys, local_pfs, 'create-repo', 'frames', '--project', 'vision')[0] == 0
+def test_project_option_and_project_prefix(capsys, pfs, pfs_client, tmp_path):
+    pfs_client.create_project('vision')
+    assert run_pfs(capsys, pfs, 'create-repo', 'frames', '--project', 'vision')[0] == 0
     local = tmp_path / 'f.txt'
     local.write_text('f')
-    assert pfs(capsys, local_pfs, 'put-file', 'vision/frames@master:/f.txt', '-f', str(local))[0] == 0
-    status, out, _ = run(capsys, 'pfs', '--pachd-address', local_pfs.address, '--project', 'vision',
+    assert run_pfs(capsys, pfs, 'put-file', 'vision/frames@master:/f.txt', '-f', str(local))[0] == 0
+    status, out, _ = run(capsys, 'pfs', '--pachd-address', pfs.address, '--project', 'vision',
                          'list-file', 'frames@master')
     assert status == 0 and rows(out) == [['/f.txt', 'file', '1B']]
-    status, out, _ = pfs(capsys, local_pfs, 'list-repo')
+    status, out, _ = run_pfs(capsys, pfs, 'list-repo')
     assert rows(out) == []  # the default project has none
-    status, out, _ = pfs(capsys, local_pfs, 'list-repo', '--all-projects')
+    status, out, _ = run_pfs(capsys, pfs, 'list-repo', '--all-projects')
     assert [r[:2] for r in rows(out)] == [['vision', 'frames']]
-    status, out, _ = pfs(capsys, local_pfs, 'list-commit', 'vision/frames')
+    status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'vision/frames')
     assert len(rows(out)) == 1
 
 
@@ -180,36 +174,37 @@ def assert_one_line_error(result, *fragments):
     return err
 
 
-def test_errors_are_one_line(capsys, local_pfs, closed_port, tmp_path):
-    pfs(capsys, local_pfs, 'create-repo', 'images')
-    assert_one_line_error(pfs(capsys, local_pfs, 'list-file', 'ghost@master'), "repo 'ghost' not found")
-    assert_one_line_error(pfs(capsys, local_pfs, 'list-commit', 'images@dev'), "branch 'dev' not found")
-    assert_one_line_error(pfs(capsys, local_pfs, 'get-file', 'images@master:/nope'), "branch 'master' not found")
-    assert_one_line_error(pfs(capsys, local_pfs, 'create-repo', 'images'), 'already exists')
-    assert_one_line_error(pfs(capsys, local_pfs, 'create-repo', 'bad.name'), 'bad.name')
-    assert_one_line_error(pfs(capsys, local_pfs, 'list-file', 'images'), 'expected')
-    assert_one_line_error(pfs(capsys, local_pfs, 'put-file', 'images@master:/x', '-f', str(tmp_path / 'missing')),
+def test_errors_are_one_line(capsys, pfs, closed_port, tmp_path):
+    run_pfs(capsys, pfs, 'create-repo', 'images')
+    assert_one_line_error(run_pfs(capsys, pfs, 'list-file', 'ghost@master'), "repo 'ghost' not found")
+    assert_one_line_error(run_pfs(capsys, pfs, 'list-commit', 'images@dev'), "branch 'dev' not found")
+    assert_one_line_error(run_pfs(capsys, pfs, 'get-file', 'images@master:/nope'), "branch 'master' not found")
+    assert_one_line_error(run_pfs(capsys, pfs, 'create-repo', 'images'), 'already exists')
+    assert_one_line_error(run_pfs(capsys, pfs, 'create-repo', 'bad.name'), 'bad.name')
+    assert_one_line_error(run_pfs(capsys, pfs, 'list-file', 'images'), 'expected')
+    assert_one_line_error(run_pfs(capsys, pfs, 'put-file', 'images@master:/x', '-f', str(tmp_path / 'missing')),
                           'does not exist')
     local = tmp_path / 'a.txt'
     local.write_text('a')
-    pfs(capsys, local_pfs, 'put-file', 'images@master:/a.txt', '-f', str(local))
-    assert_one_line_error(pfs(capsys, local_pfs, 'delete-file', 'images@master:/zzz'), "file '/zzz' not found")
-    assert_one_line_error(pfs(capsys, local_pfs, 'get-file', 'images@master:/'), 'needs a file path')
+    run_pfs(capsys, pfs, 'put-file', 'images@master:/a.txt', '-f', str(local))
+    assert_one_line_error(run_pfs(capsys, pfs, 'delete-file', 'images@master:/zzz'), "file '/zzz' not found")
+    assert_one_line_error(run_pfs(capsys, pfs, 'get-file', 'images@master:/'), 'needs a file path')
     assert_one_line_error(run(capsys, 'pfs', '--pachd-address', f'127.0.0.1:{closed_port}', 'list-repo'),
                           f'cannot reach pachd at grpc://127.0.0.1:{closed_port}')
     assert_one_line_error(run(capsys, 'pfs', '--pachd-address', 'ftp://x', 'list-repo'), "unsupported scheme 'ftp'")
 
 
-def test_auth_from_flag_and_env_and_never_printed(capsys, local_pfs_auth, monkeypatch):
-    err = assert_one_line_error(pfs(capsys, local_pfs_auth, 'list-repo'), 'pachd rejected the auth token')
-    err = assert_one_line_error(pfs(capsys, local_pfs_auth, '--auth-token', 'wrong', 'list-repo'),
+@pytest.mark.pfs_auth
+def test_auth_from_flag_and_env_and_never_printed(capsys, pfs, monkeypatch):
+    err = assert_one_line_error(run_pfs(capsys, pfs, 'list-repo'), 'pachd rejected the auth token')
+    err = assert_one_line_error(run_pfs(capsys, pfs, '--auth-token', 'wrong', 'list-repo'),
                                 'pachd rejected the auth token')
-    assert pfs(capsys, local_pfs_auth, '--auth-token', TOKEN, 'create-repo', 'r')[0] == 0
+    assert run_pfs(capsys, pfs, '--auth-token', TOKEN, 'create-repo', 'r')[0] == 0
     monkeypatch.setenv('PACHYDERM_AUTH_TOKEN', TOKEN)
-    status, out, _ = pfs(capsys, local_pfs_auth, 'list-repo')
+    status, out, _ = run_pfs(capsys, pfs, 'list-repo')
     assert status == 0 and rows(out)[0][:2] == ['default', 'r']
     # An error whose text quotes the token (a repo named like it) shows it masked.
-    err = assert_one_line_error(pfs(capsys, local_pfs_auth, 'list-file', f'{TOKEN}@master'), '***')
+    err = assert_one_line_error(run_pfs(capsys, pfs, 'list-file', f'{TOKEN}@master'), '***')
     assert TOKEN not in err
 
 
@@ -222,9 +217,10 @@ def write_config(path, address, token=None, certs=None):
     path.write_text(json.dumps({'v2': {'active_context': 'local', 'contexts': {'local': context}}}))
 
 
-def test_address_and_token_from_the_pachctl_config(capsys, local_pfs_auth, monkeypatch, tmp_path, closed_port):
+@pytest.mark.pfs_auth
+def test_address_and_token_from_the_pachctl_config(capsys, pfs, monkeypatch, tmp_path, closed_port):
     config = tmp_path / 'config.json'
-    write_config(config, local_pfs_auth.address, TOKEN)
+    write_config(config, pfs.address, TOKEN)
     monkeypatch.setenv('PACH_CONFIG', str(config))
     assert run(capsys, 'pfs', 'create-repo', 'from-config') == (0, '', '')
     status, out, _ = run(capsys, 'pfs', 'list-repo')
@@ -236,12 +232,13 @@ def test_address_and_token_from_the_pachctl_config(capsys, local_pfs_auth, monke
     monkeypatch.delenv('PACHD_ADDRESS')
 
 
-def test_config_token_is_not_sent_to_another_address(capsys, local_pfs_auth, monkeypatch, tmp_path):
+@pytest.mark.pfs_auth
+def test_config_token_is_not_sent_to_another_address(capsys, pfs, monkeypatch, tmp_path):
     config = tmp_path / 'config.json'
     write_config(config, 'grpc://pachd.elsewhere.example:30650', TOKEN)
     monkeypatch.setenv('PACH_CONFIG', str(config))
     # Same server, but reached through an address that is not the context's: no token goes out.
-    assert_one_line_error(run(capsys, 'pfs', '--pachd-address', local_pfs_auth.address, 'list-repo'),
+    assert_one_line_error(run(capsys, 'pfs', '--pachd-address', pfs.address, 'list-repo'),
                           'pachd rejected the auth token')
 
 
@@ -287,15 +284,8 @@ def test_pfs_server_command_serves_until_terminated(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         client = pachd.PachdClient(f'127.0.0.1:{port}', auth_token=TOKEN, timeout=2)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                client.check()
-                break
-            except pachd.PachdUnavailable:
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        wait_for(client.check, 30, 'the pfs-server process to answer', interval=0.1, ignore=pachd.PachdUnavailable,
+                 process=process, log=lambda: process.stderr.read().decode() if process.poll() is not None else '')
         # The token came from $LOCALPFS_AUTH_TOKEN: without it the server refuses.
         with pytest.raises(pachd.PachdAuthError):
             pachd.PachdClient(f'127.0.0.1:{port}', timeout=2).check()

@@ -10,7 +10,7 @@ import grpc
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pfs_fixtures import StatusOf, pfs_server, sdk_client, sdk_put, sdk_repo  # noqa: F401
+from conftest import StatusOf, sdk_put
 
 OK = grpc.StatusCode
 
@@ -116,10 +116,10 @@ def test_find_commits_walks_back_from_start(sdk_client, sdk_repo):
 
 
 # ----------------------------------------------------------------------------- Fsck
-def test_fsck_finds_nothing_wrong_and_then_a_lost_content(sdk_client, sdk_repo, pfs_server):
+def test_fsck_finds_nothing_wrong_and_then_a_lost_content(sdk_client, sdk_repo, pfs):
     sdk_put(sdk_client, 'images@master', {'/small.txt': b's', '/big.bin': b'x' * (1024 * 1024)})
     assert list(sdk_client.pfs.fsck()) == []
-    blobs = [p for p in pathlib.Path(pfs_server.data_dir, 'blobs').rglob('*') if p.is_file()]
+    blobs = [p for p in pathlib.Path(pfs.data_dir, 'blobs').rglob('*') if p.is_file()]
     assert len(blobs) == 1
     blobs[0].unlink()  # a content file lost behind the server's back
     problems = [r.error for r in sdk_client.pfs.fsck()]

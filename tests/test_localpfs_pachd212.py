@@ -10,7 +10,7 @@ import grpc
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pfs_fixtures import StatusOf, pfs_server, sdk_client, sdk_put, sdk_repo  # noqa: F401
+from conftest import StatusOf, sdk_put
 
 OK = grpc.StatusCode
 

@@ -6,7 +6,7 @@ import grpc
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pfs_fixtures import StatusOf, pfs_server, sdk_client, sdk_put  # noqa: F401
+from conftest import StatusOf, sdk_put
 
 OK = grpc.StatusCode
 B = pfs.Branch.from_uri

@@ -16,7 +16,9 @@ import grpc
 import pytest
 from pachyderm_sdk.api import pfs
 
-from pfs_fixtures import StatusOf, pfs_server, sdk_client, sdk_put, sdk_repo  # noqa: F401
+from conftest import StatusOf, sdk_put
+
+pfs_api = pfs  # the sdk's module, in the tests whose `pfs` argument is the server fixture
 
 WAIT = 30  # seconds: generous, for a loaded machine; a passing run never waits this long
 OK = grpc.StatusCode
@@ -179,7 +181,7 @@ def test_errors_are_pachds(sdk_client, sdk_repo):
                                              from_=pfs.Commit(repo=pfs.Repo.from_uri('images'), id='f' * 12 + '4' + 'f' * 19)))
 
 
-def test_cancelled_subscriptions_free_their_server_threads(sdk_client, sdk_repo, pfs_server):
+def test_cancelled_subscriptions_free_their_server_threads(sdk_client, sdk_repo):
     """More subscriptions than the server has worker threads, one after another: each must
     give its thread back when the client cancels, or the later ones would never start."""
     from label_studio_pachyderm.localpfs.server import MAX_WORKERS
@@ -194,37 +196,30 @@ def test_cancelled_subscriptions_free_their_server_threads(sdk_client, sdk_repo,
     assert sdk_client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master')).commit.id == commit
 
 
-def test_server_stop_ends_open_subscriptions_promptly(tmp_path):
-    from pachyderm_sdk import Client
-
-    from label_studio_pachyderm.localpfs import start_server
-
-    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs'))
-    client = Client(host='127.0.0.1', port=server.port)
-    client.pfs.create_repo(repo=pfs.Repo.from_uri('images'))
-    commit = sdk_put(client, 'images@master', {'/a': b'1'})
-    subs = [Subscription(client), Subscription(client, state=pfs.CommitState.FINISHED),
-            Subscription(client, from_=pfs.Commit.from_uri(f'images@{commit}'))]
+def test_server_stop_ends_open_subscriptions_promptly(pfs, sdk_client, sdk_repo):
+    commit = sdk_put(sdk_client, 'images@master', {'/a': b'1'})
+    subs = [Subscription(sdk_client), Subscription(sdk_client, state=pfs_api.CommitState.FINISHED),
+            Subscription(sdk_client, from_=pfs_api.Commit.from_uri(f'images@{commit}'))]
     assert subs[0].next().commit.id == commit and subs[1].next().commit.id == commit
-    waiting = client.pfs.start_commit(branch=pfs.Branch.from_uri('images@dev'))  # holds subs[1] back
+    waiting = sdk_client.pfs.start_commit(branch=pfs_api.Branch.from_uri('images@dev'))  # holds subs[1] back
     assert subs[2].next().commit.id == waiting.id
 
     started = time.monotonic()
-    server.stop(grace=60)  # a grace period does not wait for streams that never end by themselves
+    pfs.stop(grace=60)  # a grace period does not wait for streams that never end by themselves
     assert time.monotonic() - started < 10
     for sub in subs:
         assert sub.ended.wait(WAIT)
         assert sub.error is not None and sub.error.code() in (OK.UNAVAILABLE, OK.CANCELLED), sub.error
 
 
-def test_keepalive_pings_every_6_seconds_are_accepted_without_calls(pfs_server):
+def test_keepalive_pings_every_6_seconds_are_accepted_without_calls(pfs):
     """pachd's keepalive enforcement (src/internal/grpcutil/server.go): MinTime 5 s,
     PermitWithoutStream. A client pinging every 6 s on an idle channel must not be told
     "too_many_pings" (gRPC's default policy does so after the third ping: GOAWAY, and the
     channel drops to IDLE)."""
     options = [('grpc.keepalive_time_ms', 6000), ('grpc.keepalive_timeout_ms', 20000),
                ('grpc.keepalive_permit_without_calls', 1), ('grpc.http2.max_pings_without_data', 0)]
-    channel = grpc.insecure_channel(f'127.0.0.1:{pfs_server.port}', options=options)
+    channel = grpc.insecure_channel(f'127.0.0.1:{pfs.port}', options=options)
     states = []
     channel.subscribe(states.append, try_to_connect=True)
     try:
@@ -235,7 +230,7 @@ def test_keepalive_pings_every_6_seconds_are_accepted_without_calls(pfs_server):
         # idle for four ping intervals: past gRPC's default tolerance of two bad pings
         deadline = time.monotonic() + 4 * 6 + 2
         while time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.5)  # the point: an idle channel for 26 s, looked at twice a second
             assert states[-1] == grpc.ChannelConnectivity.READY, states
         version(None, timeout=WAIT)
         ready_at = states.index(grpc.ChannelConnectivity.READY)

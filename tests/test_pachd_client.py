@@ -9,10 +9,28 @@ import pytest
 
 from label_studio_pachyderm import pachd
 from label_studio_pachyderm.pachd import FileOp
-from pfs_fixtures import (  # noqa: F401  (fixtures are found by name)
-    PROJECT, TOKEN, closed_port, commit_ids, images_repo, local_pfs, local_pfs_auth, mute_port, pachd_client,
-    proxied_pfs,
-)
+
+from conftest import PROJECT, TOKEN, commit_ids, restart_pfs
+from tcp_proxy import CuttableProxy
+
+
+@pytest.fixture
+def pfs_client_timeout():
+    return 5  # pfs_client's calls: what the listings below must finish well within
+
+
+@pytest.fixture
+def images_repo(pfs_client):
+    """An empty repo 'images' in the default project."""
+    pfs_client.create_repo(PROJECT, 'images')
+    return 'images'
+
+
+@pytest.fixture
+def proxied_pfs(pfs):
+    proxy = CuttableProxy(pfs.port)
+    yield proxy
+    proxy.close()
 
 
 def put(client, repo, files, branch='master', **kwargs):
@@ -107,16 +125,13 @@ def test_mute_server_fails_within_the_timeout(mute_port):
         assert f'cannot reach pachd at grpc://127.0.0.1:{mute_port}' in str(info.value)
 
 
-def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(local_pfs, images_repo):
-    from label_studio_pachyderm.localpfs import start_server
-
+def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(pfs, images_repo):
     # A short timeout keeps the test short: calls to the stopped server wait that long for it.
-    pachd_client = pachd.PachdClient(local_pfs.address, timeout=1.5)
-    commit = put(pachd_client, images_repo, {'a.txt': b'a'})
-    port, data_dir = local_pfs.port, local_pfs.data_dir
-    unary = (lambda: pachd_client.inspect_commit(PROJECT, images_repo, commit).id, commit)
-    stream = (lambda: [e.path for e in pachd_client.list_files(PROJECT, images_repo, commit)], ['a.txt'])
-    server = local_pfs
+    client = pachd.PachdClient(pfs.address, timeout=1.5)
+    commit = put(client, images_repo, {'a.txt': b'a'})
+    unary = (lambda: client.inspect_commit(PROJECT, images_repo, commit).id, commit)
+    stream = (lambda: [e.path for e in client.list_files(PROJECT, images_repo, commit)], ['a.txt'])
+    server = pfs
     for call, expected in (unary, stream):
         server.stop(grace=0)
         for _ in range(2):  # more than one failure: gRPC backs off longer between connection attempts
@@ -124,7 +139,7 @@ def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(local_pfs, im
             with pytest.raises(pachd.PachdUnavailable):
                 call()
             assert time.monotonic() - started < 3
-        server = start_server('127.0.0.1', port, data_dir, None)
+        server = restart_pfs(server)
         try:
             # Straight away: no "cannot reach" while the channel waits out its backoff.
             assert call() == expected
@@ -132,23 +147,23 @@ def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(local_pfs, im
             server.stop()
 
 
-def test_tls_to_a_plaintext_server_is_unavailable(local_pfs):
-    client = pachd.PachdClient(f'grpcs://127.0.0.1:{local_pfs.port}', timeout=2)
+def test_tls_to_a_plaintext_server_is_unavailable(pfs):
+    client = pachd.PachdClient(f'grpcs://127.0.0.1:{pfs.port}', timeout=2)
     assert client.address.tls
-    with pytest.raises(pachd.PachdUnavailable, match=f'cannot reach pachd at grpcs://127.0.0.1:{local_pfs.port}'):
+    with pytest.raises(pachd.PachdUnavailable, match=f'cannot reach pachd at grpcs://127.0.0.1:{pfs.port}'):
         client.check()
     # Root certificates imply TLS, as in the sdk.
-    with_certs = pachd.PachdClient(f'127.0.0.1:{local_pfs.port}', root_certs='-----BEGIN CERTIFICATE-----')
+    with_certs = pachd.PachdClient(f'127.0.0.1:{pfs.port}', root_certs='-----BEGIN CERTIFICATE-----')
     assert with_certs.address.url.startswith('grpcs://')
 
 
-def test_check_returns_the_version(pachd_client):
-    version = pachd_client.check()
+def test_check_returns_the_version(pfs_client):
+    version = pfs_client.check()
     assert version.startswith('2.')
 
 
-def test_long_reads_are_not_cut_off_by_the_timeout(local_pfs, tmp_path):
-    client = pachd.PachdClient(local_pfs.address, timeout=0.5)
+def test_long_reads_are_not_cut_off_by_the_timeout(pfs, tmp_path):
+    client = pachd.PachdClient(pfs.address, timeout=0.5)
     client.create_repo(PROJECT, 'big')
     data = bytes(range(256)) * (4 * 4096)  # 4 MiB
     put(client, 'big', {'blob.bin': data})
@@ -161,92 +176,92 @@ def test_long_reads_are_not_cut_off_by_the_timeout(local_pfs, tmp_path):
 
 
 # ----------------------------------------------------------------------------- projects and repos
-def test_projects_and_repos(pachd_client):
-    pachd_client.create_project('vision')
-    pachd_client.create_project('vision')  # exist_ok by default
+def test_projects_and_repos(pfs_client):
+    pfs_client.create_project('vision')
+    pfs_client.create_project('vision')  # exist_ok by default
     with pytest.raises(pachd.PachdAlreadyExists):
-        pachd_client.create_project('vision', exist_ok=False)
+        pfs_client.create_project('vision', exist_ok=False)
 
-    pachd_client.create_repo('vision', 'frames', description='video frames')
-    pachd_client.create_repo(PROJECT, 'frames')
+    pfs_client.create_repo('vision', 'frames', description='video frames')
+    pfs_client.create_repo(PROJECT, 'frames')
     with pytest.raises(pachd.PachdAlreadyExists) as info:
-        pachd_client.create_repo('vision', 'frames')
+        pfs_client.create_repo('vision', 'frames')
     assert "repo 'frames' already exists in project 'vision'" in str(info.value)
-    pachd_client.create_repo('vision', 'frames', exist_ok=True)
+    pfs_client.create_repo('vision', 'frames', exist_ok=True)
 
-    info = pachd_client.inspect_repo('vision', 'frames')
+    info = pfs_client.inspect_repo('vision', 'frames')
     assert (info.project, info.name, info.description, info.branches) == ('vision', 'frames', 'video frames', ())
-    assert [(r.project, r.name) for r in pachd_client.list_repos('vision')] == [('vision', 'frames')]
-    assert {(r.project, r.name) for r in pachd_client.list_repos()} == {('vision', 'frames'), (PROJECT, 'frames')}
+    assert [(r.project, r.name) for r in pfs_client.list_repos('vision')] == [('vision', 'frames')]
+    assert {(r.project, r.name) for r in pfs_client.list_repos()} == {('vision', 'frames'), (PROJECT, 'frames')}
 
-    put(pachd_client, 'frames', {'a': b'12345'})
-    info = pachd_client.inspect_repo(PROJECT, 'frames')
+    put(pfs_client, 'frames', {'a': b'12345'})
+    info = pfs_client.inspect_repo(PROJECT, 'frames')
     assert info.branches == ('master',)
     assert info.size_bytes == 5
 
 
-def test_bad_names_are_invalid_arguments(pachd_client):
+def test_bad_names_are_invalid_arguments(pfs_client):
     with pytest.raises(pachd.PachdInvalidArgument) as info:
-        pachd_client.create_repo(PROJECT, 'no.dots')
+        pfs_client.create_repo(PROJECT, 'no.dots')
     assert 'no.dots' in str(info.value)
 
 
 # ----------------------------------------------------------------------------- branches and commits
-def test_branches_commits_and_resolution(pachd_client, images_repo):
-    first = put(pachd_client, images_repo, {'a.txt': b'a'}, description='one')
-    second = put(pachd_client, images_repo, {'b.txt': b'b'}, description='two')
-    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == second
-    assert pachd_client.resolve_commit(PROJECT, images_repo, 'master') == second
-    assert pachd_client.resolve_commit(PROJECT, images_repo, 'master', first) == first
+def test_branches_commits_and_resolution(pfs_client, images_repo):
+    first = put(pfs_client, images_repo, {'a.txt': b'a'}, description='one')
+    second = put(pfs_client, images_repo, {'b.txt': b'b'}, description='two')
+    assert pfs_client.branch_head(PROJECT, images_repo, 'master') == second
+    assert pfs_client.resolve_commit(PROJECT, images_repo, 'master') == second
+    assert pfs_client.resolve_commit(PROJECT, images_repo, 'master', first) == first
 
-    info = pachd_client.inspect_commit(PROJECT, images_repo, second)
+    info = pfs_client.inspect_commit(PROJECT, images_repo, second)
     # pachd 2.11+ leaves Commit.branch empty in every answer (so does the local server).
     assert (info.id, info.repo, info.project, info.branch, info.parent, info.description, info.finished) == (
         second, images_repo, PROJECT, None, first, 'two', True)
     assert info.started is not None
 
     # Newest first; ``limit`` keeps the newest.
-    assert commit_ids(pachd_client, images_repo, 'master') == [second, first]
-    assert [c.id for c in pachd_client.list_commits(PROJECT, images_repo, limit=1)] == [second]
+    assert commit_ids(pfs_client, images_repo, 'master') == [second, first]
+    assert [c.id for c in pfs_client.list_commits(PROJECT, images_repo, limit=1)] == [second]
 
-    pachd_client.create_branch(PROJECT, images_repo, 'pinned', head=first)
-    assert pachd_client.branch_head(PROJECT, images_repo, 'pinned') == first
-    assert [e.path for e in pachd_client.list_files(PROJECT, images_repo, 'pinned')] == ['a.txt']
+    pfs_client.create_branch(PROJECT, images_repo, 'pinned', head=first)
+    assert pfs_client.branch_head(PROJECT, images_repo, 'pinned') == first
+    assert [e.path for e in pfs_client.list_files(PROJECT, images_repo, 'pinned')] == ['a.txt']
 
 
-def test_resolve_commit_rejects_what_is_not_a_commit_id(pachd_client, images_repo):
+def test_resolve_commit_rejects_what_is_not_a_commit_id(pfs_client, images_repo):
     with pytest.raises(pachd.PachdInvalidArgument):
-        pachd_client.resolve_commit(PROJECT, images_repo, 'master', 'master')
+        pfs_client.resolve_commit(PROJECT, images_repo, 'master', 'master')
 
 
-def test_not_found_names_what_is_missing(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'cats/1.jpg': b'meow'})
+def test_not_found_names_what_is_missing(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'cats/1.jpg': b'meow'})
     ghost = '0123456789abcdef0123456789abcdef'
     cases = [
-        (lambda: pachd_client.inspect_repo('nowhere', 'images'), 'project', 'nowhere'),
-        (lambda: pachd_client.create_repo('nowhere', 'images'), 'project', 'nowhere'),
-        (lambda: pachd_client.inspect_repo(PROJECT, 'ghost'), 'repo', 'default/ghost'),
-        (lambda: pachd_client.branch_head(PROJECT, 'ghost', 'master'), 'repo', 'default/ghost'),
-        (lambda: pachd_client.branch_head(PROJECT, images_repo, 'dev'), 'branch', 'default/images@dev'),
-        (lambda: pachd_client.resolve_commit(PROJECT, images_repo, 'master', ghost), 'commit',
+        (lambda: pfs_client.inspect_repo('nowhere', 'images'), 'project', 'nowhere'),
+        (lambda: pfs_client.create_repo('nowhere', 'images'), 'project', 'nowhere'),
+        (lambda: pfs_client.inspect_repo(PROJECT, 'ghost'), 'repo', 'default/ghost'),
+        (lambda: pfs_client.branch_head(PROJECT, 'ghost', 'master'), 'repo', 'default/ghost'),
+        (lambda: pfs_client.branch_head(PROJECT, images_repo, 'dev'), 'branch', 'default/images@dev'),
+        (lambda: pfs_client.resolve_commit(PROJECT, images_repo, 'master', ghost), 'commit',
          f'default/images@{ghost}'),
-        (lambda: pachd_client.resolve_commit(PROJECT, 'ghost', 'master', ghost), 'repo', 'default/ghost'),
-        (lambda: pachd_client.inspect_commit(PROJECT, images_repo, ghost), 'commit', f'default/images@{ghost}'),
-        (lambda: list(pachd_client.list_commits(PROJECT, 'ghost')), 'repo', 'default/ghost'),
-        (lambda: list(pachd_client.list_commits(PROJECT, images_repo, 'dev')), 'branch', 'default/images@dev'),
-        (lambda: list(pachd_client.list_files(PROJECT, images_repo, ghost)), 'commit', f'default/images@{ghost}'),
-        (lambda: list(pachd_client.list_files(PROJECT, images_repo, 'dev')), 'branch', 'default/images@dev'),
-        (lambda: list(pachd_client.list_files(PROJECT, images_repo, commit, 'dogs')), 'file',
+        (lambda: pfs_client.resolve_commit(PROJECT, 'ghost', 'master', ghost), 'repo', 'default/ghost'),
+        (lambda: pfs_client.inspect_commit(PROJECT, images_repo, ghost), 'commit', f'default/images@{ghost}'),
+        (lambda: list(pfs_client.list_commits(PROJECT, 'ghost')), 'repo', 'default/ghost'),
+        (lambda: list(pfs_client.list_commits(PROJECT, images_repo, 'dev')), 'branch', 'default/images@dev'),
+        (lambda: list(pfs_client.list_files(PROJECT, images_repo, ghost)), 'commit', f'default/images@{ghost}'),
+        (lambda: list(pfs_client.list_files(PROJECT, images_repo, 'dev')), 'branch', 'default/images@dev'),
+        (lambda: list(pfs_client.list_files(PROJECT, images_repo, commit, 'dogs')), 'file',
          f'default/images@{commit}:/dogs'),
-        (lambda: pachd_client.inspect_file(PROJECT, images_repo, commit, 'cats/2.jpg'), 'file',
+        (lambda: pfs_client.inspect_file(PROJECT, images_repo, commit, 'cats/2.jpg'), 'file',
          f'default/images@{commit}:/cats/2.jpg'),
-        (lambda: pachd_client.read_file(PROJECT, images_repo, commit, '/cats/2.jpg'), 'file',
+        (lambda: pfs_client.read_file(PROJECT, images_repo, commit, '/cats/2.jpg'), 'file',
          f'default/images@{commit}:/cats/2.jpg'),
-        (lambda: pachd_client.get_file_bytes(PROJECT, 'ghost', commit, 'a'), 'repo', 'default/ghost'),
-        (lambda: list(pachd_client.diff(PROJECT, images_repo, ghost, commit)), 'commit', f'default/images@{ghost}'),
-        (lambda: pachd_client.write_commit(PROJECT, 'ghost', 'master', [FileOp.put('a', b'1')]), 'repo',
+        (lambda: pfs_client.get_file_bytes(PROJECT, 'ghost', commit, 'a'), 'repo', 'default/ghost'),
+        (lambda: list(pfs_client.diff(PROJECT, images_repo, ghost, commit)), 'commit', f'default/images@{ghost}'),
+        (lambda: pfs_client.write_commit(PROJECT, 'ghost', 'master', [FileOp.put('a', b'1')]), 'repo',
          'default/ghost'),
-        (lambda: pachd_client.write_commit(PROJECT, images_repo, 'dev', [FileOp.put('a', b'1')],
+        (lambda: pfs_client.write_commit(PROJECT, images_repo, 'dev', [FileOp.put('a', b'1')],
                                            create_branch=False), 'branch', 'default/images@dev'),
     ]
     for call, kind, name in cases:
@@ -258,33 +273,33 @@ def test_not_found_names_what_is_missing(pachd_client, images_repo):
         if kind != 'project':
             assert "project 'default'" in message
     # Nothing above wrote a commit.
-    assert commit_ids(pachd_client, images_repo) == [commit]
+    assert commit_ids(pfs_client, images_repo) == [commit]
 
 
-def test_missing_directory_in_a_flat_listing_is_empty(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'a': b'1'})
-    assert list(pachd_client.list_files(PROJECT, images_repo, commit, 'nothing/here', recursive=False)) == []
+def test_missing_directory_in_a_flat_listing_is_empty(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'a': b'1'})
+    assert list(pfs_client.list_files(PROJECT, images_repo, commit, 'nothing/here', recursive=False)) == []
 
 
 # ----------------------------------------------------------------------------- writing
-def test_many_files_in_exactly_one_commit(pachd_client, images_repo):
-    base = put(pachd_client, images_repo, {'keep.txt': b'keep'})
+def test_many_files_in_exactly_one_commit(pfs_client, images_repo):
+    base = put(pfs_client, images_repo, {'keep.txt': b'keep'})
     files = {f'batch/{i:04d}.json': f'{{"i": {i}}}'.encode() for i in range(300)}
-    commit = pachd_client.write_commit(PROJECT, images_repo, 'master',
+    commit = pfs_client.write_commit(PROJECT, images_repo, 'master',
                                        (FileOp.put(p, d) for p, d in files.items()), description='batch')
-    assert commit_ids(pachd_client, images_repo) == [commit, base]
-    assert pachd_client.inspect_commit(PROJECT, images_repo, commit).parent == base
-    listed = {e.path: e for e in pachd_client.list_files(PROJECT, images_repo, commit, 'batch')}
+    assert commit_ids(pfs_client, images_repo) == [commit, base]
+    assert pfs_client.inspect_commit(PROJECT, images_repo, commit).parent == base
+    listed = {e.path: e for e in pfs_client.list_files(PROJECT, images_repo, commit, 'batch')}
     assert set(listed) == set(files)
     assert all(e.commit == commit and e.size == len(files[p]) for p, e in listed.items())
-    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'batch/0042.json') == b'{"i": 42}'
-    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'keep.txt') == b'keep'
+    assert pfs_client.get_file_bytes(PROJECT, images_repo, commit, 'batch/0042.json') == b'{"i": 42}'
+    assert pfs_client.get_file_bytes(PROJECT, images_repo, commit, 'keep.txt') == b'keep'
 
 
-def test_put_overwrites_delete_removes_and_data_forms(pachd_client, images_repo):
-    put(pachd_client, images_repo, {'a.txt': b'old content', 'gone.txt': b'x', 'dir/x': b'1', 'dir/y': b'2'})
+def test_put_overwrites_delete_removes_and_data_forms(pfs_client, images_repo):
+    put(pfs_client, images_repo, {'a.txt': b'old content', 'gone.txt': b'x', 'dir/x': b'1', 'dir/y': b'2'})
     odd_chunks = [b'a' * 700_000, b'b' * 1_500_000, b'', b'c' * 3, b'd' * 1_048_576]
-    commit = pachd_client.write_commit(PROJECT, images_repo, 'master', [
+    commit = pfs_client.write_commit(PROJECT, images_repo, 'master', [
         FileOp.put('a.txt', b'new'),
         FileOp.remove('gone.txt'),
         FileOp.remove('dir/'),
@@ -293,19 +308,19 @@ def test_put_overwrites_delete_removes_and_data_forms(pachd_client, images_repo)
         FileOp.put('empty', b''),
         FileOp.put('/leading/slash.txt', bytearray(b'ok')),
     ])
-    paths = {e.path: e.size for e in pachd_client.list_files(PROJECT, images_repo, commit)}
+    paths = {e.path: e.size for e in pfs_client.list_files(PROJECT, images_repo, commit)}
     assert paths == {'a.txt': 3, 'chunks.bin': sum(map(len, odd_chunks)), 'file-object.bin': 2_500_000,
                      'empty': 0, 'leading/slash.txt': 2}
-    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'a.txt') == b'new'  # replaced, not appended
-    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 'chunks.bin') == b''.join(odd_chunks)
+    assert pfs_client.get_file_bytes(PROJECT, images_repo, commit, 'a.txt') == b'new'  # replaced, not appended
+    assert pfs_client.get_file_bytes(PROJECT, images_repo, commit, 'chunks.bin') == b''.join(odd_chunks)
 
 
-def test_first_write_creates_the_branch(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'a': b'1'}, branch='labels')
-    assert pachd_client.branch_head(PROJECT, images_repo, 'labels') == commit
+def test_first_write_creates_the_branch(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'a': b'1'}, branch='labels')
+    assert pfs_client.branch_head(PROJECT, images_repo, 'labels') == commit
 
 
-def test_ops_are_consumed_on_the_calling_thread(pachd_client, images_repo):
+def test_ops_are_consumed_on_the_calling_thread(pfs_client, images_repo):
     seen = set()
 
     def ops():
@@ -313,11 +328,11 @@ def test_ops_are_consumed_on_the_calling_thread(pachd_client, images_repo):
             seen.add(threading.get_ident())
             yield FileOp.put(f'{i}.txt', b'x' * 300_000)
 
-    pachd_client.write_commit(PROJECT, images_repo, 'master', ops())
+    pfs_client.write_commit(PROJECT, images_repo, 'master', ops())
     assert seen == {threading.get_ident()}
 
 
-def test_description_callable_is_evaluated_after_the_ops(pachd_client, images_repo):
+def test_description_callable_is_evaluated_after_the_ops(pfs_client, images_repo):
     written = []
 
     def ops():
@@ -325,17 +340,17 @@ def test_description_callable_is_evaluated_after_the_ops(pachd_client, images_re
             written.append(name)
             yield FileOp.put(name, name.encode())
 
-    commit = pachd_client.write_commit(PROJECT, images_repo, 'master', ops(),
+    commit = pfs_client.write_commit(PROJECT, images_repo, 'master', ops(),
                                        description=lambda: f'wrote {",".join(written)}')
-    assert pachd_client.inspect_commit(PROJECT, images_repo, commit).description == 'wrote a,b,c'
+    assert pfs_client.inspect_commit(PROJECT, images_repo, commit).description == 'wrote a,b,c'
 
 
 class Boom(Exception):
     pass
 
 
-def test_failing_ops_leave_the_branch_as_it_was(pachd_client, images_repo):
-    base = put(pachd_client, images_repo, {'a.txt': b'a'})
+def test_failing_ops_leave_the_branch_as_it_was(pfs_client, images_repo):
+    base = put(pfs_client, images_repo, {'a.txt': b'a'})
 
     def ops():
         for i in range(50):
@@ -343,39 +358,39 @@ def test_failing_ops_leave_the_branch_as_it_was(pachd_client, images_repo):
         raise Boom('the database went away')
 
     with pytest.raises(Boom, match='the database went away'):
-        pachd_client.write_commit(PROJECT, images_repo, 'master', ops())
-    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == base
-    assert commit_ids(pachd_client, images_repo) == [base]
-    assert [e.path for e in pachd_client.list_files(PROJECT, images_repo, 'master')] == ['a.txt']
+        pfs_client.write_commit(PROJECT, images_repo, 'master', ops())
+    assert pfs_client.branch_head(PROJECT, images_repo, 'master') == base
+    assert commit_ids(pfs_client, images_repo) == [base]
+    assert [e.path for e in pfs_client.list_files(PROJECT, images_repo, 'master')] == ['a.txt']
     # And the branch takes the next write normally (nothing was left open on it).
-    after = put(pachd_client, images_repo, {'b.txt': b'b'})
-    assert pachd_client.inspect_commit(PROJECT, images_repo, after).parent == base
+    after = put(pfs_client, images_repo, {'b.txt': b'b'})
+    assert pfs_client.inspect_commit(PROJECT, images_repo, after).parent == base
 
 
-def test_failing_ops_on_a_new_branch_leave_no_branch(pachd_client, images_repo):
+def test_failing_ops_on_a_new_branch_leave_no_branch(pfs_client, images_repo):
     def ops():
         yield FileOp.put('a', b'1')
         raise Boom('no')
 
     with pytest.raises(Boom):
-        pachd_client.write_commit(PROJECT, images_repo, 'fresh', ops())
+        pfs_client.write_commit(PROJECT, images_repo, 'fresh', ops())
     with pytest.raises(pachd.PachdNotFound) as info:
-        pachd_client.branch_head(PROJECT, images_repo, 'fresh')
+        pfs_client.branch_head(PROJECT, images_repo, 'fresh')
     assert info.value.kind == 'branch'
-    assert commit_ids(pachd_client, images_repo) == []
+    assert commit_ids(pfs_client, images_repo) == []
 
 
-def test_pachd_rejecting_a_file_mid_stream_leaves_the_branch_as_it_was(pachd_client, images_repo):
-    base = put(pachd_client, images_repo, {'a.txt': b'a'})
+def test_pachd_rejecting_a_file_mid_stream_leaves_the_branch_as_it_was(pfs_client, images_repo):
+    base = put(pfs_client, images_repo, {'a.txt': b'a'})
     ops = [FileOp.put(f'ok/{i}', b'1' * 1000) for i in range(10)] + [FileOp.put('bad*name', b'2')]
     with pytest.raises(pachd.PachdInvalidArgument) as info:
-        pachd_client.write_commit(PROJECT, images_repo, 'master', ops)
+        pfs_client.write_commit(PROJECT, images_repo, 'master', ops)
     assert 'bad*name' in str(info.value)
-    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == base
-    assert commit_ids(pachd_client, images_repo) == [base]
+    assert pfs_client.branch_head(PROJECT, images_repo, 'master') == base
+    assert commit_ids(pfs_client, images_repo) == [base]
 
 
-def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_open(proxied_pfs, pachd_client,
+def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_open(proxied_pfs, pfs_client,
                                                                                   images_repo):
     # A short timeout: the failed write waits that long for pachd to come back before giving up.
     client = pachd.PachdClient(proxied_pfs.address, timeout=1)
@@ -395,9 +410,9 @@ def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_ope
     # With pachd out of reach the open commit cannot be dropped; the message says which one it is.
     assert 'could not be dropped' in message
 
-    head = pachd_client.branch_head(PROJECT, images_repo, 'master')  # directly, not through the proxy
+    head = pfs_client.branch_head(PROJECT, images_repo, 'master')  # directly, not through the proxy
     assert head != base and f'commit {head} could not be dropped' in message
-    assert pachd_client.inspect_commit(PROJECT, images_repo, head).finished is False
+    assert pfs_client.inspect_commit(PROJECT, images_repo, head).finished is False
     # The next write says what blocks it instead of failing obscurely.
     proxied_pfs.restore()
     with pytest.raises(pachd.PachdError) as blocked:
@@ -406,7 +421,7 @@ def test_losing_pachd_mid_write_raises_unavailable_and_names_the_commit_left_ope
     assert 'an earlier one was interrupted' in str(blocked.value) and head in str(blocked.value)
 
 
-def test_losing_pachd_mid_write_and_getting_it_back_drops_the_commit(proxied_pfs, pachd_client, images_repo):
+def test_losing_pachd_mid_write_and_getting_it_back_drops_the_commit(proxied_pfs, pfs_client, images_repo):
     client = pachd.PachdClient(proxied_pfs.address, timeout=3)
     base = put(client, images_repo, {'a.txt': b'a'})
 
@@ -420,50 +435,50 @@ def test_losing_pachd_mid_write_and_getting_it_back_drops_the_commit(proxied_pfs
     with pytest.raises(pachd.PachdUnavailable) as info:
         client.write_commit(PROJECT, images_repo, 'master', ops())
     assert 'could not be dropped' not in str(info.value)
-    assert pachd_client.branch_head(PROJECT, images_repo, 'master') == base
-    assert commit_ids(pachd_client, images_repo) == [base]
+    assert pfs_client.branch_head(PROJECT, images_repo, 'master') == base
+    assert commit_ids(pfs_client, images_repo) == [base]
 
 
-def test_wrong_item_types_in_ops_fail_cleanly(pachd_client, images_repo):
-    base = put(pachd_client, images_repo, {'a': b'1'})
+def test_wrong_item_types_in_ops_fail_cleanly(pfs_client, images_repo):
+    base = put(pfs_client, images_repo, {'a': b'1'})
     with pytest.raises(TypeError):
-        pachd_client.write_commit(PROJECT, images_repo, 'master', [FileOp.put('b', 'text, not bytes')])
+        pfs_client.write_commit(PROJECT, images_repo, 'master', [FileOp.put('b', 'text, not bytes')])
     with pytest.raises(TypeError):
-        pachd_client.write_commit(PROJECT, images_repo, 'master', [('b', b'1')])
+        pfs_client.write_commit(PROJECT, images_repo, 'master', [('b', b'1')])
     with pytest.raises(pachd.PachdInvalidArgument):
-        pachd_client.write_commit(PROJECT, images_repo, 'master', [FileOp.put('/', b'1')])
-    assert commit_ids(pachd_client, images_repo) == [base]
+        pfs_client.write_commit(PROJECT, images_repo, 'master', [FileOp.put('/', b'1')])
+    assert commit_ids(pfs_client, images_repo) == [base]
 
 
 # ----------------------------------------------------------------------------- reading
-def test_listing_is_streamed_and_skips_directories(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'a/1.jpg': b'1', 'a/b/2.jpg': b'22', 'c.jpg': b'333'})
-    listing = pachd_client.list_files(PROJECT, images_repo, commit)
+def test_listing_is_streamed_and_skips_directories(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'a/1.jpg': b'1', 'a/b/2.jpg': b'22', 'c.jpg': b'333'})
+    listing = pfs_client.list_files(PROJECT, images_repo, commit)
     assert iter(listing) is listing  # a generator, not a list
     assert [(e.path, e.size, e.is_dir) for e in listing] == [('a/1.jpg', 1, False), ('a/b/2.jpg', 2, False),
                                                              ('c.jpg', 3, False)]
-    flat = pachd_client.list_files(PROJECT, images_repo, commit, 'a', recursive=False)
+    flat = pfs_client.list_files(PROJECT, images_repo, commit, 'a', recursive=False)
     assert [e.path for e in flat] == ['a/1.jpg']
-    with_dirs = pachd_client.list_files(PROJECT, images_repo, commit, '/a/', recursive=False, include_dirs=True)
+    with_dirs = pfs_client.list_files(PROJECT, images_repo, commit, '/a/', recursive=False, include_dirs=True)
     assert [(e.path, e.is_dir) for e in with_dirs] == [('a/1.jpg', False), ('a/b', True)]
-    entry = pachd_client.inspect_file(PROJECT, images_repo, commit, 'a/b/2.jpg')
+    entry = pfs_client.inspect_file(PROJECT, images_repo, commit, 'a/b/2.jpg')
     assert (entry.path, entry.size, entry.commit, entry.is_dir) == ('a/b/2.jpg', 2, commit, False)
     assert len(entry.hash) == 64 and entry.committed is not None
     # A branch name reads its head; entries name the commit they were listed from.
-    assert {e.commit for e in pachd_client.list_files(PROJECT, images_repo, 'master')} == {commit}
+    assert {e.commit for e in pfs_client.list_files(PROJECT, images_repo, 'master')} == {commit}
 
 
-def test_a_long_listing_holds_no_deadline_per_message(pachd_client, images_repo, monkeypatch):
+def test_a_long_listing_holds_no_deadline_per_message(pfs_client, images_repo, monkeypatch):
     """Every message re-arms the stream's idle deadline. The cancelled deadlines must not stay
     queued until they expire: at 1,000,000 files they held ~160 MB for the whole listing."""
     from label_studio_pachyderm.pachd import streams
 
     monkeypatch.setattr(streams._Watchdog, 'SWEEP_AT', 64)
     count = 2000  # listed well within the client's 5 s timeout: no deadline expires on its own
-    commit = pachd_client.write_commit(PROJECT, images_repo, 'master',
+    commit = pfs_client.write_commit(PROJECT, images_repo, 'master',
                                        (FileOp.put(f'many/{i:05d}.txt', b'x') for i in range(count)))
     listed = peak = 0
-    for _ in pachd_client.list_files(PROJECT, images_repo, commit, 'many'):
+    for _ in pfs_client.list_files(PROJECT, images_repo, commit, 'many'):
         listed += 1
         peak = max(peak, len(streams._watchdog._heap))
     assert listed == count
@@ -487,32 +502,32 @@ def test_swept_deadlines_leave_the_live_ones_firing_in_order(monkeypatch):
     assert watchdog._heap == [] and watchdog._cancelled == 0
 
 
-def test_listing_by_directory_gives_the_walk_and_reads_only_as_far_as_asked(pachd_client, images_repo, monkeypatch):
+def test_listing_by_directory_gives_the_walk_and_reads_only_as_far_as_asked(pfs_client, images_repo, monkeypatch):
     names = ['a.png', 'b/c.png', 'b/d/e.png', 'b/d/f.txt', 'b/g.png', 'b0.png', 'z/y/x/w.png']
-    commit = put(pachd_client, images_repo, {name: name.encode() for name in names})
+    commit = put(pfs_client, images_repo, {name: name.encode() for name in names})
     for path in ('', 'b', '/b/d/', 'a.png'):
         for recursive in (True, False):
             walked = [(e.path, e.size, e.hash) for e in
-                      pachd_client.list_files(PROJECT, images_repo, commit, path, recursive=recursive)]
+                      pfs_client.list_files(PROJECT, images_repo, commit, path, recursive=recursive)]
             by_directory = [(e.path, e.size, e.hash) for e in
-                            pachd_client.list_files_by_directory(PROJECT, images_repo, commit, path, recursive)]
+                            pfs_client.list_files_by_directory(PROJECT, images_repo, commit, path, recursive)]
             assert by_directory == walked, (path, recursive)
-    assert list(pachd_client.list_files_by_directory(PROJECT, images_repo, commit, 'missing')) == []
+    assert list(pfs_client.list_files_by_directory(PROJECT, images_repo, commit, 'missing')) == []
 
     # The first files come from the first directories alone: later ones are not listed yet.
     listed = []
-    list_files = pachd_client.list_files
-    monkeypatch.setattr(pachd_client, 'list_files', lambda *a, **kw: listed.append(a[3]) or list_files(*a, **kw))
-    first_two = list(itertools.islice(pachd_client.list_files_by_directory(PROJECT, images_repo, commit), 2))
+    list_files = pfs_client.list_files
+    monkeypatch.setattr(pfs_client, 'list_files', lambda *a, **kw: listed.append(a[3]) or list_files(*a, **kw))
+    first_two = list(itertools.islice(pfs_client.list_files_by_directory(PROJECT, images_repo, commit), 2))
     assert [e.path for e in first_two] == ['a.png', 'b/c.png'] and listed == ['', 'b']
 
 
-def test_read_ranges(pachd_client, images_repo):
+def test_read_ranges(pfs_client, images_repo):
     data = bytes(range(256)) * 40_000  # ~10 MiB, several server messages
-    commit = put(pachd_client, images_repo, {'blob': data})
+    commit = put(pfs_client, images_repo, {'blob': data})
 
     def read(offset=0, length=None, chunk=1024 * 1024):
-        stream = pachd_client.read_file(PROJECT, images_repo, commit, 'blob', offset=offset, length=length)
+        stream = pfs_client.read_file(PROJECT, images_repo, commit, 'blob', offset=offset, length=length)
         chunks = list(stream.iter_chunks(chunk))
         assert all(len(c) == chunk for c in chunks[:-1]) and all(0 < len(c) <= chunk for c in chunks)
         return stream, b''.join(chunks)
@@ -527,87 +542,87 @@ def test_read_ranges(pachd_client, images_repo):
     assert read(offset=0, length=0)[1] == b''
     assert read(offset=100, length=len(data) * 2)[1] == data[100:]
     with pytest.raises(pachd.PachdInvalidArgument):
-        pachd_client.read_file(PROJECT, images_repo, commit, 'blob', offset=-1)
+        pfs_client.read_file(PROJECT, images_repo, commit, 'blob', offset=-1)
 
 
-def test_files_of_finished_commits_are_inspected_once(pachd_client, images_repo, monkeypatch):
+def test_files_of_finished_commits_are_inspected_once(pfs_client, images_repo, monkeypatch):
     from label_studio_pachyderm.pachd import client as client_module
 
-    commit = put(pachd_client, images_repo, {'a': b'1', 'b': b'22', 'c': b'333', 'd/e': b'4'})
+    commit = put(pfs_client, images_repo, {'a': b'1', 'b': b'22', 'c': b'333', 'd/e': b'4'})
     calls = []
-    real = pachd_client._rpc_inspect_file  # counts the InspectFile calls that reach the server
-    monkeypatch.setattr(pachd_client, '_rpc_inspect_file',
+    real = pfs_client._rpc_inspect_file  # counts the InspectFile calls that reach the server
+    monkeypatch.setattr(pfs_client, '_rpc_inspect_file',
                         lambda request, **kw: calls.append(request.file.path) or real(request, **kw))
 
-    first = pachd_client.inspect_file(PROJECT, images_repo, commit, 'a')
-    assert pachd_client.inspect_file(PROJECT, images_repo, commit, '/a') == first and calls == ['/a']
-    with pachd_client.read_file(PROJECT, images_repo, commit, 'a') as stream:  # the proxy's pattern
+    first = pfs_client.inspect_file(PROJECT, images_repo, commit, 'a')
+    assert pfs_client.inspect_file(PROJECT, images_repo, commit, '/a') == first and calls == ['/a']
+    with pfs_client.read_file(PROJECT, images_repo, commit, 'a') as stream:  # the proxy's pattern
         assert stream.read() == b'1'
     assert calls == ['/a']
-    with pachd_client.read_file(PROJECT, images_repo, commit, 'b', entry=pachd_client.inspect_file(
+    with pfs_client.read_file(PROJECT, images_repo, commit, 'b', entry=pfs_client.inspect_file(
             PROJECT, images_repo, commit, 'b')) as stream:
         assert stream.read() == b'22'
     assert calls == ['/a', '/b']
     # A branch moves and a directory's summary is not a file: asked each time.
     for _ in range(2):
-        assert pachd_client.inspect_file(PROJECT, images_repo, 'master', 'a').size == 1
-        assert pachd_client.inspect_file(PROJECT, images_repo, commit, 'd').is_dir
+        assert pfs_client.inspect_file(PROJECT, images_repo, 'master', 'a').size == 1
+        assert pfs_client.inspect_file(PROJECT, images_repo, commit, 'd').is_dir
     assert calls == ['/a', '/b'] + ['/a', '/d'] * 2
 
     monkeypatch.setattr(client_module, 'INSPECT_CACHE_SIZE', 2)
-    pachd_client.inspect_file(PROJECT, images_repo, commit, 'c')  # evicts the least recently used: a
+    pfs_client.inspect_file(PROJECT, images_repo, commit, 'c')  # evicts the least recently used: a
     del calls[:]
-    pachd_client.inspect_file(PROJECT, images_repo, commit, 'a')
-    pachd_client.inspect_file(PROJECT, images_repo, commit, 'c')
+    pfs_client.inspect_file(PROJECT, images_repo, commit, 'a')
+    pfs_client.inspect_file(PROJECT, images_repo, commit, 'c')
     assert calls == ['/a']
     monkeypatch.setattr(client_module, 'INSPECT_CACHE_SECONDS', -1)  # expired at once
-    pachd_client.inspect_file(PROJECT, images_repo, commit, 'b')
-    pachd_client.inspect_file(PROJECT, images_repo, commit, 'b')
+    pfs_client.inspect_file(PROJECT, images_repo, commit, 'b')
+    pfs_client.inspect_file(PROJECT, images_repo, commit, 'b')
     assert calls == ['/a', '/b', '/b']
 
 
-def test_reading_a_directory_is_refused(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'d/a': b'1'})
+def test_reading_a_directory_is_refused(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'d/a': b'1'})
     with pytest.raises(pachd.PachdInvalidArgument, match='is a directory'):
-        pachd_client.read_file(PROJECT, images_repo, commit, 'd')
+        pfs_client.read_file(PROJECT, images_repo, commit, 'd')
 
 
-def test_get_file_bytes_max_bytes(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'t.json': b'[1, 2, 3]'})
-    assert pachd_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=9) == b'[1, 2, 3]'
+def test_get_file_bytes_max_bytes(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'t.json': b'[1, 2, 3]'})
+    assert pfs_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=9) == b'[1, 2, 3]'
     with pytest.raises(pachd.PachdInvalidArgument, match='more than 8'):
-        pachd_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=8)
+        pfs_client.get_file_bytes(PROJECT, images_repo, commit, 't.json', max_bytes=8)
 
 
-def test_read_files_streams_many_files_in_one_call(pachd_client, images_repo):
+def test_read_files_streams_many_files_in_one_call(pfs_client, images_repo):
     files = {f'tasks/{i:03d}.json': b'{"n": %d}' % i for i in range(200)}
     files.update({'tasks/sub/deep.json': b'{}', 'tasks/big.json': b'x' * 5000, 'tasks/cat.jpg': b'jpeg',
                   'tasks/UPPER.JSON': b'{}', 'other/far.json': b'{}'})
-    commit = put(pachd_client, images_repo, files)
-    got = list(pachd_client.read_files(PROJECT, images_repo, commit, 'tasks/**.{json,jsonl}', max_file_bytes=4096))
+    commit = put(pfs_client, images_repo, files)
+    got = list(pfs_client.read_files(PROJECT, images_repo, commit, 'tasks/**.{json,jsonl}', max_file_bytes=4096))
     expected = sorted((path, data) for path, data in files.items()
                       if path.startswith('tasks/') and path.endswith('.json'))
     assert got == [(path, None if path == 'tasks/big.json' else data) for path, data in expected]
-    flat = [path for path, _ in pachd_client.read_files(PROJECT, images_repo, commit, 'tasks/*.{json,jsonl}',
+    flat = [path for path, _ in pfs_client.read_files(PROJECT, images_repo, commit, 'tasks/*.{json,jsonl}',
                                                          start='tasks/198.json')]
     assert flat == ['tasks/198.json', 'tasks/199.json', 'tasks/big.json']
 
 
-def test_read_files_closed_early_cancels_and_errors_are_mapped(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {f'f/{i:04d}.json': b'y' * 4096 for i in range(2000)})
-    files = pachd_client.read_files(PROJECT, images_repo, commit, 'f/*.json')
+def test_read_files_closed_early_cancels_and_errors_are_mapped(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {f'f/{i:04d}.json': b'y' * 4096 for i in range(2000)})
+    files = pfs_client.read_files(PROJECT, images_repo, commit, 'f/*.json')
     assert next(files) == ('f/0000.json', b'y' * 4096)
     files.close()  # cancels the call: no error, pachd stops sending
     with pytest.raises(pachd.PachdNotFound):
-        list(pachd_client.read_files(PROJECT, images_repo, commit, 'nothing/*.json'))
+        list(pfs_client.read_files(PROJECT, images_repo, commit, 'nothing/*.json'))
     with pytest.raises(pachd.PachdNotFound):
-        list(pachd_client.read_files(PROJECT, images_repo, 'master0', 'f/*.json'))
+        list(pfs_client.read_files(PROJECT, images_repo, 'master0', 'f/*.json'))
 
 
-def test_close_cancels_the_stream_mid_way(pachd_client, images_repo):
+def test_close_cancels_the_stream_mid_way(pfs_client, images_repo):
     data = b'q' * (16 * 1024 * 1024)
-    commit = put(pachd_client, images_repo, {'big': data})
-    stream = pachd_client.read_file(PROJECT, images_repo, commit, 'big')
+    commit = put(pfs_client, images_repo, {'big': data})
+    stream = pfs_client.read_file(PROJECT, images_repo, commit, 'big')
     chunks = stream.iter_chunks(64 * 1024)
     assert len(next(chunks)) == 64 * 1024
     stream.close()
@@ -618,9 +633,9 @@ def test_close_cancels_the_stream_mid_way(pachd_client, images_repo):
         next(stream.iter_chunks())
 
 
-def test_close_from_another_thread_stops_a_blocked_reader(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {'big': b'w' * (8 * 1024 * 1024)})
-    stream = pachd_client.read_file(PROJECT, images_repo, commit, 'big')
+def test_close_from_another_thread_stops_a_blocked_reader(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {'big': b'w' * (8 * 1024 * 1024)})
+    stream = pfs_client.read_file(PROJECT, images_repo, commit, 'big')
     received = []
     started = threading.Event()
 
@@ -628,7 +643,7 @@ def test_close_from_another_thread_stops_a_blocked_reader(pachd_client, images_r
         for chunk in stream.iter_chunks(1024):
             received.append(len(chunk))
             started.set()
-            time.sleep(0.001)
+            time.sleep(0.001)  # a slow consumer: the close lands while the stream still has data to send
 
     thread = threading.Thread(target=reader)
     thread.start()
@@ -639,37 +654,38 @@ def test_close_from_another_thread_stops_a_blocked_reader(pachd_client, images_r
     assert 0 < sum(received) < 8 * 1024 * 1024
 
 
-def test_abandoned_listing_cancels_its_stream(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {f'{i:03d}': b'1' for i in range(200)})
-    listing = pachd_client.list_files(PROJECT, images_repo, commit)
+def test_abandoned_listing_cancels_its_stream(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {f'{i:03d}': b'1' for i in range(200)})
+    listing = pfs_client.list_files(PROJECT, images_repo, commit)
     assert next(listing).path == '000'
     listing.close()
     # The connection is still fine for the next call.
-    assert len(list(pachd_client.list_files(PROJECT, images_repo, commit))) == 200
+    assert len(list(pfs_client.list_files(PROJECT, images_repo, commit))) == 200
 
 
-def test_diff(pachd_client, images_repo):
-    old = put(pachd_client, images_repo, {'img/a.jpg': b'a', 'img/b.jpg': b'b', 'img/c.jpg': b'c',
+def test_diff(pfs_client, images_repo):
+    old = put(pfs_client, images_repo, {'img/a.jpg': b'a', 'img/b.jpg': b'b', 'img/c.jpg': b'c',
                                           'other/x': b'x'})
-    new = pachd_client.write_commit(PROJECT, images_repo, 'master', [
+    new = pfs_client.write_commit(PROJECT, images_repo, 'master', [
         FileOp.put('img/b.jpg', b'bbb'), FileOp.remove('img/c.jpg'), FileOp.put('img/new/d.jpg', b'dd'),
         FileOp.put('other/y', b'y'),
     ])
-    changes = sorted((d.path, d.change, d.size) for d in pachd_client.diff(PROJECT, images_repo, old, new))
+    changes = sorted((d.path, d.change, d.size) for d in pfs_client.diff(PROJECT, images_repo, old, new))
     assert changes == [('img/b.jpg', 'modified', 3), ('img/c.jpg', 'deleted', 0), ('img/new/d.jpg', 'added', 2),
                        ('other/y', 'added', 1)]
-    under = sorted((d.path, d.change) for d in pachd_client.diff(PROJECT, images_repo, old, new, 'img'))
+    under = sorted((d.path, d.change) for d in pfs_client.diff(PROJECT, images_repo, old, new, 'img'))
     assert under == [('img/b.jpg', 'modified'), ('img/c.jpg', 'deleted'), ('img/new/d.jpg', 'added')]
-    modified = next(d for d in pachd_client.diff(PROJECT, images_repo, old, new) if d.change == 'modified')
-    assert modified.hash == pachd_client.inspect_file(PROJECT, images_repo, new, 'img/b.jpg').hash
-    everything = sorted((d.path, d.change) for d in pachd_client.diff(PROJECT, images_repo, '', new, 'img'))
+    modified = next(d for d in pfs_client.diff(PROJECT, images_repo, old, new) if d.change == 'modified')
+    assert modified.hash == pfs_client.inspect_file(PROJECT, images_repo, new, 'img/b.jpg').hash
+    everything = sorted((d.path, d.change) for d in pfs_client.diff(PROJECT, images_repo, '', new, 'img'))
     assert everything == [('img/a.jpg', 'added'), ('img/b.jpg', 'added'), ('img/new/d.jpg', 'added')]
-    assert list(pachd_client.diff(PROJECT, images_repo, new, new)) == []
+    assert list(pfs_client.diff(PROJECT, images_repo, new, new)) == []
 
 
 # ----------------------------------------------------------------------------- auth and secrets
-def test_auth_token_required_and_checked(local_pfs_auth, monkeypatch):
-    address = local_pfs_auth.address
+@pytest.mark.pfs_auth
+def test_auth_token_required_and_checked(pfs, monkeypatch):
+    address = pfs.address
     # The server's environment must never stand in for a storage's missing token.
     monkeypatch.setenv('PACH_PYTHON_AUTH_TOKEN', TOKEN)
     monkeypatch.setenv('PACH_PYTHON_OIDC_TOKEN', 'an-oidc-id-token')
@@ -691,8 +707,9 @@ def test_auth_token_required_and_checked(local_pfs_auth, monkeypatch):
     assert right.get_file_bytes(PROJECT, 'r', commit, 'a') == b'1'
 
 
-def test_token_never_appears_in_messages_or_reprs(local_pfs_auth, closed_port):
-    client = pachd.PachdClient(local_pfs_auth.address, auth_token=TOKEN, timeout=3)
+@pytest.mark.pfs_auth
+def test_token_never_appears_in_messages_or_reprs(pfs, closed_port):
+    client = pachd.PachdClient(pfs.address, auth_token=TOKEN, timeout=3)
     assert TOKEN not in repr(client) and 'auth=token' in repr(client)
     assert TOKEN not in repr(vars(client)['_sdk'].__dict__)
     # A repo named like the token: pachd's and our messages would quote it.
@@ -740,21 +757,21 @@ def test_token_with_bad_characters_is_refused_without_echo():
 
 
 # ----------------------------------------------------------------------------- the shared clients
-def test_get_client_caches_per_settings(local_pfs):
+def test_get_client_caches_per_settings(pfs):
     pachd.clear_client_cache()
     try:
-        first = pachd.get_client(local_pfs.address, None, None, 5)
-        assert pachd.get_client(local_pfs.address, None, None, 5) is first
-        assert pachd.get_client(local_pfs.address, TOKEN, None, 5) is not first
-        assert pachd.get_client(local_pfs.address, None, None, 6) is not first
-        assert pachd.get_client(local_pfs.address, None, None, None).timeout == pachd.DEFAULT_TIMEOUT
+        first = pachd.get_client(pfs.address, None, None, 5)
+        assert pachd.get_client(pfs.address, None, None, 5) is first
+        assert pachd.get_client(pfs.address, TOKEN, None, 5) is not first
+        assert pachd.get_client(pfs.address, None, None, 6) is not first
+        assert pachd.get_client(pfs.address, None, None, None).timeout == pachd.DEFAULT_TIMEOUT
 
         got = []
         barrier = threading.Barrier(8)
 
         def fetch():
             barrier.wait()
-            got.append(pachd.get_client(local_pfs.address, 'thread-token', None, 5))
+            got.append(pachd.get_client(pfs.address, 'thread-token', None, 5))
 
         threads = [threading.Thread(target=fetch) for _ in range(8)]
         for thread in threads:
@@ -768,12 +785,12 @@ def test_get_client_caches_per_settings(local_pfs):
     assert first._closed
 
 
-def test_one_client_serves_many_threads(pachd_client, images_repo):
-    commit = put(pachd_client, images_repo, {f'{i}.txt': str(i).encode() * 1000 for i in range(16)})
+def test_one_client_serves_many_threads(pfs_client, images_repo):
+    commit = put(pfs_client, images_repo, {f'{i}.txt': str(i).encode() * 1000 for i in range(16)})
     results = {}
 
     def worker(i):
-        results[i] = pachd_client.get_file_bytes(PROJECT, images_repo, commit, f'{i}.txt')
+        results[i] = pfs_client.get_file_bytes(PROJECT, images_repo, commit, f'{i}.txt')
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
     for thread in threads:
@@ -783,8 +800,8 @@ def test_one_client_serves_many_threads(pachd_client, images_repo):
     assert results == {i: str(i).encode() * 1000 for i in range(16)}
 
 
-def test_closed_client_refuses_calls(local_pfs):
-    client = pachd.PachdClient(local_pfs.address)
+def test_closed_client_refuses_calls(pfs):
+    client = pachd.PachdClient(pfs.address)
     client.close()
     with pytest.raises(pachd.PachdError, match='closed'):
         list(client.list_repos())

@@ -11,7 +11,7 @@ import pytest
 
 from label_studio_pachyderm import pachd
 
-from pfs_fixtures import PROJECT, local_pfs  # noqa: F401
+from conftest import PROJECT
 from tcp_proxy import FreezingProxy
 
 TIMEOUT = 2.0
@@ -21,8 +21,8 @@ BOUND = 3 * TIMEOUT + 6
 
 
 @pytest.fixture
-def proxy(local_pfs):  # noqa: F811
-    proxy = FreezingProxy(local_pfs.address)
+def proxy(pfs):
+    proxy = FreezingProxy(pfs.address)
     yield proxy
     proxy.thaw()
     proxy.close()

@@ -16,7 +16,8 @@ from label_studio_pachyderm import pachd
 from label_studio_pachyderm.models import PachydermImportStorage, PachydermImportStorageLink
 from tasks.models import Task
 
-from pfs_fixtures import TOKEN
+import waiting
+from conftest import TOKEN, make_project, restart_pfs
 from test_import import PNG, put
 from test_rq import rq_worker  # noqa: F401 (a fixture)
 
@@ -27,30 +28,19 @@ db_transactional = pytest.mark.django_db(transaction=True)
 
 
 def wait_for(predicate, timeout=WAIT, what='condition', proc=None):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if proc is not None:
-            assert proc.alive(), f'the watcher exited while waiting for {what}:\n{proc.log()}'
-        time.sleep(0.2)
-    raise AssertionError(f'timed out after {timeout} s waiting for {what}' +
-                         (f'\n--- watcher log ---\n{proc.log()[-6000:]}' if proc is not None else ''))
+    """waiting.wait_for; with ``proc`` (a WatcherProcess) it fails at once if the watcher exits, and shows its log."""
+    return waiting.wait_for(predicate, timeout, what, process=proc, log=proc.log if proc is not None else None)
+
+
+def synced_for(watcher, commit):
+    """Whether ``watcher`` has logged a sync it started for ``commit``'s event: logged once that sync ran
+    (or failed to start), so every commit up to ``commit`` has been read and no sync for them is still due."""
+    return f': sync (commit {commit})' in watcher.log()
 
 
 # ----------------------------------------------------------------------------- subscribe_commits
-@pytest.fixture
-def client(tmp_path):
-    from label_studio_pachyderm.localpfs import start_server
-
-    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs-sub'))
-    client = pachd.PachdClient(server.address, timeout=2)
-    client.create_repo('default', 'images')
-    client.server = server
-    yield client
-    client.close()
-    server.stop()
+# The plugin's client with a short per-call timeout: a subscription must outlive it.
+short_timeout = pytest.mark.parametrize('pfs_client_timeout', [2], ids=['timeout-2s'])
 
 
 class Reader:
@@ -72,17 +62,22 @@ class Reader:
         return [info.id for info in self.items]
 
 
-def test_subscription_outlives_the_timeout_and_reports_commits_as_they_finish(client):
-    first = put(client, 'images', {'a.png': PNG})
-    reader = Reader(client.subscribe_commits('default', 'images', 'master', from_commit=first))
-    time.sleep(client.timeout * 2)  # a quiet branch: longer than any per-call deadline
+@short_timeout
+def test_subscription_outlives_the_timeout_and_reports_commits_as_they_finish(pfs_client):
+    pfs_client.create_repo('default', 'images')
+    first = put(pfs_client, 'images', {'a.png': PNG})
+    reader = Reader(pfs_client.subscribe_commits('default', 'images', 'master', from_commit=first))
+    time.sleep(pfs_client.timeout * 2)  # the point: a quiet branch for longer than any per-call deadline
     assert reader.thread.is_alive() and reader.error is None and reader.items == []
 
-    open_commit = client._pfs.start_commit(branch=client._branch('default', 'images', 'master'))
-    time.sleep(1)
+    open_commit = pfs_client._pfs.start_commit(branch=pfs_client._branch('default', 'images', 'master'))
+    # A subscription asking for STARTED reports the open commit: the server has told its subscribers.
+    started = Reader(pfs_client.subscribe_commits('default', 'images', 'master', from_commit=first, state='STARTED'))
+    wait_for(lambda: started.ids() == [open_commit.id], what='the open commit reported as STARTED')
+    started.subscription.cancel()
     assert reader.items == []  # FINISHED asked: an open commit is not reported yet
-    client._pfs.finish_commit(commit=open_commit)
-    second = put(client, 'images', {'b.png': PNG})
+    pfs_client._pfs.finish_commit(commit=open_commit)
+    second = put(pfs_client, 'images', {'b.png': PNG})
     wait_for(lambda: len(reader.items) == 2, what='two finished commits')
     assert reader.ids() == [open_commit.id, second] and all(info.finished for info in reader.items)
 
@@ -91,34 +86,43 @@ def test_subscription_outlives_the_timeout_and_reports_commits_as_they_finish(cl
     assert not reader.thread.is_alive() and reader.error is None
 
 
-def test_subscription_without_start_lists_the_branch_only_oldest_first(client):
-    one = put(client, 'images', {'1.png': PNG})
-    client.create_branch('default', 'images', 'other', head=one)
-    put(client, 'images', {'x.png': PNG}, branch='other')
-    two = put(client, 'images', {'2.png': PNG})
-    subscription = client.subscribe_commits('default', 'images', 'master')
+@short_timeout
+def test_subscription_without_start_lists_the_branch_only_oldest_first(pfs_client):
+    pfs_client.create_repo('default', 'images')
+    one = put(pfs_client, 'images', {'1.png': PNG})
+    pfs_client.create_branch('default', 'images', 'other', head=one)
+    put(pfs_client, 'images', {'x.png': PNG}, branch='other')
+    two = put(pfs_client, 'images', {'2.png': PNG})
+    subscription = pfs_client.subscribe_commits('default', 'images', 'master')
     reader = Reader(subscription)
     wait_for(lambda: len(reader.items) >= 2, what='the existing commits')
-    time.sleep(0.5)
-    assert reader.ids() == [one, two]
+    # A commit made now comes after every existing one: once it is reported, nothing older can still come.
+    three = put(pfs_client, 'images', {'3.png': PNG})
+    wait_for(lambda: three in reader.ids(), what='a commit made after the subscription started')
+    assert reader.ids() == [one, two, three]
     subscription.cancel()
 
 
-def test_subscription_ends_with_unavailable_when_pachd_goes_away(client):
-    head = put(client, 'images', {'a.png': PNG})
-    reader = Reader(client.subscribe_commits('default', 'images', 'master', from_commit=head))
-    time.sleep(0.5)
-    client.server.stop()
+@short_timeout
+def test_subscription_ends_with_unavailable_when_pachd_goes_away(pfs_client, pfs):
+    pfs_client.create_repo('default', 'images')
+    head = put(pfs_client, 'images', {'a.png': PNG})
+    reader = Reader(pfs_client.subscribe_commits('default', 'images', 'master', from_commit=head))
+    live = put(pfs_client, 'images', {'b.png': PNG})
+    wait_for(lambda: reader.ids() == [live], what='the subscription streaming (a new commit reported)')
+    pfs.stop()
     reader.thread.join(30)
     assert isinstance(reader.error, pachd.PachdUnavailable), reader.error
 
 
-def test_subscription_arguments_are_checked(client):
+@short_timeout
+def test_subscription_arguments_are_checked(pfs_client):
+    pfs_client.create_repo('default', 'images')
     with pytest.raises(pachd.PachdInvalidArgument):
-        client.subscribe_commits('default', 'images', 'master', state='DONE')
+        pfs_client.subscribe_commits('default', 'images', 'master', state='DONE')
     with pytest.raises(pachd.PachdInvalidArgument):
-        client.subscribe_commits('default', 'images', 'master', from_commit='not-a-commit')
-    reader = Reader(client.subscribe_commits('default', 'missing', 'master'))
+        pfs_client.subscribe_commits('default', 'images', 'master', from_commit='not-a-commit')
+    reader = Reader(pfs_client.subscribe_commits('default', 'missing', 'master'))
     reader.thread.join(30)
     assert isinstance(reader.error, pachd.PachdNotFound) and 'missing' in str(reader.error)
 
@@ -153,6 +157,9 @@ class WatcherProcess:
 
     def alive(self):
         return self.proc.poll() is None
+
+    def poll(self):
+        return self.proc.poll()
 
     def log(self):
         return self.path.read_text(errors='replace')
@@ -239,11 +246,11 @@ def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, pr
     # A burst of commits: every file, in one or a few syncs (not one per commit).
     before = attempts(sid)
     burst = [f'burst/{i}.png' for i in range(10)]
-    for path in burst:
-        put(pfs_client, 'images', {path: PNG})
+    last = [put(pfs_client, 'images', {path: PNG}) for path in burst][-1]
     wait_for(lambda: files_imported(project, ['0.png', '1.png', 'cats/2.png', *burst]), what='the burst imported',
              proc=watcher)
-    time.sleep(2)  # any sync still due has started by now
+    # The sync started for the last commit's event has run: no sync for the burst is still due.
+    wait_for(lambda: synced_for(watcher, last), what='the sync for the last commit of the burst', proc=watcher)
     wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='completed')
     syncs = attempts(sid) - before
     assert 1 <= syncs <= 5, f'{syncs} syncs for 10 commits'
@@ -251,7 +258,7 @@ def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, pr
 
 
 @db_transactional
-def test_storages_created_edited_and_deleted_while_it_runs(api, project, pfs, pfs_client, watchers):
+def test_storages_created_edited_and_deleted_while_it_runs(api, user, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
     first = put(pfs_client, 'images', {'0.png': PNG})
     pfs_client.create_branch('default', 'images', 'other', head=first)
@@ -269,8 +276,16 @@ def test_storages_created_edited_and_deleted_while_it_runs(api, project, pfs, pf
     # Watching off: commits wait for a manual sync; the storage no longer says it is watched.
     assert api.patch(f'/api/storages/pachyderm/{sid}', {'watch_commits': False}, format='json').status_code == 200
     wait_for(lambda: meta(sid).get('watching') is False, what='watching: false', proc=watcher)
-    put(pfs_client, 'images', {'other/2.png': PNG}, branch='other')
-    time.sleep(REFRESH * 3 + 2)
+    # A storage of another project watching the same branch: its sync of the next commit proves the
+    # watcher has seen that commit, and only then is the absence of an import here meaningful.
+    control_project = make_project(user, title='Control')
+    control = create(api, control_project, pfs.address, branch='other', title='control')
+    wait_for(lambda: files_imported(control_project, ['0.png', 'other/1.png']), what='the control storage followed',
+             proc=watcher)
+    landed = put(pfs_client, 'images', {'other/2.png': PNG}, branch='other')
+    wait_for(lambda: f'storage {control} (default/images@other): sync (commit {landed})' in watcher.log()
+             and files_imported(control_project, ['0.png', 'other/1.png', 'other/2.png']),
+             what='the commit imported by the control storage', proc=watcher)
     assert files_imported(project, ['0.png', 'other/1.png'])
     # On again: the catch-up sync reads what landed meanwhile.
     assert api.patch(f'/api/storages/pachyderm/{sid}', {'watch_commits': True}, format='json').status_code == 200
@@ -289,14 +304,10 @@ def test_storages_created_edited_and_deleted_while_it_runs(api, project, pfs, pf
 
 
 @db_transactional
-def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_logged(api, project, tmp_path,
+@pytest.mark.pfs_auth
+def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_logged(api, project, pfs, pfs_client,
                                                                                      watchers):
-    from label_studio_pachyderm.localpfs import start_server
-
-    data_dir = str(tmp_path / 'pfs-restart')
-    server = start_server('127.0.0.1', 0, data_dir, TOKEN)
-    port = server.port
-    client = pachd.PachdClient(server.address, auth_token=TOKEN)
+    server, client = pfs, pfs_client
     client.create_repo('default', 'images')
     put(client, 'images', {'0.png': PNG})
     sid = create(api, project, server.address, auth_token=TOKEN)
@@ -309,7 +320,7 @@ def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_l
         server.stop()
         wait_for(lambda: 'reconnecting in' in watcher.log(), what='the lost subscription noticed', proc=watcher)
         wait_for(lambda: meta(sid).get('watch_last_error'), what='the error shown on the storage', proc=watcher)
-        server = start_server('127.0.0.1', port, data_dir, TOKEN)
+        server = restart_pfs(server)
         client = pachd.PachdClient(server.address, auth_token=TOKEN)
         # Commits landing while the watcher is still backing off: only the catch-up sync sees them.
         for i in range(3):
@@ -339,11 +350,15 @@ def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watch
     first, second = watchers(count=2)
     expected = ['0.png']
     for i in range(12):
-        put(pfs_client, 'images', {f'{i % 3}/{i}.png': PNG})
+        last = put(pfs_client, 'images', {f'{i % 3}/{i}.png': PNG})
         expected.append(f'{i % 3}/{i}.png')
-        time.sleep(0.15 * (i % 4))  # bursts and gaps, so both watchers start syncs
+        time.sleep(0.15 * (i % 4))  # the point: bursts and gaps between commits, so both watchers start syncs
     wait_for(lambda: files_imported(project, expected), what='every file', proc=first)
-    time.sleep(2)  # a late sync by either watcher would show up as a duplicate now
+    # Each watcher has run the sync it started for the last commit: no sync by either is still due, so
+    # a late one cannot add a duplicate after the check below.
+    for watcher in (first, second):
+        wait_for(lambda: synced_for(watcher, last), what=f'the sync of {watcher.path.stem} for the last commit',
+                 proc=watcher)
     assert files_imported(project, expected) and Task.objects.filter(project=project).count() == len(expected)
     assert first.alive() and second.alive()
     assert 'watching' in first.log() and 'watching' in second.log()
