@@ -6,6 +6,9 @@ from label_studio_pachyderm import exporter, pachd
 from label_studio_pachyderm.models import PachydermExportStorage, PachydermExportStorageLink
 from tasks.models import Annotation, Task
 
+from conftest import restart_pfs
+from waiting import wait_for
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 RESULT = [{
@@ -145,15 +148,13 @@ def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):
     assert body['annotations'][0]['result'] == RESULT
 
 
-def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels, pfs, settings):
+def test_pachd_down_during_submits_loses_nothing(api, project, labels, pfs, settings):
     """Saves answer 201 while pachd is down; the changes wait in the outbox, the card says so, and once
     pachd is back they are exported by the retry, with nobody syncing; then the error clears."""
     from label_studio_pachyderm import outbox
-    from label_studio_pachyderm.localpfs import start_server
 
     settings.PACHYDERM_EXPORT_RETRY_SECONDS = 0.5
     storage = create_export(api, project, pfs)
-    port = pfs.port
     pfs.stop()
     tasks = make_tasks(project, 5)
     for task in tasks:
@@ -164,10 +165,11 @@ def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels,
     assert Annotation.objects.filter(project=project).count() == 5
     assert outbox.pending(stored).count() == 5
 
-    with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
+    with restart_pfs(pfs) as again:
         client = pachd.PachdClient(again.address)
         wanted = {f'{t.id}.json' for t in tasks}
         wait_for(lambda: {f.path for f in client.list_files('default', 'labels', 'master')} == wanted,
+                 ignore=pachd.PachdNotFound,  # no branch until the outbox's first commit lands
                  what='the outbox exported after pachd came back')
         wait_for(lambda: not outbox.pending(stored).exists(), what='the outbox drained')
         # The writer deletes the drained rows, then records the outcome: the card clears a moment later.
@@ -176,20 +178,6 @@ def test_pachd_down_during_submits_loses_nothing(api, project, tmp_path, labels,
         stored.refresh_from_db()
         assert stored.status == 'completed' and not stored.traceback
         assert stored.meta['pending_exports'] == 0 and 'last_export_error' not in stored.meta
-
-
-def wait_for(condition, what, timeout=60.0):
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except pachd.PachdError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f'timed out waiting for: {what}')
 
 
 def test_failure_mid_commit_leaves_branch_head_unchanged(api, project, pfs, pfs_client, labels, monkeypatch,

@@ -1,7 +1,6 @@
 """Training formats (COCO, YOLO, ...) written by a target storage in the commit of its JSON export."""
 import io
 import json
-import time
 import zipfile
 from datetime import timedelta
 
@@ -10,6 +9,8 @@ from django.utils import timezone
 from label_studio_pachyderm import pachd
 from label_studio_pachyderm.models import PachydermExportStorage
 from tasks.models import Task
+
+import waiting
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,14 +64,7 @@ def files(client, under):
 
 def eventually(check, timeout=90.0):
     """``check()`` once it holds: a commit that carries formats is written by the retry thread, not the request."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return waiting.eventually(check, timeout, 'the formats commit')
 
 
 def label_studio_export(api, project, export_type) -> dict:

@@ -22,6 +22,7 @@ import pytest
 from label_studio_pachyderm import pachd
 
 from conftest import TEXT_CONFIG
+from waiting import wait_for
 
 MiB = 1024 * 1024
 CLI = os.path.join(os.path.dirname(sys.executable), 'label-studio-pachyderm')
@@ -102,15 +103,8 @@ def pfs_proc(tmp_path):
     )
     address = f'grpc://127.0.0.1:{port}'
     client = pachd.PachdClient(address, timeout=60)
-    deadline = time.time() + 60
-    while True:
-        try:
-            list(client.list_repos())
-            break
-        except pachd.PachdError:
-            assert proc.poll() is None, (tmp_path / 'pfs-server.log').read_text()
-            assert time.time() < deadline, 'the PFS server did not start'
-            time.sleep(0.2)
+    wait_for(lambda: list(client.list_repos()) or True, 60, 'the PFS server to start', ignore=pachd.PachdError,
+             process=proc, log=tmp_path / 'pfs-server.log')
     yield SimpleNamespace(address=address, port=port, pid=proc.pid, client=client)
     client.close()
     _stop(proc)
@@ -164,15 +158,8 @@ def ls_server(tmp_path, pfs_proc):
     url = f'http://127.0.0.1:{port}'
     started = time.time()
     try:
-        while True:
-            try:
-                if requests.get(f'{url}/health', timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            assert time.time() - started < 300, 'Label Studio did not start: ' + log_path.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_for(lambda: requests.get(f'{url}/health', timeout=2).status_code == 200, 300, 'Label Studio to start',
+                 interval=0.5, ignore=requests.RequestException, process=proc, log=log_path)
         print(f'\nLabel Studio server ready in {time.time() - started:.0f}s')
         session = requests.Session()
         session.headers['Authorization'] = f'Token {TOKEN}'

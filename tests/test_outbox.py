@@ -19,10 +19,12 @@ from label_studio_pachyderm import leases, outbox, pachd
 from label_studio_pachyderm.models import PachydermExportStorage, PachydermImportStorage
 from tasks.models import Annotation
 
+from conftest import restart_pfs
 from tcp_proxy import FreezingProxy
 from test_export import RESULT, commits, create_export, make_tasks
 from test_reliability import two_workers  # noqa: F401  (a fixture)
-from test_rq import rq_worker, wait_for  # noqa: F401  (rq_worker is a fixture)
+from test_rq import rq_worker  # noqa: F401  (a fixture)
+from waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -226,9 +228,7 @@ def test_deleting_a_task_with_four_annotations_is_one_commit(api, project, pfs, 
     assert not outbox.pending_for_id(sid).exists()
 
 
-def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_client, labels, settings, tmp_path):
-    from label_studio_pachyderm.localpfs import start_server
-
+def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_client, labels, settings):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
     settings.PACHYDERM_EXPORT_RETRY_SECONDS = 0.5
     sid = create_export(api, project, pfs, can_delete_objects=True)['id']
@@ -236,7 +236,6 @@ def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_
     ids = [api.post(f'/api/tasks/{t.id}/annotations/', {'result': RESULT}, format='json').json()['id']
            for t in tasks]
     assert len(_files(pfs_client)) == 3
-    port = pfs.port
     pfs.stop()
     started = time.monotonic()
     for annotation_id in ids[:2]:
@@ -245,7 +244,7 @@ def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_
     assert time.monotonic() - started < 15
     assert not Annotation.objects.filter(id__in=ids[:2]).exists()
     assert outbox.pending_for_id(sid).filter(deleted=True).count() == 2
-    with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
+    with restart_pfs(pfs) as again:
         client = pachd.PachdClient(again.address)
         wait_for(lambda: _files(client) == {f'{tasks[2].id}.json'},
                  what='the deleted files removed after pachd came back')
@@ -269,7 +268,7 @@ def test_delete_during_a_running_export_sync(api, project, pfs, pfs_client, user
 
     def slow_ops(self):
         for op in real_ops(self):
-            time.sleep(0.1)
+            time.sleep(0.1)  # the fault: a slow export, its commit open long enough for the delete to land
             yield op
 
     monkeypatch.setattr(exporter._Export, '_task_ops', slow_ops)

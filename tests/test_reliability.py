@@ -20,9 +20,11 @@ from label_studio_pachyderm.models import (PachydermExportStorage, PachydermExpo
                                            PachydermImportStorage, PachydermImportStorageLink)
 from tasks.models import Annotation, Task
 
+from conftest import restart_pfs
 from test_export import RESULT, commits, create_export, make_tasks
 from test_import import PNG, put
-from test_rq import REDIS_URL, rq_worker, wait_for  # noqa: F401  (rq_worker is a fixture)
+from test_rq import REDIS_URL, rq_worker  # noqa: F401  (rq_worker is a fixture)
+from waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,9 +32,7 @@ DONE = ('completed', 'completed_with_errors', 'failed')
 
 
 # ----------------------------------------------------------------------------- 1. pachd down during submits
-def test_pachd_down_during_100_submits_then_one_sync_exports_all(api, project, pfs, tmp_path, settings):
-    from label_studio_pachyderm.localpfs import start_server
-
+def test_pachd_down_during_100_submits_then_one_sync_exports_all(api, project, pfs, settings):
     # The automatic retry is tested elsewhere; here the manual sync must do it all, in one commit.
     settings.PACHYDERM_EXPORT_RETRY_SECONDS = 3600
     client = pachd.PachdClient(pfs.address)
@@ -41,7 +41,6 @@ def test_pachd_down_during_100_submits_then_one_sync_exports_all(api, project, p
     before = commits(client)
     client.close()
 
-    port = pfs.port
     pfs.stop()
     tasks = make_tasks(project, 100)
     started = time.monotonic()
@@ -62,7 +61,7 @@ def test_pachd_down_during_100_submits_then_one_sync_exports_all(api, project, p
     assert 'retried automatically' in stored.meta['last_export_error']
     assert not PachydermExportStorageLink.objects.filter(storage=stored).exists()
 
-    with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
+    with restart_pfs(pfs) as again:
         r = api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync")
         assert r.status_code == 200, r.content
         data = r.json()
@@ -175,7 +174,7 @@ def _hammer(user, url, clients=6, rounds=12, during=None):
                 statuses.append(r.status_code)
                 if r.status_code == 200:
                     answers.append(r.json()['status'])
-                time.sleep(rng.uniform(0.05, 0.6))
+                time.sleep(rng.uniform(0.05, 0.6))  # the point: requests at random moments of the syncs
         except Exception as exc:  # pragma: no cover - reported by the caller's assertion
             errors.append(repr(exc))
         finally:
@@ -204,7 +203,7 @@ def test_concurrent_import_syncs_http_and_workers_never_duplicate(api, project, 
     def more_files():
         # New heads while syncs run, so later syncs have real work to race on.
         for n in range(2):
-            time.sleep(1.0)
+            time.sleep(1.0)  # the point: new heads land while the hammered syncs run, not before them
             put(pfs_client, 'images', {f'b{n}/{i:04d}.png': PNG for i in range(250)})
 
     statuses, errors, answers = _hammer(user, f'/api/storages/pachyderm/{sid}/sync', during=more_files)
@@ -305,7 +304,7 @@ def test_annotations_saved_during_a_running_export_sync_reach_the_repo(api, proj
 
     def slow_ops(self):  # a big export: its commit stays open for a few seconds
         for op in real_ops(self):
-            time.sleep(0.1)
+            time.sleep(0.1)  # the fault: each file slow, so saves land while the commit is open
             yield op
 
     monkeypatch.setattr(exporter._Export, '_task_ops', slow_ops)

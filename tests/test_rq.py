@@ -10,7 +10,8 @@ from label_studio_pachyderm import pachd
 from label_studio_pachyderm.models import PachydermExportStorage, PachydermImportStorage
 from tasks.models import Task
 
-from conftest import require_service
+from conftest import require_service, restart_pfs
+from waiting import wait_for  # noqa: F401  (other test files import it from here too)
 from test_export import RESULT, annotate, commits, make_tasks
 from test_import import PNG, put
 
@@ -55,25 +56,12 @@ def rq_worker(settings, tmp_path):
     proc = subprocess.Popen([cli, 'worker'], env=env, stdout=log, stderr=subprocess.STDOUT)
     from rq import Worker
 
-    deadline = time.time() + 60
-    while not any(queue in w.queue_names() for w in Worker.all(connection=conn)):
-        assert proc.poll() is None, (tmp_path / 'worker.log').read_text()
-        assert time.time() < deadline, 'RQ worker did not start: ' + (tmp_path / 'worker.log').read_text()
-        time.sleep(0.3)
+    wait_for(lambda: any(queue in w.queue_names() for w in Worker.all(connection=conn)), 60,
+             'the RQ worker to start', interval=0.3, process=proc, log=tmp_path / 'worker.log')
     yield proc
     proc.terminate()
     proc.wait(timeout=30)
     log.close()
-
-
-def wait_for(predicate, timeout=60, what='condition'):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f'timed out waiting for {what}')
 
 
 def test_import_sync_runs_on_worker(api, project, pfs, pfs_client, rq_worker):
@@ -108,24 +96,20 @@ def test_auto_exports_coalesce_into_few_commits(api, project, pfs, pfs_client, r
     assert 1 <= len(commits(pfs_client)) <= 3  # one window, perhaps split at its edge; never 12
 
 
-def test_gathered_auto_exports_that_fail_are_retried_until_pachd_is_back(api, project, tmp_path, rq_worker,
+def test_gathered_auto_exports_that_fail_are_retried_until_pachd_is_back(api, project, pfs, pfs_client, rq_worker,
                                                                         settings):
-    from label_studio_pachyderm.localpfs import start_server
-
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
-    server = start_server('127.0.0.1', 0, str(tmp_path / 'pfs'))
-    pachd.PachdClient(server.address).create_repo('default', 'labels')
-    sid = api.post('/api/storages/export/pachyderm', {'project': project.id, 'pachd_address': server.address,
+    pfs_client.create_repo('default', 'labels')
+    sid = api.post('/api/storages/export/pachyderm', {'project': project.id, 'pachd_address': pfs.address,
                                                       'repo': 'labels'}, format='json').json()['id']
-    port = server.port
-    server.stop()
+    pfs.stop()
     tasks = make_tasks(project, 4)
     for task in tasks:
         annotate(api, task)  # saved (201) while pachd is down
     # The flush (after the 2 s window) fails and is noted on the storage; nobody syncs.
     wait_for(lambda: PachydermExportStorage.objects.filter(id=sid, status='completed_with_errors').exists(),
              timeout=120, what='the failed flush noted on the storage')
-    with start_server('127.0.0.1', port, str(tmp_path / 'pfs')) as again:
+    with restart_pfs(pfs) as again:
         client = pachd.PachdClient(again.address)
         expected = {f'{t.id}.json' for t in tasks}
 

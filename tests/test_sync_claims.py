@@ -13,6 +13,7 @@ from tasks.models import Annotation, Task
 
 from tcp_proxy import FreezingProxy
 from test_import import PNG, put
+from waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,10 +44,7 @@ def test_a_slow_step_never_lets_a_second_sync_run(api, project, pfs, pfs_client,
 
         thread = threading.Thread(target=first_sync)
         thread.start()
-        deadline = time.monotonic() + 30
-        while not leases.is_held(key):
-            assert time.monotonic() < deadline, 'the first sync never took its lease'
-            time.sleep(0.05)
+        wait_for(lambda: leases.is_held(key), 30, 'the first sync to take its lease', interval=0.05)
         time.sleep(1.5)  # three times what Label Studio's timer allows without a ping
         listed = api.get(f'/api/storages/pachyderm?project={project.id}')
         assert listed.status_code == 200
@@ -120,7 +118,7 @@ def test_sync_lease_heartbeat_outlives_a_step_longer_than_the_lease(db, settings
     assert lease.acquire()
     lease.start_heartbeat(every=0.1)
     try:
-        time.sleep(2.0)  # the "slow step"
+        time.sleep(2.0)  # the point: the "slow step", over three lease periods with no progress
         assert leases.is_held('sync:test:1') and not lease.lost.is_set()
         assert not leases.Lease('sync:test:1', 0.6).acquire()
     finally:
