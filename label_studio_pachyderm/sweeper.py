@@ -145,7 +145,8 @@ class Sweeper:
                 close_old_connections()
                 if turn % RECONCILE_EVERY == 0:
                     reconcile(self.reconciled_since)
-                sweep_once()
+                if not self._stopped.is_set():
+                    sweep_once()
             finally:
                 connection.close()
             turn += 1
@@ -155,6 +156,10 @@ class Sweeper:
         self._thread = threading.Thread(target=self.run, name='pachyderm-outbox-sweep', daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stopped.set()

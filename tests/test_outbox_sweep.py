@@ -41,7 +41,8 @@ def _orphan_rows(api, project, monkeypatch, n):
 
 
 @pytest.fixture
-def sweep():
+def sweep(transactional_db):
+    """Start a sweeper; it is stopped (and joined) before the test's database goes away."""
     running = []
 
     def start(every=0.2):
@@ -50,7 +51,9 @@ def sweep():
 
     yield start
     for one in running:
-        one.stop()
+        one.stop(timeout=60)
+        assert not one.running, 'the sweeper did not stop'
+
 
 
 def test_rows_left_by_a_dead_process_are_written_by_the_sweep(api, project, pfs, pfs_client, labels, settings,
