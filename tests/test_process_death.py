@@ -36,6 +36,7 @@ import requests
 from label_studio_pachyderm import pachd
 
 from conftest import IMAGE_CONFIG, require_service
+import waiting
 from tcp_proxy import FreezingProxy
 from test_export import RESULT
 
@@ -56,20 +57,8 @@ def _free_port() -> int:
 
 
 def wait_for(predicate, timeout, what, interval=0.2):
-    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` seconds pass."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            last = predicate()
-        except Exception as exc:  # a server that is restarting, a pachd that is frozen: poll again
-            last = exc
-        else:
-            if last:
-                return last
-        if time.monotonic() >= deadline:
-            raise AssertionError(f'timed out after {timeout:.0f} s waiting for {what} (last: {last!r})')
-        time.sleep(interval)
+    """``waiting.wait_for`` that takes any error as "not yet" (a server restarting, a pachd frozen)."""
+    return waiting.wait_for(predicate, timeout, what, interval=interval, ignore=(Exception,))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -383,21 +372,28 @@ def test_inline_writer_killed_mid_flush_is_taken_over_by_the_restarted_server(pf
         annotations = _annotation_ids(ls, task_ids)
         assert not _all_landed(pfs.client, annotations)  # nothing could have reached the frozen pachd
 
-        pfs.proxy.thaw()
-        thawed = time.monotonic()
-        bound = RETRY + LEASE + PERIOD + MARGIN
-        wait_for(lambda: _all_landed(pfs.client, annotations), bound, 'every annotation file after the thaw',
-                 interval=0.3)
-        landed = time.monotonic()
-        meta = wait_for(lambda: _settled(ls, sid), 30, 'pending_exports 0 and the error cleared')
-        commits = _check_clean_branch(pfs.client)
-        assert db.pending(sid) == 0
+        thawed, landed, bound, meta, commits = _thaw_and_land(pfs, ls, db, sid, annotations)
         print(f'inline: startup {first_start:.1f} s / restart {second_start:.1f} s; all {submits} files '
               f'{landed - thawed:.1f} s after the thaw (bound {bound:.1f} s), {landed - killed:.1f} s after '
               f'the kill; {len(commits)} commit(s), all finished; meta {meta}')
     finally:
         pfs.proxy.thaw()
         ls.stop()
+
+
+def _thaw_and_land(pfs, ls, db, sid, annotations):
+    """Thaw pachd, submit nothing: every file lands within the bound, the outbox drains, the card clears.
+    Returns (thawed, landed, bound, meta, commits)."""
+    pfs.proxy.thaw()
+    thawed = time.monotonic()
+    bound = RETRY + LEASE + PERIOD + MARGIN
+    wait_for(lambda: _all_landed(pfs.client, annotations), bound, 'every annotation file after the thaw',
+             interval=0.3)
+    landed = time.monotonic()
+    meta = wait_for(lambda: _settled(ls, sid), 30, 'pending_exports 0 and the error cleared')
+    commits = _check_clean_branch(pfs.client)
+    assert db.pending(sid) == 0
+    return thawed, landed, bound, meta, commits
 
 
 # ----------------------------------------------------------------------------- 2. background mode (RQ)
@@ -562,15 +558,7 @@ def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_worker
             line.strip() for line in _tail(ls.log_path, 200000).splitlines() if 'enqueued it directly' in line)
             or 'no late flush job enqueued directly (a scheduler was running)'))
 
-        pfs.proxy.thaw()
-        thawed = time.monotonic()
-        bound = RETRY + LEASE + PERIOD + MARGIN
-        wait_for(lambda: _all_landed(pfs.client, annotations), bound, 'every annotation file after the thaw',
-                 interval=0.3)
-        landed = time.monotonic()
-        meta = wait_for(lambda: _settled(ls, sid), 30, 'pending_exports 0 and the error cleared')
-        commits = _check_clean_branch(pfs.client)
-        assert db.pending(sid) == 0
+        thawed, landed, bound, meta, commits = _thaw_and_land(pfs, ls, db, sid, annotations)
         print(f'rq: Label Studio startup {ls_start:.1f} s, workers {first_workers:.1f} s / fresh {fresh_workers:.1f} s; '
               f'all {submits} files {landed - thawed:.1f} s after the thaw (bound {bound:.1f} s), '
               f'{landed - killed:.1f} s after the kill; {len(commits)} commit(s), all finished; meta {meta}')
