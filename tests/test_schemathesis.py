@@ -131,6 +131,8 @@ schema = schemathesis.pytest.from_fixture('pachyderm_schema')
 def test_plugin_api_conforms_to_its_schema_without_server_errors(case, storages, project, pfs):
     if case.media_type == 'multipart/form-data' and not isinstance(case.body, dict):
         return  # werkzeug's test client cannot encode a scalar as multipart: nothing to send
+    if _names_a_sibling_route(case):
+        return  # e.g. DELETE .../export/{id}/ with id "validate" is DELETE .../export/validate/: another operation
     _restore(storages)
     # Two valid cases in three, chosen by a stable hash of the case (reproducible run to run).
     real = zlib.crc32(repr(case).encode('utf-8', 'replace')) % 3 != 0
@@ -142,6 +144,23 @@ def test_plugin_api_conforms_to_its_schema_without_server_errors(case, storages,
         # there, though schemathesis generated them as numbers or booleans to violate the schema.
         excluded.append(negative_data_rejection)
     case.call_and_validate(excluded_checks=excluded)
+
+
+def _names_a_sibling_route(case) -> bool:
+    """Whether a (negative) path parameter turns the URL into another route's, such as id=validate."""
+    from urllib.parse import quote
+
+    from django.urls import Resolver404, resolve
+
+    params = case.path_parameters or {}
+    if not params:
+        return False
+    try:
+        wanted = resolve(case.path.format(**{name: 1 for name in params})).url_name
+        got = resolve(case.path.format(**{name: quote(str(value), safe='') for name, value in params.items()}))
+    except (Resolver404, KeyError, IndexError, ValueError):
+        return False
+    return got.url_name != wanted
 
 
 def _point_at_real_objects(case, storages, project, pfs):

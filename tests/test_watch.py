@@ -412,7 +412,7 @@ def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_clien
     """`label-studio-pachyderm start`: the watcher begins when Label Studio begins serving, in its process."""
     import label_studio.server
 
-    from label_studio_pachyderm import cli, watcher as watcher_module
+    from label_studio_pachyderm import cli, sweeper as sweeper_module, watcher as watcher_module
 
     settings.PACHYDERM_WATCH_REFRESH_SECONDS = REFRESH
     running, served = [], threading.Event()
@@ -423,6 +423,13 @@ def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_clien
         real_run(self)
 
     monkeypatch.setattr(watcher_module.Watcher, 'run', run)
+    sweepers, real_start = [], sweeper_module.Sweeper.start
+
+    def start_sweeper(self):
+        sweepers.append(self)
+        return real_start(self)
+
+    monkeypatch.setattr(sweeper_module.Sweeper, 'start', start_sweeper)
     monkeypatch.setattr(label_studio.server, '_app_run', lambda host, port: served.wait(WAIT))
     monkeypatch.setattr(label_studio.server, 'main', lambda: label_studio.server._app_run('127.0.0.1', 0) and None)
     monkeypatch.setattr(sys, 'argv', list(sys.argv))
@@ -435,9 +442,13 @@ def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_clien
         wait_for(lambda: running, what='the watcher thread')
         put(pfs_client, 'images', {'1.png': PNG})
         wait_for(lambda: files_imported(project, ['0.png', '1.png']), what='the commit imported in-process')
+        # The outbox sweep runs in the Label Studio process too (and below, whatever PACHYDERM_WATCH says).
+        assert len(sweepers) == 1 and sweepers[0].running
     finally:
         for watcher in running:
             watcher.stop()
+        for one in sweepers:
+            one.stop(timeout=60)
         served.set()
         thread.join(30)
     for watcher in running:
@@ -448,8 +459,14 @@ def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_clien
     settings.PACHYDERM_WATCH = False
     running.clear()
     served.set()
-    assert cli.main(['start']) == 0
-    assert running == []
+    try:
+        assert cli.main(['start']) == 0
+        assert running == []
+        assert len(sweepers) == 2
+    finally:
+        for one in sweepers:
+            one.stop(timeout=60)
+    assert not any(one.running for one in sweepers)
 
 
 @pytest.mark.django_db
