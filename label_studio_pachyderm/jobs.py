@@ -23,8 +23,9 @@ from .leases import lease_seconds
 
 logger = logging.getLogger(__name__)
 
-_FLUSH_SCHEDULED = 'pachyderm:export:scheduled:{}'  # a flush job of this storage is waiting to run
-_FLUSH_FAILURES = 'pachyderm:export:failures:{}'  # failed flushes in a row (sets the back-off)
+# Per queue and storage: deployments (or test runs) that share one Redis keep apart by queue name.
+_FLUSH_SCHEDULED = 'pachyderm:export:scheduled:{queue.name}:{id}'  # a flush job of this storage is waiting to run
+_FLUSH_FAILURES = 'pachyderm:export:failures:{queue.name}:{id}'  # failed flushes in a row (sets the back-off)
 
 
 _connections: dict = {}
@@ -297,15 +298,15 @@ def schedule_flush(storage, result=None) -> None:
         return
     conn = queue.connection
     if result is not None and result.error is not None:
-        failures = conn.incr(_FLUSH_FAILURES.format(storage.id))
+        failures = conn.incr(_FLUSH_FAILURES.format(queue=queue, id=storage.id))
         if failures == 1:
-            conn.expire(_FLUSH_FAILURES.format(storage.id), 24 * 3600)
+            conn.expire(_FLUSH_FAILURES.format(queue=queue, id=storage.id), 24 * 3600)
         delay = min(600.0, outbox.retry_seconds() * 2 ** (failures - 1))
     elif result is not None and result.busy:
         delay = lease_seconds() + 1
     else:
         delay = float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
-    if conn.set(_FLUSH_SCHEDULED.format(storage.id), '1', nx=True, ex=int(delay * 4) + 60):
+    if conn.set(_FLUSH_SCHEDULED.format(queue=queue, id=storage.id), '1', nx=True, ex=int(delay * 4) + 60):
         queue.enqueue_in(timedelta(seconds=max(delay, 0.0)), flush_job, type(storage), storage.id,
                          on_failure=_on_flush_failure)
 
@@ -324,7 +325,7 @@ def write_overdue(storage) -> None:
     if queue is None:
         outbox.retry_soon(storage)
         return
-    if queue.connection.set(_FLUSH_SCHEDULED.format(storage.id), '1', nx=True,
+    if queue.connection.set(_FLUSH_SCHEDULED.format(queue=queue, id=storage.id), '1', nx=True,
                             ex=int(outbox.retry_seconds() * 4) + 60):
         queue.enqueue(flush_job, type(storage), storage.id, on_failure=_on_flush_failure)
     else:
@@ -370,14 +371,14 @@ def flush_job(storage_class, storage_id):
 
     queue = get_queue()
     # Cleared first: a submit arriving from now on schedules the next flush.
-    queue.connection.delete(_FLUSH_SCHEDULED.format(storage_id))
+    queue.connection.delete(_FLUSH_SCHEDULED.format(queue=queue, id=storage_id))
     storage = storage_class.objects.filter(id=storage_id).first()
     if storage is None:
         outbox.pending_for_id(storage_id).delete()
         return
     result = outbox.flush(storage)
     if result.error is None and not result.busy:
-        queue.connection.delete(_FLUSH_FAILURES.format(storage_id))
+        queue.connection.delete(_FLUSH_FAILURES.format(queue=queue, id=storage_id))
     if result.left:
         schedule_flush(storage, result)
 

@@ -524,7 +524,7 @@ def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_worker
         queue = Queue(queue_name, connection=conn)
         left_in_redis = {'queued': queue.count, 'scheduled': ScheduledJobRegistry(queue=queue).count,
                          'started': StartedJobRegistry(queue=queue).count,
-                         'flush marker': bool(conn.exists(f'pachyderm:export:scheduled:{sid}'))}
+                         'flush marker': bool(conn.exists(f'pachyderm:export:scheduled:{queue_name}:{sid}'))}
         victims = workers.kill_all()
         killed = time.monotonic()
         print(f'SIGKILL of {len(victims)} processes (2 workers and their work-horses) mid-flush; '
@@ -585,6 +585,6 @@ def _forget_queue(conn, queue_name, sid):
             conn.srem('rq:workers', key)
     conn.srem('rq:queues', f'rq:queue:{queue_name}')
     if sid is not None:
-        keys += [f'pachyderm:export:scheduled:{sid}', f'pachyderm:export:failures:{sid}']
+        keys += [f'pachyderm:export:{kind}:{queue_name}:{sid}' for kind in ('scheduled', 'failures')]
     if keys:
         conn.delete(*keys)
