@@ -17,11 +17,14 @@ head is open), and Label Studio is used by teams whose submits arrive together. 
   a busy branch, a writer that died) are retried by a small background thread of
   the same process, with back-off, as long as rows are pending
   (``retry_later``). Background mode (RQ): the flush runs as a job (``jobs``).
-* Commits carry a marker line naming the writer; a writer that holds the lease
-  and finds such a commit still open on the branch knows its writer is dead
-  (no one else can hold the lease) and drops it; the outbox still holds the
-  work. An open commit without the marker is someone else's: the storage says
-  so and the writer tries again later.
+  When the process that had the rows dies, its retries die with it: the outbox
+  sweep (``sweeper``) of any live process takes them over.
+* Commits carry a marker line naming the writer's lease holder. A writer that
+  holds the lease and finds such a commit still open on the branch drops it only
+  when that holder has no live lease and the commit is still open right before
+  the drop (``_clear_dead_writer``); the outbox still holds the work. An open
+  commit without the marker is someone else's: the storage says so and the
+  writer tries again later.
 """
 from __future__ import annotations
 
