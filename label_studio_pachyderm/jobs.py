@@ -306,9 +306,18 @@ def schedule_flush(storage, result=None) -> None:
         delay = lease_seconds() + 1
     else:
         delay = float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
-    if conn.set(_FLUSH_SCHEDULED.format(queue=queue, id=storage.id), '1', nx=True, ex=int(delay * 4) + 60):
+    if _claim_flush(queue, storage, ttl=delay * 4 + 60):
         queue.enqueue_in(timedelta(seconds=max(delay, 0.0)), flush_job, type(storage), storage.id,
                          on_failure=_on_flush_failure)
+
+
+def _claim_flush(queue, storage, ttl: float) -> bool:
+    """Mark a flush of ``storage`` as scheduled unless one already is; True when this caller must enqueue it.
+
+    The mark expires after ``ttl`` seconds, so a job lost with its worker cannot block flushes for ever.
+    """
+    return bool(queue.connection.set(_FLUSH_SCHEDULED.format(queue=queue, id=storage.id), '1', nx=True,
+                                     ex=int(ttl)))
 
 
 def write_overdue(storage) -> None:
@@ -325,8 +334,7 @@ def write_overdue(storage) -> None:
     if queue is None:
         outbox.retry_soon(storage)
         return
-    if queue.connection.set(_FLUSH_SCHEDULED.format(queue=queue, id=storage.id), '1', nx=True,
-                            ex=int(outbox.retry_seconds() * 4) + 60):
+    if _claim_flush(queue, storage, ttl=outbox.retry_seconds() * 4 + 60):
         queue.enqueue(flush_job, type(storage), storage.id, on_failure=_on_flush_failure)
     else:
         _enqueue_late_flushes(queue, storage)
@@ -355,7 +363,8 @@ def _enqueue_late_flushes(queue, storage) -> int:
     moved = 0
     for job in Job.fetch_many(registry.get_jobs_to_schedule(time.time() - _SCHEDULER_SLACK),
                               connection=queue.connection):
-        if job is None or job.func_name != f'{flush_job.__module__}.flush_job' or job.args[1:2] != (storage.id,):
+        ours = job is not None and job.func_name == f'{flush_job.__module__}.flush_job'
+        if not ours or list(job.args[1:2]) != [storage.id]:
             continue
         registry.remove(job)
         queue.enqueue_job(job)

@@ -41,6 +41,7 @@ from django.db import connection
 from django.utils import timezone
 
 from . import leases, pachd
+from .connection import pachd_identity
 from .leases import Lease, lease_seconds
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ def retry_seconds() -> float:
 
 def target_key(storage) -> str:
     """The lease key of a storage's target branch: the same branch is the same key, whichever storage writes."""
-    from .connection import pachd_identity
-
     where = '|'.join((pachd_identity(storage), storage.project_name, storage.repo, storage.branch_name))
     return 'export:' + hashlib.sha256(where.encode()).hexdigest()[:48]
 

@@ -230,3 +230,37 @@ def test_a_failed_insert_is_tried_again(api, project, pfs, pfs_client, labels, s
     r = api.post(f'/api/tasks/{task.id}/annotations/', {'result': RESULT}, format='json')
     assert r.status_code == 201 and refused
     wait_for(lambda: f'{task.id}.json' in _files(pfs_client), what='the export')
+
+
+def test_a_flush_no_rq_scheduler_moved_is_enqueued_by_the_sweep(api, project, pfs, labels, settings):
+    """Background mode after every worker died: the flush scheduled for the storage is due but no
+    scheduler runs to move it. Handing the storage over puts that job on the queue itself."""
+    import uuid
+    from datetime import timedelta
+
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from conftest import require_service
+    from label_studio_pachyderm import jobs
+    from test_rq import REDIS_URL, redis_or_none
+
+    conn = redis_or_none()
+    require_service('Redis', conn is not None, f'start one on {REDIS_URL}')
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    settings.PACHYDERM_REDIS_URL = REDIS_URL
+    settings.PACHYDERM_RQ_QUEUE = f'pachyderm-test-{uuid.uuid4().hex[:8]}'
+    queue = Queue(settings.PACHYDERM_RQ_QUEUE, connection=conn)
+    try:
+        storage = PachydermExportStorage.objects.get(id=create_export(api, project, pfs)['id'])
+        assert jobs._claim_flush(queue, storage, ttl=60)  # as schedule_flush does
+        late = queue.enqueue_in(timedelta(seconds=-30), jobs.flush_job, type(storage), storage.id)
+        registry = ScheduledJobRegistry(queue=queue)
+        assert late.id in registry.get_job_ids() and queue.count == 0
+        jobs.write_overdue(storage)
+        assert late.id not in registry.get_job_ids() and queue.job_ids == [late.id]
+    finally:
+        queue.empty()
+        for job_id in ScheduledJobRegistry(queue=queue).get_job_ids():
+            ScheduledJobRegistry(queue=queue).remove(job_id)
+        conn.delete(*conn.keys(f'*{settings.PACHYDERM_RQ_QUEUE}*') or ['-'])

@@ -39,6 +39,7 @@ from conftest import IMAGE_CONFIG, require_service
 import waiting
 from tcp_proxy import FreezingProxy
 from test_export import RESULT
+from test_rq import redis_or_none
 
 CLI = os.path.join(os.path.dirname(sys.executable), 'label-studio-pachyderm')
 TOKEN = 'death0test0token0abcdef0123456789'
@@ -397,17 +398,6 @@ def _thaw_and_land(pfs, ls, db, sid, annotations):
 
 
 # ----------------------------------------------------------------------------- 2. background mode (RQ)
-def _redis(url):
-    try:
-        from redis import Redis
-
-        conn = Redis.from_url(url, socket_connect_timeout=3)
-        conn.ping()
-        return conn
-    except Exception:
-        return None
-
-
 class Workers:
     """``label-studio-pachyderm worker`` processes; each forks a work-horse per job."""
 
@@ -495,7 +485,7 @@ class Workers:
 @pytest.mark.timeout(900)
 def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_workers(pfs, base_dir, tmp_path):
     url = f'redis://localhost:6379/{REDIS_DB}'
-    conn = _redis(url)
+    conn = redis_or_none(url)
     require_service('Redis', conn is not None, f'start one on {url}')
     from rq import Queue
     from rq.registry import ScheduledJobRegistry, StartedJobRegistry

@@ -20,11 +20,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REDIS_URL = os.environ.get('PACHYDERM_TEST_REDIS_URL', 'redis://127.0.0.1:6379/14')
 
 
-def _redis():
+def redis_or_none(url=REDIS_URL):
+    """A connection to the Redis at ``url`` when it answers, else None."""
     from redis import Redis
 
     try:
-        conn = Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        conn = Redis.from_url(url, socket_connect_timeout=3)
         conn.ping()
         return conn
     except Exception:
@@ -33,7 +34,7 @@ def _redis():
 
 @pytest.fixture
 def rq_worker(settings, tmp_path):
-    conn = _redis()
+    conn = redis_or_none()
     require_service('Redis', conn is not None, f'start one on {REDIS_URL} (or set PACHYDERM_TEST_REDIS_URL)')
     queue = f'pachyderm-test-{uuid.uuid4().hex[:8]}'
     settings.PACHYDERM_REDIS_URL = REDIS_URL
