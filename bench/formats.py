@@ -82,7 +82,8 @@ def prepare(n: int) -> None:
 
 def measure(name: str) -> dict:
     """One format, in this (fresh) process: conversion, then the commit of its files."""
-    from label_studio_pachyderm import formats, pachd
+    from label_studio_pachyderm import pachd
+    from label_studio_pachyderm.exports import formats
     from label_studio_pachyderm.localpfs import start_server
     from label_studio_pachyderm.models import PachydermExportStorage
     from projects.models import Project

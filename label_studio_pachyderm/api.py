@@ -30,7 +30,8 @@ from rest_framework.response import Response
 
 from . import pachd
 from .errors import validation_error
-from .models import PachydermExportStorage, PachydermImportStorage, is_project_member
+from .access import is_project_member
+from .models import PachydermExportStorage, PachydermImportStorage
 from .serializers import PachydermExportStorageSerializer, PachydermImportStorageSerializer
 
 TAG = 'Storage: Pachyderm'

@@ -16,6 +16,6 @@ class PachydermStorageConfig(AppConfig):
     def ready(self):
         # Annotation save/delete receivers for target storages.
         from . import signals  # noqa: F401
-        from .datamanager import register
+        from .imports.datamanager import register
 
         register()

@@ -58,13 +58,13 @@ def _watch_once_django_is_ready() -> None:
     def serve_and_watch(*args, **kwargs):
         from django.conf import settings
 
-        from .sweeper import Sweeper
+        from .exports.sweeper import Sweeper
 
         # Whatever PACHYDERM_WATCH says: annotation changes left by a process that died are
         # written by any process that sweeps the outbox, and every Label Studio server does.
         Sweeper().start()
         if getattr(settings, 'PACHYDERM_WATCH', True):
-            from .watcher import Watcher
+            from .imports.watcher import Watcher
 
             threading.Thread(target=Watcher().run, name='pachyderm-watch', daemon=True).start()
         return serve(*args, **kwargs)
@@ -82,14 +82,14 @@ def _run_watch(args: argparse.Namespace) -> int:
     import django
 
     django.setup()
-    from .watcher import Watcher
+    from .imports.watcher import Watcher
 
     log = logging.getLogger('label_studio_pachyderm')
     if log.getEffectiveLevel() > logging.INFO:
         log.setLevel(logging.INFO)  # one line per sync and per reconnect is what this command is for
     if not logging.getLogger().handlers and not log.handlers:
         logging.basicConfig(format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-    from .sweeper import Sweeper
+    from .exports.sweeper import Sweeper
 
     watcher = Watcher(refresh=args.refresh)
     sweeper = Sweeper().start()  # the outbox sweep too (see sweeper): a watch process is alive for long

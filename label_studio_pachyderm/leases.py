@@ -26,6 +26,8 @@ from typing import Callable, Optional
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
+
+from . import tables
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -39,9 +41,7 @@ def lease_seconds() -> float:
 
 
 def _model():
-    from .models import PachydermLease
-
-    return PachydermLease
+    return tables.lease_model()
 
 
 class Lease:

@@ -26,6 +26,7 @@ from io_storages.base_models import (
 from io_storages.utils import StorageObject
 
 from . import pachd, uri
+from .access import is_project_member
 from .connection import client_for
 from .errors import validation_error
 from .leases import lease_seconds
@@ -143,7 +144,7 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
     # ------------------------------------------------------------ listing
     def _listing_commit(self, client) -> str:
         """The commit a sync would read (``importer.readable_commit``); '' when there is none yet."""
-        from .importer import readable_commit
+        from .imports.sync import readable_commit
 
         return readable_commit(self, client).id
 
@@ -180,8 +181,8 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
         Label Studio's contract: a file that cannot be loaded raises ValueError. Rows are parsed
         as an import sync parses them (``taskfiles``), within PACHYDERM_MAX_TASK_FILE_MB.
         """
-        from . import taskfiles
-        from .importer import max_task_file_bytes
+        from .imports import taskfiles
+        from .imports.sync import max_task_file_bytes
 
         client = self.get_client()
         commit = commit or self._listing_commit(client)
@@ -234,7 +235,7 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
         """
         from django.conf import settings
 
-        from . import ranges
+        from .media import ranges
 
         parsed = uri.parse(uri_str)
         if not parsed or not self.can_resolve_url(uri_str):
@@ -256,25 +257,14 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
 
     # ------------------------------------------------------------ sync
     def sync(self, full_rescan: bool = False):
-        from .jobs import run_import_sync
+        from .imports.jobs import run_import_sync
 
         run_import_sync(self, full_rescan=full_rescan)
 
     def scan_and_create_links(self, full_rescan: bool = False):
-        from .importer import import_storage
+        from .imports.sync import import_storage
 
         import_storage(self, PachydermImportStorageLink, full_rescan=full_rescan)
-
-
-def is_project_member(user, project) -> bool:
-    """Label Studio OSS allows any user of the instance (it assumes one organization);
-    Pachyderm credentials are worth more, so the plugin also requires membership of
-    the project's organization."""
-    if not project.has_permission(user):
-        return False
-    return bool(project.organization_id) and project.organization.has_user(user) and not (
-        project.organization.has_deleted(user)
-    )
 
 
 class PachydermImportStorage(ProjectStorageMixin, PachydermImportStorageBase):
@@ -308,18 +298,18 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
 
     # Label Studio's hooks; both go through the target's one writer (``outbox``).
     def save_annotation(self, annotation):
-        from . import outbox
+        from .exports import outbox
 
         outbox.record_change(annotation, [self.id])
         outbox.retry_later(self, outbox.flush(self, wait=lease_seconds()))
 
     def save_annotations(self, annotations):
-        from . import outbox
+        from .exports import outbox
 
         outbox.flush(self, wait=lease_seconds(), snapshot=annotations, track_status=True, reason='manual sync')
 
     def sync(self, save_only_new_annotations: bool = False, reason: str = 'manual sync'):
-        from .jobs import run_export_sync
+        from .exports.jobs import run_export_sync
 
         run_export_sync(self, only_new=save_only_new_annotations, reason=reason)
 

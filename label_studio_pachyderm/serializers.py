@@ -139,7 +139,7 @@ class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageS
         data = super().to_representation(instance)
         # The outbox as it is now (the stored meta has it as of the last write).
         if instance.pk is not None and isinstance(data.get('meta'), dict):
-            from . import outbox
+            from .exports import outbox
 
             data['meta'] = {**data['meta'], **outbox.status(instance),
                             'last_exported_commit': instance.last_exported_commit or None}

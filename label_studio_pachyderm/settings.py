@@ -42,16 +42,16 @@ IO_STORAGES_IMPORT_LINK_NAMES = [  # noqa: F405
     'io_storages_pachyderm_pachydermimportstoragelink',
 ]
 
-# The Data Manager's "Pachyderm version" filter (datamanager.py); it calls Label Studio's own function.
-DATA_MANAGER_GET_ALL_COLUMNS = 'label_studio_pachyderm.datamanager.get_all_columns'
+# The Data Manager's "Pachyderm version" filter (imports/datamanager.py); it calls Label Studio's own function.
+DATA_MANAGER_GET_ALL_COLUMNS = 'label_studio_pachyderm.imports.datamanager.get_all_columns'
 
 # Plugin routes first, then all of Label Studio's.
 ROOT_URLCONF = 'label_studio_pachyderm.urls'
 
-# pfs:// media on Label Studio's proxy URLs take a lean path (media.py) after CORS and
+# pfs:// media on Label Studio's proxy URLs take a lean path (media/middleware.py) after CORS and
 # security headers; everything else, refusals included, goes down the whole stack.
 MIDDLEWARE.insert(MIDDLEWARE.index('django.middleware.security.SecurityMiddleware') + 1,  # noqa: F405
-                  'label_studio_pachyderm.media.PfsMediaMiddleware')
+                  'label_studio_pachyderm.media.middleware.PfsMediaMiddleware')
 
 # Our base.html extends Label Studio's and adds the script that registers the
 # Pachyderm provider in the Cloud Storage wizard.

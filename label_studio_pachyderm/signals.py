@@ -33,7 +33,7 @@ _TRIES = 5  # inserts tried at most, 50 ms apart, doubling: about 1.5 s in all
 
 
 def _insert_with_retries(annotation, storage_ids, deleted: bool) -> None:
-    from . import outbox
+    from .exports import outbox
 
     delay = 0.05
     for attempt in range(_TRIES):
@@ -49,8 +49,8 @@ def _insert_with_retries(annotation, storage_ids, deleted: bool) -> None:
 
 
 def _record(annotation, deleted: bool) -> None:
-    from . import outbox
-    from .jobs import export_pending
+    from .exports import outbox
+    from .exports.jobs import export_pending
 
     try:
         storage_ids = outbox.targets_of(annotation, deleted=deleted)
@@ -82,6 +82,6 @@ def delete_annotation_from_pachyderm(sender, instance, **kwargs):
 
 @receiver(post_delete, sender='io_storages_pachyderm.PachydermExportStorage')
 def forget_outbox_of_deleted_storage(sender, instance, **kwargs):
-    from . import outbox
+    from .exports import outbox
 
     outbox.pending_for_id(instance.id).delete()

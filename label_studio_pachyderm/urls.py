@@ -11,7 +11,8 @@ import os
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from . import api, proxy
+from . import api
+from .media import proxy
 
 # Label Studio serves /static/ from its own collected files only; the plugin's browser
 # script and icon are served from the package, so `pip install` is all it takes.

@@ -59,7 +59,7 @@ def validate_import_storage(storage, require_files: bool = True) -> str:
     at the files a sync imports. '' when the branch has no such commit yet, which only a check
     that needs files refuses.
     """
-    from .importer import readable_commit, skipped_note
+    from .imports.sync import readable_commit, skipped_note
 
     _check_watch(storage)
     _check_regex(storage)
@@ -125,7 +125,7 @@ def _check_export_prefix(storage) -> None:
 
 def validate_export_formats(storage) -> None:
     """``export_formats``: a list of distinct format names LS's Export dialog offers for the project."""
-    from .formats import problem
+    from .exports.formats import problem
 
     message = problem(storage.export_formats, getattr(storage, 'project', None))
     if message:

@@ -190,7 +190,7 @@ def mute_port():
 def _export_retries_end_with_the_test():
     """Export retries of one test never run into the next (or into its database teardown)."""
     yield
-    from label_studio_pachyderm import outbox
+    from label_studio_pachyderm.exports import outbox
 
     outbox.stop_retries()
     outbox._unreachable_until.clear()

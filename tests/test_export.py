@@ -2,7 +2,8 @@
 import json
 
 import pytest
-from label_studio_pachyderm import exporter, pachd
+from label_studio_pachyderm import pachd
+from label_studio_pachyderm.exports import writer as exporter
 from label_studio_pachyderm.models import PachydermExportStorage, PachydermExportStorageLink
 from tasks.models import Annotation, Task
 
@@ -151,7 +152,7 @@ def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):
 def test_pachd_down_during_submits_loses_nothing(api, project, labels, pfs, settings):
     """Saves answer 201 while pachd is down; the changes wait in the outbox, the card says so, and once
     pachd is back they are exported by the retry, with nobody syncing; then the error clears."""
-    from label_studio_pachyderm import outbox
+    from label_studio_pachyderm.exports import outbox
 
     settings.PACHYDERM_EXPORT_RETRY_SECONDS = 0.5
     storage = create_export(api, project, pfs)

@@ -186,7 +186,7 @@ def test_auto_export_refreshes_formats_once_per_window(api, project, pfs, pfs_cl
     # The window has passed; no change pending, so no commit is made for the formats alone.
     PachydermExportStorage.objects.filter(id=storage.id).update(
         formats_exported_at=timezone.now() - timedelta(seconds=61))
-    from label_studio_pachyderm import outbox
+    from label_studio_pachyderm.exports import outbox
 
     assert outbox.flush(storage).commits == [] and len(commits()) == 2
     annotation = annotate(api, tasks[2], box())  # the next change carries them

@@ -436,7 +436,7 @@ def test_task_files_listed_together_are_read_in_one_stream(api, text_project, pf
     """A full sync reads a folder of task files through one GetFileTAR per batch; the files the
     stream does not bring whole (a .JSON name, one over the read-ahead size) are read one by one,
     the selection and folder depth are kept, and every task is exact."""
-    from label_studio_pachyderm import readahead
+    from label_studio_pachyderm.imports import readahead
 
     pfs_client.create_repo('default', 'tasks')
     files = {f'in/{i:03d}.json': json.dumps({'text': f't{i}'}) for i in range(120)}
@@ -526,7 +526,7 @@ def test_pachd_freezing_when_a_run_starts_ends_the_sync_within_the_bound(api, te
 
 
 def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project, tmp_path, monkeypatch, settings):
-    from label_studio_pachyderm import importer
+    from label_studio_pachyderm.imports import sync as importer
     from label_studio_pachyderm.localpfs import start_server
 
     data_dir = str(tmp_path / 'pfs-killed')

@@ -9,7 +9,8 @@ Runs on SQLite and on the PostgreSQL lane.
 import json
 
 import pytest
-from label_studio_pachyderm import leases, outbox, pachd
+from label_studio_pachyderm import leases, pachd
+from label_studio_pachyderm.exports import outbox
 from label_studio_pachyderm.models import PachydermExportStorage
 
 from conftest import make_project

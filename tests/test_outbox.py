@@ -15,7 +15,8 @@ import threading
 import time
 
 import pytest
-from label_studio_pachyderm import leases, outbox, pachd
+from label_studio_pachyderm import leases, pachd
+from label_studio_pachyderm.exports import outbox
 from label_studio_pachyderm.models import PachydermExportStorage, PachydermImportStorage
 from tasks.models import Annotation
 
@@ -129,7 +130,8 @@ _DEAD_WRITER = textwrap.dedent('''
     import sys, time
     import django
     django.setup()
-    from label_studio_pachyderm import outbox, pachd
+    from label_studio_pachyderm import pachd
+    from label_studio_pachyderm.exports import outbox
     from label_studio_pachyderm.leases import Lease
     from label_studio_pachyderm.models import PachydermExportStorage
 
@@ -255,7 +257,7 @@ def test_delete_during_a_running_export_sync(api, project, pfs, pfs_client, user
     """An annotation deleted while a manual sync's commit is open: the sync completes, its links are
     saved, and the deleted annotation's file is removed by the next commit of the same writer."""
     from django.db import connection
-    from label_studio_pachyderm import exporter
+    from label_studio_pachyderm.exports import writer as exporter
     from rest_framework.test import APIClient
 
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False

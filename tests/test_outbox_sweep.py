@@ -10,7 +10,8 @@ from datetime import timedelta
 import pytest
 from django.db import OperationalError, connection
 from django.utils import timezone
-from label_studio_pachyderm import leases, outbox, pachd, sweeper
+from label_studio_pachyderm import leases, pachd
+from label_studio_pachyderm.exports import outbox, sweeper
 from label_studio_pachyderm.models import PachydermExportOutboxEntry, PachydermExportStorage, PachydermLease
 from tasks.models import Annotation
 
@@ -122,7 +123,7 @@ def test_the_sweep_leaves_fresh_rows_and_live_writers_alone(api, project, pfs, l
     assert sweeper.sweep_once() == 0  # a live writer has the branch
     live.release()
     handed = []
-    monkeypatch.setattr('label_studio_pachyderm.jobs.write_overdue', lambda storage: handed.append(storage.id))
+    monkeypatch.setattr('label_studio_pachyderm.exports.sweeper.write_overdue', lambda storage: handed.append(storage.id))
     assert sweeper.sweep_once() == 1 and handed == [sid]
 
 
@@ -242,7 +243,7 @@ def test_a_flush_no_rq_scheduler_moved_is_enqueued_by_the_sweep(api, project, pf
     from rq.registry import ScheduledJobRegistry
 
     from conftest import require_service
-    from label_studio_pachyderm import jobs
+    from label_studio_pachyderm.exports import jobs
     from test_rq import REDIS_URL, redis_or_none
 
     conn = redis_or_none()

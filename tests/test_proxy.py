@@ -263,7 +263,7 @@ def test_range_answers_on_the_wire(live_server, user, storage, files):
     (None, 10, 4, (200, 0, 10)),
 ], ids=repr)
 def test_range_parser(header, size, max_length, expected):
-    from label_studio_pachyderm import ranges
+    from label_studio_pachyderm.media import ranges
 
     assert tuple(ranges.answer(header, size, max_length)) == expected
 
@@ -274,7 +274,7 @@ def proxy_path(request, monkeypatch):
 
     Returns the list of URIs Label Studio's view was asked for."""
     from io_storages.proxy_api import ResolveStorageUriAPIMixin
-    from label_studio_pachyderm.media import PfsMediaMiddleware
+    from label_studio_pachyderm.media.middleware import PfsMediaMiddleware
 
     seen = []
     original = ResolveStorageUriAPIMixin.resolve
@@ -343,7 +343,7 @@ def test_range_forms_on_the_wire(live_server, user, storage, files, proxy_path, 
 @pytest.fixture
 def small_ranges(monkeypatch):
     """Ranges of a few hundred bytes count as resumable (the real floor is 1 MiB)."""
-    from label_studio_pachyderm.media import RangeReader
+    from label_studio_pachyderm.media.middleware import RangeReader
 
     RangeReader.close_all()
     monkeypatch.setattr(RangeReader, 'MIN_RESUMABLE', 1)

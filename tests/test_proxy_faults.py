@@ -55,7 +55,7 @@ def frozen(pfs, settings):
 def path(request, monkeypatch):
     """Which of the two paths serves pfs:// URIs: the lean middleware, or Label Studio's view."""
     from io_storages.proxy_api import ResolveStorageUriAPIMixin
-    from label_studio_pachyderm.media import PfsMediaMiddleware
+    from label_studio_pachyderm.media.middleware import PfsMediaMiddleware
 
     served_by_view = []
     original = ResolveStorageUriAPIMixin.resolve

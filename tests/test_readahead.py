@@ -2,7 +2,7 @@
 import threading
 
 import pytest
-from label_studio_pachyderm import readahead
+from label_studio_pachyderm.imports import readahead
 
 
 def test_yields_in_order_and_skips_big_or_unknown_sizes():

@@ -289,7 +289,7 @@ def test_annotations_saved_during_a_running_export_sync_reach_the_repo(api, proj
     of annotations when it started. Afterwards both must be in the repo as the database holds them, not
     silently missing with the storage saying "completed"."""
     from django.db import connection
-    from label_studio_pachyderm import exporter
+    from label_studio_pachyderm.exports import writer as exporter
     from rest_framework.test import APIClient
 
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
@@ -356,7 +356,7 @@ def test_annotations_saved_during_a_running_export_sync_reach_the_repo(api, proj
 def test_one_big_jsonl_is_imported_in_batches(api, text_project, pfs, pfs_client, settings, monkeypatch):
     """PACHYDERM_IMPORT_BATCH_SIZE bounds every database batch, also within one file: a 100,000-line JSONL
     must not become one 100,000-task transaction held in memory (see test_large.py for the real size)."""
-    from label_studio_pachyderm import importer
+    from label_studio_pachyderm.imports import sync as importer
 
     settings.PACHYDERM_IMPORT_BATCH_SIZE = 50
     pfs_client.create_repo('default', 'tasks')

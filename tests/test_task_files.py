@@ -9,7 +9,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 from io_storages.utils import load_tasks_json_lso
-from label_studio_pachyderm import pachd, taskfiles
+from label_studio_pachyderm import pachd
+from label_studio_pachyderm.imports import taskfiles
 from label_studio_pachyderm.models import PachydermImportStorageLink
 from tasks.models import Task
 

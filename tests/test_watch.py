@@ -412,7 +412,9 @@ def test_start_runs_the_watcher_inside_label_studio(api, project, pfs, pfs_clien
     """`label-studio-pachyderm start`: the watcher begins when Label Studio begins serving, in its process."""
     import label_studio.server
 
-    from label_studio_pachyderm import cli, sweeper as sweeper_module, watcher as watcher_module
+    from label_studio_pachyderm import cli
+    from label_studio_pachyderm.exports import sweeper as sweeper_module
+    from label_studio_pachyderm.imports import watcher as watcher_module
 
     settings.PACHYDERM_WATCH_REFRESH_SECONDS = REFRESH
     running, served = [], threading.Event()

@@ -195,7 +195,7 @@ class PachdClient:
                branch: Optional[str] = None, commits: tuple = (), path: Optional[str] = None) -> PachdError:
         def explain():
             return self._explain_not_found(project, repo, branch, commits, path)
-        return map_error(exc, self.address, self._token, explain)
+        return map_error(exc, self.address.url, self._token, explain)
 
     def _explain_not_found(self, project, repo, branch, commits, path) -> Optional[PachdNotFound]:
         """Which of the objects named in a failed call is missing, asked in containment order.
@@ -741,12 +741,12 @@ class PachdClient:
             return ''
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                return str(map_error(exc, self.address, self._token))
+                return str(map_error(exc, self.address.url, self._token))
         try:
             self._pfs.drop_commit(commit=commit, recursive=True)
             return ''
         except grpc.RpcError as exc:
-            return str(map_error(exc, self.address, self._token))
+            return str(map_error(exc, self.address.url, self._token))
 
     def _wait_finished(self, commit) -> None:
         request = _pfs.InspectCommitRequest(commit=commit, wait=_pfs.CommitState.FINISHED)
@@ -760,7 +760,7 @@ class PachdClient:
                                  'not on the branch') from None
             # Any other answer: the commit is durable; reads of it wait until pachd is done.
             logger.warning('commit %s was written but not yet finished by pachd at %s: %s',
-                           commit.id, self.address.url, map_error(exc, self.address, self._token))
+                           commit.id, self.address.url, map_error(exc, self.address.url, self._token))
 
     def subscribe_commits(self, project: str, repo: str, branch: str, from_commit: Optional[str] = None,
                           state: str = 'FINISHED') -> 'CommitSubscription':

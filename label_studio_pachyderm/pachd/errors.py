@@ -2,14 +2,11 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import Callable, Optional
 
 import grpc
 
 from ._sdk import AuthServiceNotActivated
-
-if TYPE_CHECKING:
-    from .values import PachdAddress
 
 
 class PachdError(Exception):
@@ -76,17 +73,17 @@ def _scrubbed(err: PachdError, token: Optional[str]) -> PachdError:
     return err
 
 
-def map_error(exc: BaseException, address: PachdAddress, token: Optional[str],
+def map_error(exc: BaseException, where: str, token: Optional[str],
                explain: Optional[Callable[[], Optional[PachdNotFound]]] = None) -> PachdError:
     """The one translation of sdk/gRPC failures into this module's exceptions.
 
     ``explain`` is asked, for NOT_FOUND answers, which object is missing (the
     client checks project, repo, branch, commit in that order); without it, or
-    when it cannot tell, pachd's own message decides.
+    when it cannot tell, pachd's own message decides. ``where`` is the URL of the pachd
+    that failed, as messages name it.
     """
     if isinstance(exc, PachdError):
         return _scrubbed(exc, token)
-    where = address.url
     if isinstance(exc, AuthServiceNotActivated):
         err = PachdError(f'pachd at {where} has no auth service activated: {exc}')
     elif isinstance(exc, grpc.RpcError) and callable(getattr(exc, 'code', None)):

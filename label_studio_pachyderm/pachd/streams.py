@@ -7,15 +7,12 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional
 
 import grpc
 
 from .errors import PachdError, PachdUnavailable, connect_failed
 from .values import FileEntry
-
-if TYPE_CHECKING:
-    from .client import PachdClient
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +107,13 @@ class ServerStream:
     go on as long as pachd keeps sending; ``first_timeout=None`` and
     ``idle_timeout=None`` let a stream wait for its messages forever (a
     subscription). ``cancel()`` may be called from any thread; the iteration then
-    simply ends.
+    simply ends. ``client`` is the ``PachdClient`` making the call: the stream
+    reports answers to it and asks it to reconnect.
     """
 
     _DEFAULT = object()
 
-    def __init__(self, client: 'PachdClient', rpc, request, context: dict, idle_timeout=_DEFAULT,
+    def __init__(self, client, rpc, request, context: dict, idle_timeout=_DEFAULT,
                  first_timeout=_DEFAULT):
         client._check_open()
         self._client = client
@@ -229,7 +227,7 @@ class FileStream:
     ``length`` how many bytes the stream yields in total.
     """
 
-    def __init__(self, client: 'PachdClient', request, entry: FileEntry, offset: int, length: int, context: dict):
+    def __init__(self, client, request, entry: FileEntry, offset: int, length: int, context: dict):
         self._client = client
         self._request = request
         self._context = context

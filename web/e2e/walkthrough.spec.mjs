@@ -487,7 +487,7 @@ async function walkthrough(browser) {
       cardSays,
       'the target storage card says "Annotations 1 (1 total)" (1 exported of the project\'s 1). ' +
         "Plugin bug if it says (0 total): the export sync leaves meta.total_annotations unset, " +
-        "see export_annotations in label_studio_pachyderm/exporter.py",
+        "see export_annotations in label_studio_pachyderm/exports/writer.py",
       { card: annotationsRow?.[0], meta: target.meta },
     );
   });

@@ -40,7 +40,7 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils import timezone
 
-from . import pachd
+from .. import pachd, tables
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def refresh_seconds() -> float:
 
 
 def _model():
-    from .models import PachydermImportStorage
-
-    return PachydermImportStorage
+    return tables.import_storage_model()
 
 
 def watched_storages():
@@ -188,7 +186,7 @@ class Follower:
         self._wanted.set()
 
     def _listen(self) -> None:
-        from .jobs import short_reason
+        from ..jobs import short_reason
 
         delay = BACKOFF_FIRST_SECONDS
         failing = False
@@ -254,7 +252,8 @@ class Follower:
 
     def _sync(self, reason: str) -> bool:
         """One sync; False when another sync of the storage was queued or running and this one did not start."""
-        from .jobs import get_queue, run_import_sync
+        from ..jobs import get_queue
+        from .jobs import run_import_sync
 
         close_old_connections()
         try:
@@ -277,7 +276,7 @@ class Follower:
             self.write_marks(check=True)
             return True
         except Exception as exc:
-            from .jobs import short_reason
+            from ..jobs import short_reason
 
             logger.warning('Pachyderm watch: %s: sync (%s) not started: %s', self.label, reason, short_reason(exc))
             return True

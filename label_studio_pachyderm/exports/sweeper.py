@@ -34,7 +34,9 @@ from django.db import close_old_connections, connection
 from django.db.models import Count, Exists, Min, OuterRef
 from django.utils import timezone
 
-from . import leases, outbox
+from .. import jobs, leases, tables
+from . import outbox
+from .jobs import export_pending, write_overdue
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +54,17 @@ def period() -> float:
 
 def overdue_storages():
     """(storage, pending rows, oldest row's age in seconds) of every target whose rows wait past a retry."""
-    from .models import PachydermExportStorage
-
     cutoff = timezone.now() - timedelta(seconds=outbox.retry_seconds())
     waiting = (outbox.all_pending().values('storage_id').annotate(oldest=Min('created_at'), rows=Count('id'))
                .filter(oldest__lt=cutoff))
     found = {row['storage_id']: row for row in waiting}
-    for storage in PachydermExportStorage.objects.filter(id__in=list(found)):
+    for storage in tables.export_storage_model().objects.filter(id__in=list(found)):
         row = found[storage.id]
         yield storage, row['rows'], (timezone.now() - row['oldest']).total_seconds()
 
 
 def sweep_once() -> int:
     """One pass; returns how many storages were handed to a writer. Never raises."""
-    from . import jobs
-
     handed = 0
     try:
         for storage, rows, age in overdue_storages():
@@ -78,7 +76,7 @@ def sweep_once() -> int:
                 outbox.note_waiting(storage, OverdueExports(
                     f'waiting for {age:.0f} s; the process that was exporting them stopped, so another '
                     'one takes them over now'))
-                jobs.write_overdue(storage)
+                write_overdue(storage)
                 handed += 1
             except Exception:
                 logger.warning('Pachyderm storage %s: the outbox sweep could not hand it over', storage.id,
@@ -101,13 +99,11 @@ def reconcile(since: dict) -> int:
     """
     from tasks.models import Annotation
 
-    from . import jobs
-    from .models import PachydermExportStorage
 
     recorded = 0
     try:
         until = timezone.now() - timedelta(seconds=outbox.retry_seconds())
-        for storage in PachydermExportStorage.objects.all():
+        for storage in tables.export_storage_model().objects.all():
             links = storage.links.model.objects.filter(storage_id=storage.id, annotation_id=OuterRef('pk'),
                                                         updated_at__gte=OuterRef('updated_at'))
             waiting = outbox.pending_for_id(storage.id).filter(annotation_id=OuterRef('pk'))
@@ -119,7 +115,7 @@ def reconcile(since: dict) -> int:
             for annotation in found:
                 outbox.record_change(annotation, [storage.id])
             if found:
-                jobs.export_pending([storage.id])
+                export_pending([storage.id])
                 recorded += len(found)
                 logger.warning('Pachyderm storage %s: %s annotation change(s) had no outbox row; recorded now',
                                storage.id, len(found))

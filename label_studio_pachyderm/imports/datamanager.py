@@ -16,6 +16,7 @@ from __future__ import annotations
 from django.db.models import Case, CharField, Q, Value, When
 from django.utils.module_loading import import_string
 
+from .. import tables
 from . import versions
 
 COLUMN = 'pachyderm_version'
@@ -24,10 +25,8 @@ _LS_GET_ALL_COLUMNS = 'data_manager.functions.get_all_columns'
 
 def get_all_columns(project, *args, **kwargs):
     """Label Studio's columns, plus the Pachyderm version filter for projects that have a source storage."""
-    from .models import PachydermImportStorage
-
     result = import_string(_LS_GET_ALL_COLUMNS)(project, *args, **kwargs)
-    if PachydermImportStorage.objects.filter(project=project).exists():
+    if tables.import_storage_model().objects.filter(project=project).exists():
         result['columns'].append({
             'id': COLUMN,
             'title': 'Pachyderm version',

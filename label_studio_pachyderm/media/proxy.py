@@ -35,8 +35,8 @@ from rest_framework import status
 from rest_framework.response import Response
 from tasks.models import Task
 
-from . import pachd, uri
-from .models import PachydermImportStorage, PachydermImportStorageLink, is_project_member
+from .. import pachd, tables, uri
+from ..access import is_project_member
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def project_holds(project, wanted: str) -> bool:
         return False
     linked = Task.objects.filter(
         project=project,
-        pk__in=PachydermImportStorageLink.objects.filter(
+        pk__in=tables.import_link_model().objects.filter(
             storage__project=project, key=parsed.path).values('task_id'),
     ).values_list('data', flat=True)
     if any(data_holds(data, wanted) for data in linked[:100]):
@@ -253,7 +253,7 @@ class _PachydermChecks:
         return super().resolve(request, fileuri, instance)
 
     def proxy_data_from_storage(self, request, uri, project, storage):
-        if isinstance(storage, PachydermImportStorage):
+        if isinstance(storage, tables.import_storage_model()):
             return PfsProxy().proxy_data_from_storage(request, uri, project, storage)
         return super().proxy_data_from_storage(request, uri, project, storage)
 

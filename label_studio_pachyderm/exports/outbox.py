@@ -40,9 +40,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import leases, pachd
-from .connection import pachd_identity
-from .leases import Lease, lease_seconds
+from .. import leases, pachd, tables
+from ..connection import pachd_identity
+from ..leases import Lease, lease_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -63,9 +63,7 @@ def target_key(storage) -> str:
 
 
 def _entry_model():
-    from .models import PachydermExportOutboxEntry
-
-    return PachydermExportOutboxEntry
+    return tables.outbox_entry_model()
 
 
 # ----------------------------------------------------------------------------- recording
@@ -75,9 +73,7 @@ def targets_of(annotation, deleted: bool = False) -> list:
     Deletes go only to targets that may delete files (``can_delete_objects``), as
     Label Studio's own storages do.
     """
-    from .models import PachydermExportStorage
-
-    storages = PachydermExportStorage.objects.filter(project_id=annotation.project_id)
+    storages = tables.export_storage_model().objects.filter(project_id=annotation.project_id)
     if deleted:
         storages = storages.filter(can_delete_objects=True)
     return list(storages.values_list('id', flat=True))
@@ -198,7 +194,7 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     """One commit: (commit id, rows drained), or None when there was nothing to do."""
     from tasks.models import Annotation
 
-    from . import exporter, formats
+    from . import formats, writer
 
     rows = list(pending(storage).order_by('id').values('id', 'task_id', 'annotation_id', 'deleted')[:_BATCH])
     full = snapshot is not None
@@ -210,17 +206,17 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     removals = set()
     if full:
         queryset = snapshot
-    elif exporter.layout() == 'task':
+    elif writer.layout() == 'task':
         tasks = {row['task_id'] for row in rows}
         queryset = annotations.filter(task_id__in=tasks)
         still_annotated = set(queryset.values_list('task_id', flat=True).distinct())
-        removals = {exporter.task_path(storage, row['task_id']) for row in rows
+        removals = {writer.task_path(storage, row['task_id']) for row in rows
                     if row['deleted'] and row['task_id'] not in still_annotated}
     else:
         ids = {row['annotation_id'] for row in rows}
         queryset = annotations.filter(id__in=ids)
         present = set(queryset.values_list('id', flat=True))
-        removals = {exporter.annotation_path(storage, row['annotation_id']) for row in rows
+        removals = {writer.annotation_path(storage, row['annotation_id']) for row in rows
                     if row['deleted'] and row['annotation_id'] not in present}
     if full and rows:
         # A full snapshot also carries the deletions waiting in the outbox.
@@ -229,16 +225,16 @@ def _write_round(storage, lease, snapshot, track_status, reason):
         for row in rows:
             if not row['deleted']:
                 continue
-            if exporter.layout() == 'task' and row['task_id'] not in present_tasks:
-                removals.add(exporter.task_path(storage, row['task_id']))
-            elif exporter.layout() != 'task' and row['annotation_id'] not in present_ids:
-                removals.add(exporter.annotation_path(storage, row['annotation_id']))
+            if writer.layout() == 'task' and row['task_id'] not in present_tasks:
+                removals.add(writer.task_path(storage, row['task_id']))
+            elif writer.layout() != 'task' and row['annotation_id'] not in present_ids:
+                removals.add(writer.annotation_path(storage, row['annotation_id']))
     problems: list = []
     # The training formats ride along in this writer's commit: always in a full snapshot (manual
     # sync), else at most once per PACHYDERM_FORMATS_REFRESH_SECONDS (a conversion reads every
     # annotated task of the project). No rows, no commit: a refresh that is due waits for the next change.
     with_formats = full or formats.due(storage)
-    commit = exporter.export_annotations(storage, queryset=queryset, reason=reason, track_status=track_status,
+    commit = writer.export_annotations(storage, queryset=queryset, reason=reason, track_status=track_status,
                                          removals=removals, marker=f'{MARKER} {lease.holder}', errors=problems,
                                          formats=with_formats)
     if commit and not lease.renew():
@@ -305,7 +301,7 @@ def _record_outcome(storage, result: FlushResult) -> None:
     outbox and the last commit live (``status``), and a write per submit is what a
     busy SQLite pays for most.
     """
-    from .jobs import short_reason
+    from ..jobs import short_reason
 
     try:
         model = type(storage)
@@ -398,8 +394,6 @@ class _RetryThread:
             return storage_id, 0
 
     def _run(self) -> None:
-        from .models import PachydermExportStorage
-
         while True:
             storage_id, wait = self._next()
             if wait is None:
@@ -409,7 +403,7 @@ class _RetryThread:
                 self._wake.clear()
                 continue
             try:
-                storage = PachydermExportStorage.objects.filter(id=storage_id).first()
+                storage = tables.export_storage_model().objects.filter(id=storage_id).first()
                 if storage is None:
                     pending_for_id(storage_id).delete()
                     continue

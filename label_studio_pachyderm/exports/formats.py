@@ -35,7 +35,7 @@ from typing import Iterable, Iterator
 from django.conf import settings
 from django.utils import timezone
 
-from . import pachd
+from .. import pachd
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +190,7 @@ class Conversion:
         """Every annotated task as LS's export serializer gives it, as one JSON array; returns the media URIs."""
         from tasks.models import Annotation
 
-        from .exporter import fetch_tasks, task_serialiser
+        from .task_json import fetch_tasks, task_serialiser
 
         serialiser = task_serialiser()
         ids = list(Annotation.objects.filter(project=self.project).values_list('task_id', flat=True)

@@ -31,8 +31,9 @@ from tasks.models import Task
 from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
-from . import pachd, readahead, taskfiles, uri, versions
-from .errors import validation_error
+from .. import pachd, uri
+from . import readahead, taskfiles, versions
+from ..errors import validation_error
 
 logger = logging.getLogger(__name__)
 

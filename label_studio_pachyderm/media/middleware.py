@@ -34,7 +34,7 @@ from collections import OrderedDict
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from . import pachd, uri
+from .. import pachd, tables, uri
 
 _ROUTE = re.compile(r'^/(?P<kind>tasks|projects)/(?P<pk>\d+)/(?:resolve|presign)/$')
 
@@ -102,7 +102,6 @@ def serve(request, kind: str, pk: int, wanted: str):
     from rest_framework.settings import api_settings
     from tasks.models import Task
 
-    from .models import PachydermImportStorage
     from .proxy import PfsProxy, pfs_refusal
 
     # The authenticators Label Studio's proxy view uses (DRF's defaults, as its settings set them).
@@ -118,7 +117,7 @@ def serve(request, kind: str, pk: int, wanted: str):
         instance = project = next(iter(Project.objects.select_related('organization').filter(pk=pk)[:1]), None)
     if instance is None or not instance.has_permission(user) or pfs_refusal(user, instance, wanted) is not None:
         return None
-    storage = next((s for s in PachydermImportStorage.objects.filter(project=project) if s.can_resolve_url(wanted)),
+    storage = next((s for s in tables.import_storage_model().objects.filter(project=project) if s.can_resolve_url(wanted)),
                    None)
     if storage is None or storage.presign:
         return None

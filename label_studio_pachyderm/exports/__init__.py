@@ -1,0 +1,1 @@
+"""The export flow: annotations into commits (the outbox, its one writer per branch, formats, the sweep)."""
