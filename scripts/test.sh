@@ -1,5 +1,15 @@
 #!/usr/bin/env bash
-# Set up (idempotent) and run every test suite. Extra arguments go to pytest.
+# Set up (idempotent) and run the tests.
+#
+#   bash scripts/test.sh              every suite, as CI runs them: pytest on SQLite, pytest on
+#                                     PostgreSQL, vitest + tsc, the browser checks
+#   bash scripts/test.sh --quick      the inner loop: pytest on SQLite without the tests marked
+#                                     slow, then vitest + tsc (no PostgreSQL, no browser)
+#   bash scripts/test.sh ARGS...      pytest on SQLite with ARGS only (tests/test_import.py -k sync)
+#
+# The full run has two lanes side by side, since most of their time is spent waiting on
+# servers, workers and timers: pytest on SQLite in the foreground, and in the background the
+# PostgreSQL lane followed by the web lane, whose output is printed once they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,7 +20,11 @@ bash scripts/setup.sh
 run_tmp="$(mktemp -d -t lsp-test-XXXX)"
 # A failed browser step's screenshot is kept on purpose: it goes where it went before ($TMPDIR or /tmp).
 export ARTIFACT_DIR="${ARTIFACT_DIR:-${TMPDIR:-/tmp}}"
-cleanup() { rm -rf "$run_tmp"; }
+background=""
+cleanup() {
+  if [ -n "$background" ]; then kill -- -"$background" 2>/dev/null || true; fi
+  rm -rf "$run_tmp"
+}
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -21,43 +35,104 @@ export TMPDIR="$run_tmp"
 export LABEL_STUDIO_BASE_DATA_DIR="${LABEL_STUDIO_BASE_DATA_DIR:-$run_tmp/label-studio}"
 mkdir -p "$LABEL_STUDIO_BASE_DATA_DIR"
 export SENTRY_DSN="" FRONTEND_SENTRY_DSN="" COLLECT_ANALYTICS=false LATEST_VERSION_CHECK=false
-echo "==> backend tests on SQLite (pytest: real Label Studio, local PFS over gRPC, Redis + RQ worker)"
-.venv/bin/pytest "$@"
 
-# The Label Studio integration again on PostgreSQL, as production runs it (row locks,
-# a real RQ worker process sharing the database). Set LSP_POSTGRES=0 to skip it.
-if [ "${LSP_POSTGRES:-1}" != 0 ] && [ $# -eq 0 ]; then
+# The Label Studio integration again on PostgreSQL, as production runs it (row locks, several
+# processes sharing one database). Set LSP_POSTGRES=0 to skip it.
+POSTGRES_TESTS=(tests/test_import.py tests/test_export.py tests/test_rq.py tests/test_openapi.py
+  tests/test_access.py tests/test_schemathesis.py tests/test_reliability.py tests/test_outbox.py
+  tests/test_sync_claims.py tests/test_proxy.py tests/test_versions.py tests/test_leases.py
+  tests/test_one_writer.py tests/test_outbox_sweep.py)
+
+lane_sqlite() {
+  echo "==> backend tests on SQLite (pytest: real Label Studio, local PFS over gRPC, Redis + RQ worker)"
+  .venv/bin/pytest "$@"
+}
+
+lane_postgres() {
+  if [ "${LSP_POSTGRES:-1}" = 0 ]; then
+    echo "!! LSP_POSTGRES=0: the PostgreSQL lane did NOT run"
+    return 0
+  fi
   export POSTGRE_HOST="${POSTGRE_HOST:-127.0.0.1}" POSTGRE_PORT="${POSTGRE_PORT:-5432}"
   export POSTGRE_USER="${POSTGRE_USER:-postgres}" POSTGRE_PASSWORD="${POSTGRE_PASSWORD:-postgres}"
   export POSTGRE_NAME="${POSTGRE_NAME:-label_studio_pachyderm}"
-  if .venv/bin/python -c "import psycopg; psycopg.connect(host='$POSTGRE_HOST', port=$POSTGRE_PORT, user='$POSTGRE_USER', password='$POSTGRE_PASSWORD', dbname='postgres', connect_timeout=3).close()" 2>/dev/null; then
-    echo "==> backend tests on PostgreSQL $POSTGRE_HOST:$POSTGRE_PORT"
-    DJANGO_DB=default .venv/bin/pytest tests/test_import.py tests/test_export.py tests/test_rq.py tests/test_openapi.py \
-      tests/test_access.py tests/test_schemathesis.py tests/test_reliability.py tests/test_outbox.py \
-      tests/test_sync_claims.py tests/test_proxy.py tests/test_versions.py tests/test_leases.py \
-      tests/test_one_writer.py tests/test_outbox_sweep.py
-  else
-    echo "!! PostgreSQL is not reachable at $POSTGRE_HOST:$POSTGRE_PORT: the PostgreSQL lane did NOT run" >&2
-    if [ -n "${CI:-}" ]; then exit 1; fi
+  if ! .venv/bin/python -c "import psycopg; psycopg.connect(host='$POSTGRE_HOST', port=$POSTGRE_PORT, user='$POSTGRE_USER', password='$POSTGRE_PASSWORD', dbname='postgres', connect_timeout=3).close()" 2>/dev/null; then
+    echo "!! PostgreSQL is not reachable at $POSTGRE_HOST:$POSTGRE_PORT: the PostgreSQL lane did NOT run"
+    if [ -n "${CI:-}" ]; then return 1; fi
+    return 0
   fi
+  echo "==> backend tests on PostgreSQL $POSTGRE_HOST:$POSTGRE_PORT"
+  # Its own data dir: the SQLite lane runs at the same time.
+  mkdir -p "$run_tmp/label-studio-postgres"
+  LABEL_STUDIO_BASE_DATA_DIR="$run_tmp/label-studio-postgres" DJANGO_DB=default \
+    .venv/bin/pytest -p no:cacheprovider "${POSTGRES_TESTS[@]}"
+}
+
+npm_ci() {
+  # `npm ci` installs exactly package-lock.json and never rewrites it (the checkout stays clean).
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+lane_web() {
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "!! npm not found: the web/ tests did NOT run (install Node.js 20+ to run them)"
+    return 1
+  fi
+  echo "==> web tests (vitest + tsc)"
+  npm_ci
+  (cd web && npm test)
+  # Real browser (Debian's chromium, installed when missing) against a real Label Studio
+  # started with the plugin. Screenshots of test runs go to the run's temporary directory.
+  shots="$run_tmp/screenshots"
+  mkdir -p "$shots"
+  echo "==> browser walkthrough: wizard, sync, labeling, export, errors (headless Chromium)"
+  SCREENSHOT_DIR="$shots" bash web/e2e/run-walkthrough.sh
+  echo "==> browser checks of the wizard registration and the legacy form (headless Chromium)"
+  (cd web && SCREENSHOT_DIR="$shots" LS_PORT="${LS_SMOKE_PORT:-8099}" node e2e/register.spec.mjs)
+}
+
+# Seconds since $1, for the summary.
+since() { echo $(( $(date +%s) - $1 )); }
+
+if [ "${1:-}" = "--quick" ]; then
+  shift
+  started=$(date +%s)
+  lane_sqlite -m "not slow" "$@"
+  echo "==> web unit tests (vitest + tsc)"
+  if [ -d web/node_modules ]; then (cd web && npm test); else npm_ci && (cd web && npm test); fi
+  echo "==> quick lane passed in $(since "$started") s (the full run: bash scripts/test.sh)"
+  exit 0
 fi
 
-# With pytest arguments only that selection runs; without, every suite.
-if [ $# -eq 0 ] && [ -f web/package.json ]; then
-  if command -v npm >/dev/null 2>&1; then
-    echo "==> web tests (vitest + tsc)"
-    # `npm ci` installs exactly package-lock.json and never rewrites it (the checkout stays clean).
-    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm test)
-    # Real browser (Debian's chromium, installed when missing) against a real Label Studio
-    # started with the plugin. Screenshots of test runs go to the run's temporary directory.
-    shots="$run_tmp/screenshots"
-    mkdir -p "$shots"
-    echo "==> browser walkthrough: wizard, sync, labeling, export, errors (headless Chromium)"
-    SCREENSHOT_DIR="$shots" bash web/e2e/run-walkthrough.sh
-    echo "==> browser checks of the wizard registration and the legacy form (headless Chromium)"
-    (cd web && SCREENSHOT_DIR="$shots" LS_PORT="${LS_SMOKE_PORT:-8099}" node e2e/register.spec.mjs)
-  else
-    echo "!! npm not found: the web/ tests did NOT run (install Node.js 20+ to run them)" >&2
-    exit 1
-  fi
+# With pytest arguments only that selection runs.
+if [ $# -gt 0 ]; then
+  lane_sqlite "$@"
+  exit 0
 fi
+
+started=$(date +%s)
+background_log="$run_tmp/postgres-and-web.log"
+# The PostgreSQL lane, then the web lane, in a process group of their own (so an interrupted
+# run stops them too); each lane's time goes into the log.
+set -m
+(
+  set +e
+  t=$(date +%s); lane_postgres; pg=$?; echo "==> PostgreSQL lane: exit $pg after $(since "$t") s"
+  t=$(date +%s); lane_web; web=$?; echo "==> web lane: exit $web after $(since "$t") s"
+  [ "$pg" = 0 ] && [ "$web" = 0 ]
+) >"$background_log" 2>&1 &
+background=$!
+set +m
+echo "==> PostgreSQL and web lanes started in the background (their output follows the SQLite lane's)"
+
+set +e
+lane_sqlite
+sqlite=$?
+echo "==> SQLite lane: exit $sqlite after $(since "$started") s"
+wait "$background"
+rest=$?
+background=""
+set -e
+cat "$background_log"
+echo "==> all lanes done in $(since "$started") s (SQLite exit $sqlite, PostgreSQL and web exit $rest)"
+[ "$sqlite" = 0 ] && [ "$rest" = 0 ]

@@ -51,6 +51,8 @@ PROJECT = 'default'
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'pfs_auth: the local PFS server of the test (pfs) requires TOKEN')
+    config.addinivalue_line('markers', 'slow: takes seconds (sizes, killed processes, timers, real workers); '
+                                       'the quick lane, scripts/test.sh --quick, leaves it out')
 
 
 @pytest.fixture
@@ -109,12 +111,18 @@ def sdk_repo(sdk_client):
 
 
 def sdk_put(client, branch_uri, files, description=''):
-    """One commit on ``branch_uri`` writing ``files`` ({path: bytes}) with the sdk; its id."""
+    """One commit on ``branch_uri`` writing ``files`` ({path: bytes}) with the sdk; its id.
+
+    All files go in one ModifyFile stream, as a real upload sends them: the local server
+    holds every stream's end for a few milliseconds (to tell a close from a cancel), so a
+    stream per file would spend that on each.
+    """
     from pachyderm_sdk.api import pfs as pfs_api
 
-    with client.pfs.commit(branch=pfs_api.Branch.from_uri(branch_uri), description=description) as commit:
-        for path, data in files.items():
-            commit.put_file_from_bytes(path, data)
+    commit = client.pfs.start_commit(branch=pfs_api.Branch.from_uri(branch_uri), description=description)
+    client.pfs.modify_file(iter([pfs_api.ModifyFileRequest(set_commit=commit)] + [
+        pfs_api.ModifyFileRequest(add_file=pfs_api.AddFile(path=path, raw=data)) for path, data in files.items()]))
+    client.pfs.finish_commit(commit=commit)
     return commit.id
 
 

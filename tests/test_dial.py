@@ -303,6 +303,7 @@ def test_localhost_is_dialled_at_its_checked_addresses(resolver, pfs, pfs_client
 
 
 # ----------------------------------------------------------------------------- connections are the client's own
+@pytest.mark.slow
 def test_a_new_client_does_not_inherit_another_clients_reconnect_back_off(tmp_path):
     """gRPC shares connections between channels of the same target and options, process-wide.
 

@@ -149,6 +149,7 @@ def test_submit_auto_exports_inline(api, project, pfs, pfs_client, labels):
     assert body['annotations'][0]['result'] == RESULT
 
 
+@pytest.mark.slow
 def test_pachd_down_during_submits_loses_nothing(api, project, labels, pfs, settings):
     """Saves answer 201 while pachd is down; the changes wait in the outbox, the card says so, and once
     pachd is back they are exported by the retry, with nobody syncing; then the error clears."""
@@ -227,6 +228,7 @@ def test_delete_removes_file_only_when_allowed(api, project, pfs, pfs_client, la
     assert PachydermExportStorage.objects.get(id=on['id']).status != 'failed'
 
 
+@pytest.mark.slow
 def test_delete_with_pachd_down_still_deletes_annotation(api, project, pfs, labels):
     create_export(api, project, pfs, can_delete_objects=True)
     task = make_tasks(project, 1)[0]
@@ -290,6 +292,7 @@ def test_one_bad_task_is_reported_and_the_rest_exported(api, project, pfs, pfs_c
     assert len(commits(pfs_client)) == 1
 
 
+@pytest.mark.slow
 def test_deleting_tasks_and_projects_with_pachd_down(api, project, pfs, labels, settings):
     from projects.models import Project
 

@@ -220,6 +220,7 @@ def test_check_refuses_a_branch_without_a_finished_commit(api, project, pfs, pfs
     assert files_preview(api, project, pfs) == []
 
 
+@pytest.mark.slow
 def test_files_check_scans_past_ten_thousand_files(api, project, pfs, pfs_client):
     pfs_client.create_repo('default', 'images')
     commit = put(pfs_client, 'images', {f'n/{i:05d}.txt': b'' for i in range(10_050)})
@@ -299,6 +300,7 @@ def test_validate_with_id_does_not_save(api, project, pfs, images):
     assert PachydermImportStorage.objects.get(id=sid).prefix == ''
 
 
+@pytest.mark.slow
 def test_sync_of_unreachable_pachd_fails_readably(api, project, pfs, images):
     sid = create(api, project, pfs, use_blob_urls=True).json()['id']
     pfs.stop()
@@ -487,6 +489,7 @@ def test_a_stream_pachd_refuses_falls_back_to_single_reads(api, text_project, pf
     assert Task.objects.filter(project=text_project).count() == 20
 
 
+@pytest.mark.slow
 def test_pachd_freezing_when_a_run_starts_ends_the_sync_within_the_bound(api, text_project, pfs, pfs_client,
                                                                          settings, monkeypatch):
     """The stream of a run and the single reads after it are each bounded: a pachd that stops
@@ -525,6 +528,7 @@ def test_pachd_freezing_when_a_run_starts_ends_the_sync_within_the_bound(api, te
         proxy.close()
 
 
+@pytest.mark.slow
 def test_pachd_killed_mid_sync_then_resync_yields_exact_tasks(api, text_project, tmp_path, monkeypatch, settings):
     from label_studio_pachyderm.imports import sync as importer
     from label_studio_pachyderm.localpfs import start_server
@@ -615,6 +619,7 @@ def test_server_pachctl_context_only_when_operator_allows(api, project, pfs, ima
     assert sync(api, sid)['last_sync_count'] == 4
 
 
+@pytest.mark.slow
 def test_token_never_in_logs_at_debug(api, project, tmp_path, caplog):
     import logging
 

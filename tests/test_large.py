@@ -170,6 +170,7 @@ def ls_server(tmp_path, pfs_proc):
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_one_gib_file_through_the_proxy_with_bounded_memory(pfs_proc, ls_server):
     started = time.time()
     source_sha = _seed_one_gib(pfs_proc.client, 'media', 'videos/big.mp4')
@@ -261,6 +262,7 @@ def _create_and_sync(api, project, pfs_proc, repo, use_blob_urls):
     return sid, r.json(), seconds, mem
 
 
+@pytest.mark.slow
 def test_jsonl_with_100k_rows_imports_each_row_once(api, text_project, pfs_proc):
     from label_studio_pachyderm.models import PachydermImportStorageLink
     from tasks.models import Task
@@ -302,6 +304,7 @@ def test_jsonl_with_100k_rows_imports_each_row_once(api, text_project, pfs_proc)
 
 
 # ----------------------------------------------------------------------------- 3c. 100,000 files
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_100k_files_first_sync_then_exactly_the_new_ones(api, project, pfs_proc):
     from label_studio_pachyderm.models import PachydermImportStorageLink

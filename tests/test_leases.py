@@ -110,6 +110,7 @@ _CONTENDER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_processes_never_hold_the_lease_together(tmp_path, settings):
     """Four processes of three threads each take and release one lease for a few seconds; a holder
     marks a critical section with an exclusively created file, so two holders at once are seen."""

@@ -259,6 +259,7 @@ def test_inspect_commit_waits_for_finish(sdk_client, sdk_repo):
     timer.join()
 
 
+@pytest.mark.slow
 def test_many_commits_chain_reads_stay_right(sdk_client, sdk_repo):
     # Enough commits to pass the point where the store keeps a full copy of the tree.
     expected, ids = {}, []
@@ -761,6 +762,7 @@ def external_server(tmp_path_factory):
     assert proc.returncode == 0  # SIGTERM is a clean stop
 
 
+@pytest.mark.slow
 def test_100k_files_walk(external_server):
     assert external_server['walked'] == 100_000 + 10 + 1  # files, their 10 directories, the root
     assert external_server['walk_seconds'] < 5, external_server  # the server's own work
@@ -805,6 +807,7 @@ def test_10k_files_in_one_modify_file_stream(external_server):
     channel.close()
 
 
+@pytest.mark.slow
 def test_200mib_file_streams_with_bounded_memory(external_server):
     client = Client(host='127.0.0.1', port=external_server['port'])
     client.pfs.create_repo(repo=pfs.Repo.from_uri('large'))

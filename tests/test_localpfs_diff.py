@@ -127,6 +127,7 @@ def _commit_pairs(draw):
     return old, new, deleted, put
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('held', [tree.DIFF_HELD_CHANGES, 0], ids=['one-pass', 'two-walks'])
 @hsettings(max_examples=25, deadline=None,
            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])

@@ -212,6 +212,7 @@ def test_server_stop_ends_open_subscriptions_promptly(pfs, sdk_client, sdk_repo)
         assert sub.error is not None and sub.error.code() in (OK.UNAVAILABLE, OK.CANCELLED), sub.error
 
 
+@pytest.mark.slow
 def test_keepalive_pings_every_6_seconds_are_accepted_without_calls(pfs):
     """pachd's keepalive enforcement (src/internal/grpcutil/server.go): MinTime 5 s,
     PermitWithoutStream. A client pinging every 6 s on an idle channel must not be told

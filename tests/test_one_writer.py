@@ -58,6 +58,7 @@ def test_two_spellings_of_one_branch_share_one_lease(api, project, user, pfs, la
     assert len(keys) == 1
 
 
+@pytest.mark.slow
 def test_two_projects_on_one_branch_through_two_spellings_lose_nothing(api, project, user, pfs, pfs_client, labels,
                                                                        settings):
     """Each project's annotators submit at once; both storages write labels@master, one spelled

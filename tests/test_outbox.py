@@ -93,6 +93,7 @@ def labels(pfs_client):
     pfs_client.create_repo('default', 'labels')
 
 
+@pytest.mark.slow
 def test_concurrent_submits_inline_all_reach_the_repo(api, project, pfs, pfs_client, user, labels, settings):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
     sid = create_export(api, project, pfs)['id']
@@ -111,6 +112,7 @@ def test_concurrent_submits_inline_all_reach_the_repo(api, project, pfs, pfs_cli
     assert shown['pending_exports'] == 0 and shown['last_exported_commit'] == history[0].id == storage.last_exported_commit
 
 
+@pytest.mark.slow
 def test_concurrent_submits_background_mode_two_workers(api, project, pfs, pfs_client, user, labels, settings,
                                                         two_workers):  # noqa: F811
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
@@ -150,6 +152,7 @@ _DEAD_WRITER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_writer_killed_mid_commit_is_replaced_and_nothing_is_lost(api, project, pfs, pfs_client, user, labels,
                                                                    settings, tmp_path):
     """A writer holding the lease is killed with SIGKILL while its commit is open. The branch stays
@@ -230,6 +233,7 @@ def test_deleting_a_task_with_four_annotations_is_one_commit(api, project, pfs, 
     assert not outbox.pending_for_id(sid).exists()
 
 
+@pytest.mark.slow
 def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_client, labels, settings):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
     settings.PACHYDERM_EXPORT_RETRY_SECONDS = 0.5
@@ -253,6 +257,7 @@ def test_deletes_with_pachd_down_are_done_after_recovery(api, project, pfs, pfs_
         client.close()
 
 
+@pytest.mark.slow
 def test_delete_during_a_running_export_sync(api, project, pfs, pfs_client, user, labels, settings, monkeypatch):
     """An annotation deleted while a manual sync's commit is open: the sync completes, its links are
     saved, and the deleted annotation's file is removed by the next commit of the same writer."""
@@ -299,6 +304,7 @@ def test_delete_during_a_running_export_sync(api, project, pfs, pfs_client, user
     assert not outbox.pending_for_id(sid).exists()
 
 
+@pytest.mark.slow
 def test_frozen_pachd_every_operation_ends_and_pending_exports_after_thaw(api, project, pfs, pfs_client, user,
                                                                           labels, settings):
     """Validate, import sync, export and the media proxy through a pachd that froze: each ends within the

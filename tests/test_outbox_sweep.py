@@ -91,6 +91,7 @@ def test_rows_left_by_a_dead_process_are_written_by_the_sweep(api, project, pfs,
         proxy.close()
 
 
+@pytest.mark.slow
 def test_the_sweep_waits_out_a_dead_writers_lease(api, project, pfs, pfs_client, labels, settings, monkeypatch,
                                                   sweep):
     """A writer that died holding the branch's lease: nobody writes until the lease runs out, then
@@ -176,6 +177,7 @@ def test_a_save_whose_row_cannot_be_recorded_is_reconciled(api, project, pfs, pf
     assert not outbox.pending_for_id(sid).exists()
 
 
+@pytest.mark.slow
 def test_a_delete_whose_row_cannot_be_recorded_is_refused(api, project, pfs, pfs_client, labels, settings,
                                                           monkeypatch):
     """A delete runs in a transaction: a row that cannot be recorded fails it, and the annotation

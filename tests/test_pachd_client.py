@@ -113,6 +113,7 @@ def test_closed_port_fails_fast_with_unavailable(closed_port):
         assert str(info.value).startswith(f'cannot reach pachd at grpc://127.0.0.1:{closed_port}: ')
 
 
+@pytest.mark.slow
 def test_mute_server_fails_within_the_timeout(mute_port):
     client = pachd.PachdClient(f'grpc://127.0.0.1:{mute_port}', timeout=1)
     for call in (client.check, lambda: list(client.list_repos()), lambda: list(client.list_commits(PROJECT, 'r')),
@@ -125,6 +126,7 @@ def test_mute_server_fails_within_the_timeout(mute_port):
         assert f'cannot reach pachd at grpc://127.0.0.1:{mute_port}' in str(info.value)
 
 
+@pytest.mark.slow
 def test_pachd_restarted_on_the_same_port_is_reached_again_at_once(pfs, images_repo):
     # A short timeout keeps the test short: calls to the stopped server wait that long for it.
     client = pachd.PachdClient(pfs.address, timeout=1.5)

@@ -329,6 +329,7 @@ def _settled(ls, sid):
 
 
 # ----------------------------------------------------------------------------- 1. inline mode
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_inline_writer_killed_mid_flush_is_taken_over_by_the_restarted_server(pfs, base_dir, tmp_path):
     submits = 4
@@ -482,6 +483,7 @@ class Workers:
             log.close()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_workers(pfs, base_dir, tmp_path):
     url = f'redis://localhost:6379/{REDIS_DB}'

@@ -120,6 +120,7 @@ def _assert_error_status(response, started):
     return elapsed
 
 
+@pytest.mark.slow
 def test_a_file_read_before_the_freeze_fails_with_a_status(site, frozen):
     """(a) The file's inspect is cached: the first read itself must fail, before the status line."""
     first = _get(site, 'small.png')
@@ -133,6 +134,7 @@ def test_a_file_read_before_the_freeze_fails_with_a_status(site, frozen):
     _served_again(site, 'small.png', SMALL)
 
 
+@pytest.mark.slow
 def test_a_file_never_read_fails_with_a_status(site, frozen):
     """(b) Nothing cached: the inspect fails within the bound."""
     frozen.freeze()
@@ -144,6 +146,7 @@ def test_a_file_never_read_fails_with_a_status(site, frozen):
     _served_again(site, 'new.png', SMALL[::-1])
 
 
+@pytest.mark.slow
 def test_a_large_file_frozen_mid_stream_is_cut(site, frozen):
     """(c) Bytes flow, then pachd freezes: the response is cut within the bound (short body)."""
     size = len(site.big)

@@ -32,6 +32,7 @@ DONE = ('completed', 'completed_with_errors', 'failed')
 
 
 # ----------------------------------------------------------------------------- 1. pachd down during submits
+@pytest.mark.slow
 def test_pachd_down_during_100_submits_then_one_sync_exports_all(api, project, pfs, settings):
     # The automatic retry is tested elsewhere; here the manual sync must do it all, in one commit.
     settings.PACHYDERM_EXPORT_RETRY_SECONDS = 3600
@@ -191,6 +192,7 @@ def _hammer(user, url, clients=6, rounds=12, during=None):
     return statuses, errors, answers
 
 
+@pytest.mark.slow
 def test_concurrent_import_syncs_http_and_workers_never_duplicate(api, project, pfs, pfs_client, user, settings,
                                                                    two_workers):
     pfs_client.create_repo('default', 'images')
@@ -236,6 +238,7 @@ def test_concurrent_import_syncs_http_and_workers_never_duplicate(api, project, 
     assert storage.last_synced_commit == pfs_client.branch_head('default', 'images', 'master')
 
 
+@pytest.mark.slow
 def test_concurrent_export_syncs_http_and_workers_make_only_complete_commits(api, project, pfs, pfs_client, user,
                                                                              settings, two_workers):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
@@ -282,6 +285,7 @@ def test_concurrent_export_syncs_http_and_workers_make_only_complete_commits(api
 RESULT_DOG = [{**RESULT[0], 'value': {**RESULT[0]['value'], 'rectanglelabels': ['Dog']}}]
 
 
+@pytest.mark.slow
 def test_annotations_saved_during_a_running_export_sync_reach_the_repo(api, project, pfs, pfs_client, user, settings,
                                                                         monkeypatch):
     """Inline mode. While a manual sync's commit is open pachd refuses any other commit on the branch, so the

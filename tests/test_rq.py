@@ -65,6 +65,7 @@ def rq_worker(settings, tmp_path):
     log.close()
 
 
+@pytest.mark.slow
 def test_import_sync_runs_on_worker(api, project, pfs, pfs_client, rq_worker):
     pfs_client.create_repo('default', 'images')
     put(pfs_client, 'images', {f'{i}.png': PNG for i in range(30)})
@@ -80,6 +81,7 @@ def test_import_sync_runs_on_worker(api, project, pfs, pfs_client, rq_worker):
     assert Task.objects.filter(project=project).count() == 30
 
 
+@pytest.mark.slow
 def test_auto_exports_coalesce_into_few_commits(api, project, pfs, pfs_client, rq_worker, settings):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
     pfs_client.create_repo('default', 'labels')
@@ -97,6 +99,7 @@ def test_auto_exports_coalesce_into_few_commits(api, project, pfs, pfs_client, r
     assert 1 <= len(commits(pfs_client)) <= 3  # one window, perhaps split at its edge; never 12
 
 
+@pytest.mark.slow
 def test_gathered_auto_exports_that_fail_are_retried_until_pachd_is_back(api, project, pfs, pfs_client, rq_worker,
                                                                         settings):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
@@ -124,6 +127,7 @@ def test_gathered_auto_exports_that_fail_are_retried_until_pachd_is_back(api, pr
         assert len(list(client.list_commits('default', 'labels'))) == 1  # one commit with all four
 
 
+@pytest.mark.slow
 def test_export_sync_on_worker_is_one_commit(api, project, pfs, pfs_client, rq_worker, settings):
     settings.SYNC_ON_TARGET_STORAGE_CREATION = False
     pfs_client.create_repo('default', 'labels')

@@ -127,6 +127,7 @@ def pachyderm_schema(wsgi_app, token, storages, settings, monkeypatch):
 schema = schemathesis.pytest.from_fixture('pachyderm_schema')
 
 
+@pytest.mark.slow
 @schema.parametrize()
 def test_plugin_api_conforms_to_its_schema_without_server_errors(case, storages, project, pfs):
     if case.media_type == 'multipart/form-data' and not isinstance(case.body, dict):

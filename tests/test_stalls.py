@@ -85,6 +85,7 @@ def test_read_that_stops_midway_ends(client, proxy, repo):
     assert 'stopped sending' in str(info.value)
 
 
+@pytest.mark.slow
 def test_upload_that_stalls_ends_and_the_branch_recovers(client, proxy, repo):
     """pachd stops taking data during a commit: the write fails within the bound; after the thaw
     the unfinished commit is visible, can be dropped, and the branch takes new commits."""
@@ -107,6 +108,7 @@ def test_upload_that_stalls_ends_and_the_branch_recovers(client, proxy, repo):
     assert [e.path for e in client.list_files(PROJECT, repo, commit)] == ['after.txt']
 
 
+@pytest.mark.slow
 def test_connecting_through_a_frozen_proxy_ends(proxy, repo):
     """A fresh client whose very first connection goes nowhere."""
     proxy.freeze()

@@ -62,6 +62,7 @@ class Reader:
         return [info.id for info in self.items]
 
 
+@pytest.mark.slow
 @short_timeout
 def test_subscription_outlives_the_timeout_and_reports_commits_as_they_finish(pfs_client):
     pfs_client.create_repo('default', 'images')
@@ -217,6 +218,7 @@ def attempts(storage_id):
     return meta(storage_id).get('attempts', 0)
 
 
+@pytest.mark.slow
 @db_transactional
 def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
@@ -257,6 +259,7 @@ def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, pr
     assert files_imported(project, ['0.png', '1.png', 'cats/2.png', *burst])
 
 
+@pytest.mark.slow
 @db_transactional
 def test_storages_created_edited_and_deleted_while_it_runs(api, user, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
@@ -303,6 +306,7 @@ def test_storages_created_edited_and_deleted_while_it_runs(api, user, project, p
     assert watcher.alive() and 'Traceback' not in watcher.log()
 
 
+@pytest.mark.slow
 @db_transactional
 @pytest.mark.pfs_auth
 def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_logged(api, project, pfs, pfs_client,
@@ -342,6 +346,7 @@ def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_l
     assert TOKEN not in json.dumps(storage.meta) + (storage.traceback or '')
 
 
+@pytest.mark.slow
 @db_transactional
 def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
@@ -366,6 +371,7 @@ def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watch
 
 
 # ----------------------------------------------------------------------------- the API field
+@pytest.mark.slow
 @db_transactional
 def test_with_redis_the_syncs_run_on_the_rq_queue(api, project, pfs, pfs_client, rq_worker, watchers):
     pfs_client.create_repo('default', 'images')
