@@ -113,15 +113,21 @@ def sdk_repo(sdk_client):
 def sdk_put(client, branch_uri, files, description=''):
     """One commit on ``branch_uri`` writing ``files`` ({path: bytes}) with the sdk; its id.
 
-    All files go in one ModifyFile stream, as a real upload sends them: the local server
-    holds every stream's end for a few milliseconds (to tell a close from a cancel), so a
-    stream per file would spend that on each.
+    Each file replaces what was there, as the sdk's ``put_file_from_bytes`` does (a delete,
+    then the bytes), but all files go in one ModifyFile stream, as a real upload sends them:
+    the local server holds every stream's end for a few milliseconds (to tell a close from a
+    cancel), so a stream per file would spend that on each.
     """
     from pachyderm_sdk.api import pfs as pfs_api
 
+    def operations():
+        yield pfs_api.ModifyFileRequest(set_commit=commit)
+        for path, data in files.items():
+            yield pfs_api.ModifyFileRequest(delete_file=pfs_api.DeleteFile(path=path))
+            yield pfs_api.ModifyFileRequest(add_file=pfs_api.AddFile(path=path, raw=data))
+
     commit = client.pfs.start_commit(branch=pfs_api.Branch.from_uri(branch_uri), description=description)
-    client.pfs.modify_file(iter([pfs_api.ModifyFileRequest(set_commit=commit)] + [
-        pfs_api.ModifyFileRequest(add_file=pfs_api.AddFile(path=path, raw=data)) for path, data in files.items()]))
+    client.pfs.modify_file(operations())
     client.pfs.finish_commit(commit=commit)
     return commit.id
 
