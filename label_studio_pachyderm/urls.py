@@ -11,7 +11,7 @@ import os
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from . import api
+from . import api, labeling
 from .media import proxy
 
 # Label Studio serves /static/ from its own collected files only; the plugin's browser
@@ -72,5 +72,7 @@ urlpatterns = [
     path('projects/<int:project_id>/resolve/', proxy.ProjectResolvePachydermAware.as_view()),
     path('tasks/<int:task_id>/presign/', proxy.TaskResolvePachydermAware.as_view()),
     path('projects/<int:project_id>/presign/', proxy.ProjectResolvePachydermAware.as_view()),
+    # Label Studio's labeling queue, same path, serving current task versions only.
+    path('api/projects/<int:pk>/next/', labeling.CurrentVersionsNextTaskAPI.as_view()),
     path('', include('core.urls')),
 ]

@@ -201,3 +201,66 @@ def test_columns_offer_the_filter_only_with_a_pachyderm_source(api, project, pfs
     create(api, project, pfs, use_blob_urls=True)
     assert 'pachyderm_version' in column_ids(project)
     assert 'pachyderm_version' not in column_ids(make_project(user, title='Other'))
+
+
+# ----------------------------------------------------------------------------- the labeling queue
+def _served(api, project, user, query=''):
+    """Ids of the tasks ``next/`` hands out, one by one (each annotated so the queue moves on), until it has none."""
+    served = []
+    for _ in range(20):
+        response = api.get(f'/api/projects/{project.id}/next/{query}')
+        if response.status_code == 404:
+            return served
+        assert response.status_code == 200, response.content
+        served.append(response.json()['id'])
+        annotate(Task.objects.get(id=served[-1]), user)
+    raise AssertionError(f'next/ never ran out of tasks: {served}')
+
+
+def _view(api, project, filters=None, ordering=None):
+    data = {'filters': filters or {'conjunction': 'and', 'items': []}, 'ordering': ordering or []}
+    response = api.post('/api/dm/views', {'project': project.id, 'data': data}, format='json')
+    assert response.status_code == 201, response.content
+    return response.json()['id']
+
+
+def _stale_project(api, project, pfs, pfs_client):
+    """a.png changed (its first task superseded), b.png deleted, c.png as it was, plus a task not from Pachyderm."""
+    sid = create(api, project, pfs, use_blob_urls=True, changed_files='new_version').json()['id']
+    sync(api, sid)
+    old_a, b, c = link_task('a.png'), link_task('b.png'), link_task('c.png')
+    put(pfs_client, 'images', {'a.png': PNG + b'v2'}, deletes=['b.png'])
+    assert sync(api, sid)['status'] == 'completed'
+    new_a = link_task('a.png')
+    uploaded = Task.objects.create(project=project, data={'image': 'https://example.com/x.png'}, meta=None)
+    return {'old_a': old_a.id, 'new_a': new_a.id, 'b': b.id, 'c': c.id, 'uploaded': uploaded.id}
+
+
+def test_the_labeling_queue_serves_only_current_versions(api, user, project, pfs, pfs_client, images):
+    ids = _stale_project(api, project, pfs, pfs_client)
+    assert sorted(_served(api, project, user)) == sorted([ids['new_a'], ids['c'], ids['uploaded']])
+    # The stale tasks stay in the project, open by id, with their lineage.
+    for stale in (ids['old_a'], ids['b']):
+        opened = api.get(f'/api/tasks/{stale}')
+        assert opened.status_code == 200, opened.content
+    assert lineage(ids['old_a'])['superseded_by'] == ids['new_a'] and 'deleted_in' in lineage(ids['b'])
+
+
+def test_a_tab_that_lists_stale_tasks_still_serves_only_current_ones(api, user, project, pfs, pfs_client, images):
+    ids = _stale_project(api, project, pfs, pfs_client)
+    # A tab filtered to stale versions lists them in the Data Manager, and the queue has nothing to serve.
+    for value in ('superseded', 'deleted'):
+        stale_tab = _view(api, project, {'conjunction': 'and', 'items': [{
+            'filter': 'filter:tasks:pachyderm_version', 'operator': 'equal', 'type': 'String', 'value': value}]})
+        assert _served(api, project, user, f'?view={stale_tab}') == []
+    assert dm_versions(api, project, 'superseded') == [ids['old_a']]
+    # A tab in its own order (newest first) serves the current tasks in that order.
+    newest_first = _view(api, project, ordering=['-tasks:id'])
+    assert _served(api, project, user, f'?view={newest_first}') == sorted(
+        [ids['new_a'], ids['c'], ids['uploaded']], reverse=True)
+
+
+def test_the_queue_of_a_project_without_pachyderm_is_label_studios(api, user, project):
+    tasks = [Task.objects.create(project=project, data={'image': f'https://example.com/{n}.png'}) for n in range(3)]
+    assert _served(api, project, user) == [t.id for t in tasks]
+    assert api.get(f'/api/projects/{project.id + 1000}/next/').status_code == 404

@@ -12,15 +12,28 @@ lives in each task's ``meta['pachyderm']`` (next to project/repo/commit/path/row
 
 The import storage link of a file always belongs to the task of its current version:
 an old version's task keeps its data and meta, not the link.
+
+Stale tasks (superseded, or whose file is gone) leave the labeling queue
+(``current_only``, used by ``labeling``): they stay in the project, with their
+lineage and annotations, open by id and list in the Data Manager.
 """
 from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from django.db.models import Q
 from tasks.models import Task
 
 CURRENT, SUPERSEDED, DELETED = 'current', 'superseded', 'deleted'
 _CHUNK = 500
+
+# A stale task: a newer task holds its file's current version, or its file is gone.
+STALE = Q(meta__pachyderm__has_key='superseded_by') | Q(meta__pachyderm__has_key='deleted_in')
+
+
+def current_only(tasks):
+    """``tasks`` without the stale ones; tasks that are not Pachyderm's (no lineage) stay."""
+    return tasks.exclude(STALE)
 
 
 def _update_lineage(task_ids: Iterable[int], change: Callable[[int, dict], bool]) -> int:
