@@ -318,3 +318,24 @@ def test_commit_descriptions_say_what_triggered_them(api, project, pfs, pfs_clie
     assert commits(pfs_client)[0].description.startswith('Label Studio export (manual sync)')
     annotate(api, make_tasks(project, 1)[0])
     assert commits(pfs_client)[0].description.startswith('Label Studio export (auto-export)')
+
+
+def test_auto_exports_keep_the_storage_card_true(api, project, pfs, pfs_client, labels, settings):
+    """What Label Studio's target card reads moves with every auto-export, with no manual sync."""
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    storage = create_export(api, project, pfs)
+    assert storage['last_sync'] is None and storage['status'] == 'initialized'
+    tasks = make_tasks(project, 3)
+    annotate(api, tasks[0])
+    card = api.get(f"/api/storages/export/pachyderm/{storage['id']}").json()
+    assert card['status'] == 'completed' and card['last_sync'] is not None
+    assert card['last_sync_count'] == 1 and card['meta']['total_annotations'] == 1
+    first = card['last_sync']
+    annotate(api, tasks[1])
+    annotate(api, tasks[2])
+    card = api.get(f"/api/storages/export/pachyderm/{storage['id']}").json()
+    assert card['last_sync'] > first and card['last_sync_count'] == 1 and card['meta']['total_annotations'] == 3
+    assert card['last_exported_commit'] == commits(pfs_client)[0].id
+    # A manual sync still reports the whole snapshot.
+    synced = api.post(f"/api/storages/export/pachyderm/{storage['id']}/sync").json()
+    assert synced['last_sync_count'] == 3 and synced['meta']['total_annotations'] == 3

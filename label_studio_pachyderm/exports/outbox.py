@@ -186,7 +186,7 @@ def flush(storage, wait: float = 0.0, snapshot=None, track_status: bool = False,
     finally:
         lease.release()
     result.left = pending(storage).count()
-    _record_outcome(storage, result)
+    _record_outcome(storage, result, card=not track_status)
     return result
 
 
@@ -294,13 +294,17 @@ def note_waiting(storage, reason: BaseException) -> None:
     _record_outcome(storage, FlushResult(commits=[], error=reason, left=pending(storage).count()))
 
 
-def _record_outcome(storage, result: FlushResult) -> None:
+def _record_outcome(storage, result: FlushResult, card: bool = True) -> None:
     """The last error (or its clearing) in the storage's status and meta, with the outbox's state; never raises.
 
-    A flush that went well after one that went well writes nothing: the API shows the
-    outbox and the last commit live (``status``), and a write per submit is what a
-    busy SQLite pays for most.
+    With ``card`` (an auto-export: a manual sync's job records its own figures), a flush
+    that made commits also sets what Label Studio's storage card reads: "Last Sync"
+    (``last_sync``), "Annotations <last_sync_count> (<meta.total_annotations> total)", and a
+    status that says the target works. A flush that wrote nothing after one that went well
+    writes nothing: the API shows the outbox and the last commit live (``status``).
     """
+    from tasks.models import Annotation
+
     from ..jobs import short_reason
 
     try:
@@ -309,13 +313,19 @@ def _record_outcome(storage, result: FlushResult) -> None:
         if fresh is None:
             return
         meta = dict(fresh['meta'] or {})
-        if result.error is None and not meta.get('last_export_error'):
+        wrote = card and bool(result.commits)
+        if result.error is None and not meta.get('last_export_error') and not wrote:
             return
         meta.update(status(storage))
         meta['last_exported_commit'] = fresh['last_exported_commit'] or None
         updates = {}
         if result.commits:
             meta['time_last_export'] = str(timezone.now())
+        if wrote:
+            updates.update(last_sync=timezone.now(), last_sync_count=result.exported)
+            meta['total_annotations'] = Annotation.objects.filter(project_id=storage.project_id).count()
+            if fresh['status'] in (storage.Status.INITIALIZED, storage.Status.FAILED):
+                updates.update(status=storage.Status.COMPLETED, traceback=None)
         if result.error is not None:
             waiting = meta['pending_exports']
             message = (f'{waiting} annotation change{"" if waiting == 1 else "s"} not exported yet: '
