@@ -324,6 +324,11 @@ def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_l
         server.stop()
         wait_for(lambda: 'reconnecting in' in watcher.log(), what='the lost subscription noticed', proc=watcher)
         wait_for(lambda: meta(sid).get('watch_last_error'), what='the error shown on the storage', proc=watcher)
+        # ... and in the status the storage card shows, with the reason.
+        wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'failed', what='a failed status',
+                 proc=watcher)
+        failed = PachydermImportStorage.objects.get(id=sid)
+        assert 'The watcher cannot follow default/images@master: cannot reach pachd' in failed.traceback, failed.traceback
         server = restart_pfs(server)
         client = pachd.PachdClient(server.address, auth_token=TOKEN)
         # Commits landing while the watcher is still backing off: only the catch-up sync sees them.
@@ -337,6 +342,9 @@ def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_l
         wait_for(lambda: files_imported(project, expected), what='every file after the restart', proc=watcher)
         wait_for(lambda: meta(sid).get('watch_last_error') is None and meta(sid).get('watching'),
                  what='the error cleared', proc=watcher)
+        wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='the status back',
+                 proc=watcher)
+        assert 'status_before_watch_error' not in meta(sid)
         assert Task.objects.filter(project=project).count() == len(expected)
     finally:
         server.stop()

@@ -97,13 +97,41 @@ def _write_meta(storage_id: int, update: Dict, drop: tuple = ()) -> bool:
                 .update(meta=merged))
 
 
+def _show_watch_error(storage_id: int, branch: str, reason: Optional[str]) -> None:
+    """The storage's status says that its branch cannot be followed, with the reason; on recovery
+    (``reason`` None) it says again what it said before. Label Studio's card shows the status and,
+    for a failure, the reason.
+
+    Left alone while a sync is queued or running: that sync sets the status itself, and so does
+    the catch-up sync that follows every reconnect.
+    """
+    model = _model()
+    row = model.objects.filter(id=storage_id).values('status', 'traceback', 'meta', 'last_sync').first()
+    if row is None or row['status'] in (model.Status.QUEUED, model.Status.IN_PROGRESS):
+        return
+    meta = dict(row['meta'] or {})
+    if reason:
+        message = (f'The watcher cannot follow {branch}: {reason}. It keeps trying; new commits become tasks '
+                   'as soon as pachd answers again.')
+        if row['status'] == model.Status.FAILED and row['traceback'] == message:
+            return
+        meta.setdefault('status_before_watch_error', {'status': row['status'], 'traceback': row['traceback']})
+        update = {'status': model.Status.FAILED, 'traceback': message}
+    elif 'status_before_watch_error' in meta:
+        update = dict(meta.pop('status_before_watch_error'))
+    else:
+        return
+    model.objects.filter(id=storage_id, status=row['status'], last_sync=row['last_sync']).update(meta=meta, **update)
+
+
 class Follower:
     """One watched storage: its subscription (``listen``) and its syncs (``syncs``)."""
 
     def __init__(self, storage):
         self.storage_id = storage.id
         self.fingerprint = fingerprint(storage)
-        self.label = f'storage {storage.id} ({storage.project_name}/{storage.repo}@{storage.branch_name})'
+        self.branch = f'{storage.project_name}/{storage.repo}@{storage.branch_name}'
+        self.label = f'storage {storage.id} ({self.branch})'
         self._stopped = threading.Event()
         self._wanted = threading.Event()  # "look now": a sync is due
         self._reason = ''
@@ -171,6 +199,14 @@ class Follower:
             return True  # another watcher's marks are as good as ours: no tug of war
         return _write_meta(self.storage_id, marks)
 
+    def show_error(self, reason: Optional[str]) -> None:
+        try:
+            _show_watch_error(self.storage_id, self.branch, reason)
+        except Exception:  # the status is a courtesy; following the branch goes on
+            logger.exception('Pachyderm watch: %s: cannot show the watch state in the status', self.label)
+        finally:
+            connection.close()
+
     # -- threads
     def _run(self, loop) -> None:
         try:
@@ -212,6 +248,7 @@ class Follower:
                                 client.address.url)
                 failing = False
                 self.mark(watch_last_error=None)
+                self.show_error(None)
                 # Whatever landed before the subscription (or while it was down) is read now.
                 self.request_sync('catch-up' if self.syncs_started == 0 else 'catch-up after reconnecting')
                 for commit in subscription:
@@ -230,6 +267,7 @@ class Follower:
                 logger.warning('Pachyderm watch: %s: %s; reconnecting in %.1f s', self.label, reason, wait)
                 failing = True
                 self.mark(watch_last_error=reason)
+                self.show_error(reason)
                 self._stopped.wait(wait)
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
 
