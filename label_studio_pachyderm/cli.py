@@ -297,14 +297,29 @@ def _pfs_list_commit(client, args):
         project, repo, branch, _ = _split_spec(repo, 'REPO[@BRANCH]', project)
     elif '/' in repo:
         project, _, repo = repo.partition('/')
+    commits = list(client.list_commits(project, repo, branch, limit=args.number or 0))
+    # pachd 2.11+ leaves a commit's own branch empty: a listing of one branch shows that branch,
+    # a listing of the whole repo the branches whose history holds the commit.
+    on = {c.id: [branch] for c in commits} if branch else _branches_holding(client, project, repo)
     rows = []
-    for commit in client.list_commits(project, repo, branch, limit=args.number or 0):
+    for commit in commits:
         size = _human_size(commit.size_bytes) if commit.size_bytes is not None else '-'
-        # pachd 2.11+ leaves a commit's own branch empty: show the branch being listed
         description = ' | '.join(commit.description.splitlines()) if args.full else _one_line(commit.description, 60)
-        rows.append((commit.repo, commit.branch or branch or '-', commit.id, _when(commit.started),
+        rows.append((commit.repo, ','.join(on.get(commit.id, ())) or '-', commit.id, _when(commit.started),
                      'yes' if commit.finished else 'no', size, description))
     _table(('REPO', 'BRANCH', 'COMMIT', 'STARTED', 'FINISHED', 'SIZE', 'DESCRIPTION'), rows)
+
+
+def _branches_holding(client, project: str, repo: str) -> dict:
+    """{commit id: [branch, ...]}: each branch of the repo on every commit from its head down to the first."""
+    parents = {c.id: c.parent for c in client.list_commits(project, repo)}
+    on: dict = {}
+    for name in sorted(client.inspect_repo(project, repo).branches):
+        commit = client.branch_head(project, repo, name)
+        while commit and commit in parents and name not in on.get(commit, ()):
+            on.setdefault(commit, []).append(name)
+            commit = parents[commit]
+    return on
 
 
 def _pfs_inspect_commit(client, args):

@@ -159,7 +159,20 @@ def test_project_option_and_project_prefix(capsys, pfs, pfs_client, tmp_path):
     status, out, _ = run_pfs(capsys, pfs, 'list-repo', '--all-projects')
     assert [r[:2] for r in rows(out)] == [['vision', 'frames']]
     status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'vision/frames')
-    assert len(rows(out)) == 1
+    assert len(rows(out)) == 1 and rows(out)[0][1] == 'master'
+
+
+def test_list_commit_of_a_repo_names_the_branches_holding_each_commit(capsys, pfs, pfs_client):
+    pfs_client.create_repo(PROJECT, 'images')
+    first = pfs_client.write_commit(PROJECT, 'images', 'master', [pachd.FileOp.put('a.txt', b'a')])
+    pfs_client.create_branch(PROJECT, 'images', 'dev', head=first)
+    on_dev = pfs_client.write_commit(PROJECT, 'images', 'dev', [pachd.FileOp.put('b.txt', b'b')])
+    on_master = pfs_client.write_commit(PROJECT, 'images', 'master', [pachd.FileOp.put('c.txt', b'c')])
+    status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'images')
+    assert status == 0
+    assert {r[2]: r[1] for r in rows(out)} == {on_master: 'master', on_dev: 'dev', first: 'dev,master'}
+    status, out, _ = run_pfs(capsys, pfs, 'list-commit', 'images@dev')
+    assert {r[2]: r[1] for r in rows(out)} == {on_dev: 'dev', first: 'dev'}
 
 
 # ----------------------------------------------------------------------------- errors

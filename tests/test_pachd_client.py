@@ -113,6 +113,16 @@ def test_closed_port_fails_fast_with_unavailable(closed_port):
         assert str(info.value).startswith(f'cannot reach pachd at grpc://127.0.0.1:{closed_port}: ')
 
 
+def test_an_unreachable_ipv6_address_reads_as_written(closed_port):
+    """gRPC escapes the brackets of an IPv6 address in its messages (ipv6:%5B::1%5D); the error does not."""
+    client = pachd.PachdClient(f'grpc://[::1]:{closed_port}', timeout=2)
+    with pytest.raises(pachd.PachdUnavailable) as info:
+        client.check()
+    message = str(info.value)
+    assert message.startswith(f'cannot reach pachd at grpc://[::1]:{closed_port}: ') and '%5B' not in message, message
+    assert f'[::1]:{closed_port}' in message.partition(': ')[2], message
+
+
 @pytest.mark.slow
 def test_mute_server_fails_within_the_timeout(mute_port):
     client = pachd.PachdClient(f'grpc://127.0.0.1:{mute_port}', timeout=1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from typing import Callable, Optional
+from urllib.parse import unquote
 
 import grpc
 
@@ -107,7 +108,8 @@ def map_error(exc: BaseException, where: str, token: Optional[str],
                 f'{where} does not answer as pachd: something listens there but does not speak pachd\'s gRPC '
                 f'({details}); {_CHECK_ADDRESS}')
         elif code == grpc.StatusCode.UNAVAILABLE:
-            err = PachdUnavailable(f'cannot reach pachd at {where}: {details}')
+            # gRPC's transport writes addresses URI-escaped (ipv6:%5B::1%5D:30650); a person reads [::1].
+            err = PachdUnavailable(f'cannot reach pachd at {where}: {unquote(details)}')
         elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
             err = PachdUnavailable(f'cannot reach pachd at {where}: no answer in time ({details})')
         elif code == grpc.StatusCode.UNAUTHENTICATED:
