@@ -173,7 +173,9 @@ def prepare_project(ls_url: str, email: str, password: str, address: str) -> dic
     if source is None:
         source = api.call('post', '/api/storages/pachyderm/', {
             **connection, 'title': SOURCE_TITLE, 'repo': 'images', 'use_blob_urls': True,
-            'recursive_scan': True, 'watch_commits': True, 'presign': False}, ok=(201,))
+            'recursive_scan': True, 'watch_commits': True, 'presign': False,
+            # A changed image becomes a new task version (its old task keeps its labels).
+            'changed_files': 'new_version'}, ok=(201,))
         created.append('source storage')
     # Incremental: a second run reads only what changed since the last sync (usually nothing).
     api.call('post', f'/api/storages/pachyderm/{source["id"]}/sync', ok=(200, 201))

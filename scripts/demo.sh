@@ -29,7 +29,7 @@ LS_LOG="$DATA/label-studio.log"
 say() { printf '==> %s\n' "$*"; }
 
 say "setting up (scripts/setup.sh)"
-bash scripts/setup.sh --quiet
+bash scripts/setup.sh | sed -u 's/^/    /'
 mkdir -p "$DATA/pfs" "$DATA/label-studio"
 
 PFS_PID=""
@@ -84,7 +84,11 @@ if [ -z "${SECRET_KEY:-}" ]; then
   SECRET_KEY="$(cat "$DATA/secret-key")"
   export SECRET_KEY
 fi
-say "starting Label Studio on port $LS_PORT (log: $LS_LOG; the first start sets up its database, about a minute)"
+if [ -s "$DATA/label-studio/label_studio.sqlite3" ]; then
+  say "starting Label Studio on port $LS_PORT (log: $LS_LOG)"
+else
+  say "starting Label Studio on port $LS_PORT (log: $LS_LOG; this first start sets up its database, about a minute)"
+fi
 "$BIN/label-studio-pachyderm" start --no-browser --port "$LS_PORT" --username "$USERNAME" --password "$PASSWORD" \
   >>"$LS_LOG" 2>&1 &
 LS_PID=$!

@@ -14,8 +14,19 @@ LOG="$(mktemp -t lsp-setup-XXXXXX)"
 trap 'rm -f "$LOG"' EXIT
 say() { [ "$QUIET" = 1 ] || echo "$@"; }
 # Runs an installer step with its output in the log; on failure shows the log and stops.
+# A step that takes a while says so every 10 s (unless --quiet), so a first set-up is not
+# a minute of silence.
 quietly() {
-  if ! "$@" >>"$LOG" 2>&1; then
+  "$@" >>"$LOG" 2>&1 &
+  local pid=$! started=$SECONDS shown=0
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 0.5
+    if [ $(( SECONDS - started )) -ge $(( shown + 10 )) ] && kill -0 "$pid" 2>/dev/null; then
+      shown=$(( SECONDS - started ))
+      say "    ... still installing (${shown} s)"
+    fi
+  done
+  if ! wait "$pid"; then
     echo "error: set-up failed: $*" >&2
     tail -n 40 "$LOG" >&2
     exit 1
