@@ -11,7 +11,7 @@ import os
 from django.urls import include, path, re_path
 from django.views.static import serve
 
-from . import api, labeling
+from . import api, labeling, task_list
 from .media import proxy
 
 # Label Studio serves /static/ from its own collected files only; the plugin's browser
@@ -74,5 +74,7 @@ urlpatterns = [
     path('projects/<int:project_id>/presign/', proxy.ProjectResolvePachydermAware.as_view()),
     # Label Studio's labeling queue, same path, serving current task versions only.
     path('api/projects/<int:pk>/next/', labeling.CurrentVersionsNextTaskAPI.as_view()),
+    # Label Studio's task list, same path, with the Pachyderm version column's cells filled.
+    path('api/tasks/', task_list.VersionedTaskListAPI.as_view()),
     path('', include('core.urls')),
 ]

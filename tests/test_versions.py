@@ -264,3 +264,29 @@ def test_the_queue_of_a_project_without_pachyderm_is_label_studios(api, user, pr
     tasks = [Task.objects.create(project=project, data={'image': f'https://example.com/{n}.png'}) for n in range(3)]
     assert _served(api, project, user) == [t.id for t in tasks]
     assert api.get(f'/api/projects/{project.id + 1000}/next/').status_code == 404
+
+
+# ----------------------------------------------------------------------------- the version column
+def test_the_version_column_reads_each_tasks_version(api, project, pfs, pfs_client, images):
+    ids = _stale_project(api, project, pfs, pfs_client)
+    listed = api.get(f'/api/tasks?project={project.id}&page_size=100')
+    assert listed.status_code == 200, listed.content
+    cells = {t['id']: t['pachyderm_version'] for t in listed.json()['tasks']}
+    old_a = Task.objects.get(id=ids['old_a']).meta['pachyderm']
+    gone = Task.objects.get(id=ids['b']).meta['pachyderm']['deleted_in']
+    assert cells == {
+        ids['old_a']: f"superseded by #{ids['new_a']} ({old_a['superseded_in']})",
+        ids['b']: f'deleted in {gone}',
+        ids['c']: 'current', ids['new_a']: 'current',
+        ids['uploaded']: '',  # not from Pachyderm
+    }
+    # The column is shown by default where files make new versions, and sorts and filters as before.
+    columns = {c['id']: c for c in api.get(f'/api/dm/columns?project={project.id}').json()['columns']}
+    assert columns['pachyderm_version']['visibility_defaults']['explore'] is True
+    assert dm_versions(api, project, 'deleted') == [ids['b']]
+
+
+def test_the_version_column_is_hidden_by_default_where_files_keep_their_task(api, project, pfs, images):
+    create(api, project, pfs, use_blob_urls=True)  # changed_files: keep
+    columns = {c['id']: c for c in api.get(f'/api/dm/columns?project={project.id}').json()['columns']}
+    assert columns['pachyderm_version']['visibility_defaults']['explore'] is False

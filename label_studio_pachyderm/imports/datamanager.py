@@ -8,8 +8,9 @@ one more: ``pachyderm_version``, which is ``current``, ``superseded`` or
 ``deleted`` (see ``versions``), so "Filters -> Pachyderm version -> is ->
 superseded" lists the tasks of older versions of changed files.
 
-Label Studio's task list serializer only returns its own fields, so the column's
-cells stay empty: it is a filter (and a sort key), not something to read.
+The cells read ``current``, ``superseded by #N (commit)`` or ``deleted in <commit>``
+(the plugin's task list, ``task_list``, adds the field). The column is shown by
+default in projects whose source storage makes new task versions.
 """
 from __future__ import annotations
 
@@ -26,15 +27,18 @@ _LS_GET_ALL_COLUMNS = 'data_manager.functions.get_all_columns'
 def get_all_columns(project, *args, **kwargs):
     """Label Studio's columns, plus the Pachyderm version filter for projects that have a source storage."""
     result = import_string(_LS_GET_ALL_COLUMNS)(project, *args, **kwargs)
-    if tables.import_storage_model().objects.filter(project=project).exists():
+    sources = tables.import_storage_model().objects.filter(project=project)
+    if sources.exists():
+        versioned = sources.filter(changed_files='new_version').exists()
         result['columns'].append({
             'id': COLUMN,
             'title': 'Pachyderm version',
             'type': 'String',
             'target': 'tasks',
-            'help': f'"{versions.CURRENT}", "{versions.SUPERSEDED}" (the file changed; a newer task holds the new '
-                    f'version) or "{versions.DELETED}" (the file is gone). For filters; the cells stay empty.',
-            'visibility_defaults': {'explore': False, 'labeling': False},
+            'help': f'"{versions.CURRENT}", "{versions.SUPERSEDED} by #<task> (<commit>)": the file changed and a newer '
+                    f'task holds the new version, or "{versions.DELETED} in <commit>": the file is gone. Filter on '
+                    f'"{versions.CURRENT}", "{versions.SUPERSEDED}" or "{versions.DELETED}".',
+            'visibility_defaults': {'explore': versioned, 'labeling': False},
             'project_defined': False,
         })
     return result

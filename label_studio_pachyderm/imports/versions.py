@@ -31,6 +31,19 @@ _CHUNK = 500
 STALE = Q(meta__pachyderm__has_key='superseded_by') | Q(meta__pachyderm__has_key='deleted_in')
 
 
+def describe(meta) -> str:
+    """A task's version in words, from its ``meta``: ``current``, ``superseded by #N (commit)``,
+    ``deleted in <commit>``, or '' for a task that is not from a Pachyderm storage."""
+    lineage = (meta or {}).get('pachyderm') if isinstance(meta, dict) else None
+    if not isinstance(lineage, dict):
+        return ''
+    if lineage.get('superseded_by'):
+        return f'{SUPERSEDED} by #{lineage["superseded_by"]} ({lineage.get("superseded_in") or "?"})'
+    if lineage.get('deleted_in'):
+        return f'{DELETED} in {lineage["deleted_in"]}'
+    return CURRENT
+
+
 def current_only(tasks):
     """``tasks`` without the stale ones; tasks that are not Pachyderm's (no lineage) stay."""
     return tasks.exclude(STALE)
