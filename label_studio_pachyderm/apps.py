@@ -15,7 +15,9 @@ class PachydermStorageConfig(AppConfig):
 
     def ready(self):
         # Annotation save/delete receivers for target storages.
-        from . import signals  # noqa: F401
+        from . import labeling, signals  # noqa: F401
         from .imports.datamanager import register
 
         register()
+        # The labeling queue serves current task versions only.
+        labeling.register()

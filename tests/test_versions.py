@@ -204,11 +204,20 @@ def test_columns_offer_the_filter_only_with_a_pachyderm_source(api, project, pfs
 
 
 # ----------------------------------------------------------------------------- the labeling queue
-def _served(api, project, user, query=''):
-    """Ids of the tasks ``next/`` hands out, one by one (each annotated so the queue moves on), until it has none."""
+def _ask_next(api, project, view=None, via='api'):
+    """One "which task next?" as an API client asks it (``next/``) or as "Label All Tasks" does (the
+    Data Manager's ``next_task`` action)."""
+    if via == 'api':
+        return api.get(f'/api/projects/{project.id}/next/' + (f'?view={view}' if view else ''))
+    return api.post(f'/api/dm/actions?id=next_task&project={project.id}' + (f'&view={view}' if view else ''), {},
+                    format='json')
+
+
+def _served(api, project, user, view=None, via='api'):
+    """Ids of the tasks the queue hands out, one by one (each annotated so the queue moves on), until it has none."""
     served = []
     for _ in range(20):
-        response = api.get(f'/api/projects/{project.id}/next/{query}')
+        response = _ask_next(api, project, view, via)
         if response.status_code == 404:
             return served
         assert response.status_code == 200, response.content
@@ -236,9 +245,10 @@ def _stale_project(api, project, pfs, pfs_client):
     return {'old_a': old_a.id, 'new_a': new_a.id, 'b': b.id, 'c': c.id, 'uploaded': uploaded.id}
 
 
-def test_the_labeling_queue_serves_only_current_versions(api, user, project, pfs, pfs_client, images):
+@pytest.mark.parametrize('via', ['api', 'label-all-tasks'])
+def test_the_labeling_queue_serves_only_current_versions(api, user, project, pfs, pfs_client, images, via):
     ids = _stale_project(api, project, pfs, pfs_client)
-    assert sorted(_served(api, project, user)) == sorted([ids['new_a'], ids['c'], ids['uploaded']])
+    assert sorted(_served(api, project, user, via=via)) == sorted([ids['new_a'], ids['c'], ids['uploaded']])
     # The stale tasks stay in the project, open by id, with their lineage.
     for stale in (ids['old_a'], ids['b']):
         opened = api.get(f'/api/tasks/{stale}')
@@ -246,17 +256,18 @@ def test_the_labeling_queue_serves_only_current_versions(api, user, project, pfs
     assert lineage(ids['old_a'])['superseded_by'] == ids['new_a'] and 'deleted_in' in lineage(ids['b'])
 
 
-def test_a_tab_that_lists_stale_tasks_still_serves_only_current_ones(api, user, project, pfs, pfs_client, images):
+@pytest.mark.parametrize('via', ['api', 'label-all-tasks'])
+def test_a_tab_that_lists_stale_tasks_still_serves_only_current_ones(api, user, project, pfs, pfs_client, images, via):
     ids = _stale_project(api, project, pfs, pfs_client)
     # A tab filtered to stale versions lists them in the Data Manager, and the queue has nothing to serve.
     for value in ('superseded', 'deleted'):
         stale_tab = _view(api, project, {'conjunction': 'and', 'items': [{
             'filter': 'filter:tasks:pachyderm_version', 'operator': 'equal', 'type': 'String', 'value': value}]})
-        assert _served(api, project, user, f'?view={stale_tab}') == []
+        assert _served(api, project, user, stale_tab, via) == []
     assert dm_versions(api, project, 'superseded') == [ids['old_a']]
     # A tab in its own order (newest first) serves the current tasks in that order.
     newest_first = _view(api, project, ordering=['-tasks:id'])
-    assert _served(api, project, user, f'?view={newest_first}') == sorted(
+    assert _served(api, project, user, newest_first, via) == sorted(
         [ids['new_a'], ids['c'], ids['uploaded']], reverse=True)
 
 
