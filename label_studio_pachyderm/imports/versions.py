@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from django.db.models import Q
+from django.db.models import BooleanField, Case, Q, Value, When
 from tasks.models import Task
 
 CURRENT, SUPERSEDED, DELETED = 'current', 'superseded', 'deleted'
@@ -45,8 +45,13 @@ def describe(meta) -> str:
 
 
 def current_only(tasks):
-    """``tasks`` without the stale ones; tasks that are not Pachyderm's (no lineage) stay."""
-    return tasks.exclude(STALE)
+    """``tasks`` without the stale ones; tasks that are not Pachyderm's (no lineage) stay.
+
+    Not ``exclude(STALE)``: on PostgreSQL a key test on a task without ``meta.pachyderm`` is
+    NULL, and ``NOT NULL`` would drop that task too. A CASE turns "not stale" into a plain
+    true or false on both databases.
+    """
+    return tasks.filter(Case(When(STALE, then=Value(False)), default=Value(True), output_field=BooleanField()))
 
 
 def _update_lineage(task_ids: Iterable[int], change: Callable[[int, dict], bool]) -> int:
