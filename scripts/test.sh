@@ -9,7 +9,8 @@
 #
 # The full run has two lanes side by side, since most of their time is spent waiting on
 # servers, workers and timers: pytest on SQLite in the foreground, and in the background the
-# PostgreSQL lane followed by the web lane, whose output is printed once they end.
+# PostgreSQL lane, then the pachd-layer tests (no database), then the web lane, whose output
+# is printed once they end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -43,9 +44,20 @@ POSTGRES_TESTS=(tests/test_import.py tests/test_export.py tests/test_rq.py tests
   tests/test_sync_claims.py tests/test_proxy.py tests/test_versions.py tests/test_leases.py
   tests/test_one_writer.py tests/test_outbox_sweep.py)
 
+# Tests of the pachd client layer and the local PFS server: no Label Studio database. In the full
+# run they go to the background lane, which would otherwise end minutes before the SQLite lane.
+PACHD_TESTS=(tests/test_localpfs.py tests/test_localpfs_commits.py tests/test_localpfs_diff.py
+  tests/test_localpfs_pachd212.py tests/test_localpfs_provenance.py tests/test_localpfs_subscribe.py
+  tests/test_pachd_client.py tests/test_readahead.py tests/test_stalls.py)
+
 lane_sqlite() {
   echo "==> backend tests on SQLite (pytest: real Label Studio, local PFS over gRPC, Redis + RQ worker)"
   .venv/bin/pytest "$@"
+}
+
+lane_pachd() {
+  echo "==> tests of the pachd client layer and the local PFS server (pytest, no database)"
+  .venv/bin/pytest -p no:cacheprovider "${PACHD_TESTS[@]}"
 }
 
 lane_postgres() {
@@ -111,22 +123,23 @@ if [ $# -gt 0 ]; then
 fi
 
 started=$(date +%s)
-background_log="$run_tmp/postgres-and-web.log"
-# The PostgreSQL lane, then the web lane, in a process group of their own (so an interrupted
-# run stops them too); each lane's time goes into the log.
+background_log="$run_tmp/background-lanes.log"
+# The PostgreSQL lane, the pachd-layer tests, then the web lane, in a process group of their own
+# (so an interrupted run stops them too); each lane's time goes into the log.
 set -m
 (
   set +e
   t=$(date +%s); lane_postgres; pg=$?; echo "==> PostgreSQL lane: exit $pg after $(since "$t") s"
+  t=$(date +%s); lane_pachd; pachd=$?; echo "==> pachd-layer lane: exit $pachd after $(since "$t") s"
   t=$(date +%s); lane_web; web=$?; echo "==> web lane: exit $web after $(since "$t") s"
-  [ "$pg" = 0 ] && [ "$web" = 0 ]
+  [ "$pg" = 0 ] && [ "$pachd" = 0 ] && [ "$web" = 0 ]
 ) >"$background_log" 2>&1 &
 background=$!
 set +m
-echo "==> PostgreSQL and web lanes started in the background (their output follows the SQLite lane's)"
+echo "==> PostgreSQL, pachd-layer and web lanes started in the background (their output follows the SQLite lane's)"
 
 set +e
-lane_sqlite
+lane_sqlite $(printf -- '--ignore=%s ' "${PACHD_TESTS[@]}")
 sqlite=$?
 echo "==> SQLite lane: exit $sqlite after $(since "$started") s"
 wait "$background"
@@ -134,5 +147,5 @@ rest=$?
 background=""
 set -e
 cat "$background_log"
-echo "==> all lanes done in $(since "$started") s (SQLite exit $sqlite, PostgreSQL and web exit $rest)"
+echo "==> all lanes done in $(since "$started") s (SQLite exit $sqlite, PostgreSQL, pachd-layer and web exit $rest)"
 [ "$sqlite" = 0 ] && [ "$rest" = 0 ]

@@ -11,12 +11,18 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope='session', autouse=True)
-def _every_label_studio_model_is_registered(django_db_setup, django_db_blocker):
+def _every_label_studio_model_is_registered(request, django_db_blocker):
     """Some of Label Studio's models (Local Files storages, product tours) are registered only once
     something imports them, as its URLconf does. A transactional test's flush lists the tables of
     registered models, and on PostgreSQL TRUNCATE refuses a list that leaves out a table holding a
     foreign key into it; so a test file that makes no request would fail at its teardown. Load the
-    URLconf up front."""
+    URLconf up front, once the test database is there; a run with no database test (the pachd
+    layer's, the local server's) sets up no database at all."""
+    uses_db = any(item.get_closest_marker('django_db') or {'db', 'transactional_db'} & set(item.fixturenames)
+                  for item in request.session.items)
+    if not uses_db:
+        return
+    request.getfixturevalue('django_db_setup')
     from django.urls import get_resolver
 
     with django_db_blocker.unblock():  # some of Label Studio's modules read the database when imported
