@@ -57,9 +57,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout, what, interval=0.2):
+def wait_for(predicate, timeout, what, interval=0.2, log=None):
     """``waiting.wait_for`` that takes any error as "not yet" (a server restarting, a pachd frozen)."""
-    return waiting.wait_for(predicate, timeout, what, interval=interval, ignore=(Exception,))
+    return waiting.wait_for(predicate, timeout, what, interval=interval, ignore=(Exception,), log=log)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -512,7 +512,11 @@ def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_worker
         assert all(code == 201 for code in outcomes.values()), outcomes  # saves never wait on pachd here
         annotations = _annotation_ids(ls, task_ids)
         wait_for(lambda: db.pending(sid) == submits, 30, f'{submits} outbox rows')
-        wait_for(lambda: db.lease_held() and workers.horses(), 60, 'a work-horse to hold the branch lease')
+        # Submit, flush job scheduled, RQ's scheduler enqueues it, a worker forks a work-horse, the
+        # horse takes the lease: each step waits on a loaded machine (one run took over 60 s).
+        wait_for(lambda: db.lease_held() and workers.horses(), 60 + 2 * MARGIN, 'a work-horse to hold the branch lease',
+                 log=lambda: '\n'.join(f'--- {name}\n' + _tail(tmp_path / name, 1900) for name in
+                                       ('worker-1.log', 'worker-2.log', f'label-studio-{ls.runs}.log')))
         queue = Queue(queue_name, connection=conn)
         left_in_redis = {'queued': queue.count, 'scheduled': ScheduledJobRegistry(queue=queue).count,
                          'started': StartedJobRegistry(queue=queue).count,
