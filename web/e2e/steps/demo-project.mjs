@@ -8,7 +8,8 @@
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { bodyText, labelingStage, login, nextResponse, proxiedUri, waitForLabelingImage } from "../lib/browser.mjs";
+import { bodyText, labelingStage, login, nextResponse, proxiedUri, storageCard, waitForLabelingImage } from "../lib/browser.mjs";
+import { waitUntil } from "../lib/wait.mjs";
 import { demoNoise, parseDemoBlock } from "../lib/demo-block.mjs";
 
 // The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
@@ -20,6 +21,7 @@ const SHAPES = {
   "orange-corner.png": { label: "Orange", box: [150, 150, 230, 230] },
 };
 const SIZE = 256;
+const TARGET_TITLE = "Demo labels (labels@master)"; // label_studio_pachyderm/demo.py TARGET_TITLE
 
 export async function demoProjectSteps(ctx) {
   const { page, api, step, check, note, expect, shot } = ctx;
@@ -126,5 +128,19 @@ export async function demoProjectSteps(ctx) {
     const exported = JSON.parse(ctx.pfs("get-file", `labels@master:/${demo.task}.json`));
     check(exported.id === demo.task && (exported.annotations ?? []).length === 1, `labels@master:/${demo.task}.json holds the annotation`, exported);
     note(output.trim().split("\n").join(" | "));
+
+    // Nobody pressed Sync: the target card still counts the auto-export (Label Studio's own
+    // "Annotations <exported> (<total> total)" line and a Last Sync).
+    await page.goto(`${block.url.origin}/projects/${block.project}/settings/storage`);
+    const card = storageCard(page, TARGET_TITLE);
+    await card.waitFor({ timeout: 30_000 });
+    let line = null;
+    const counted = await waitUntil(async () => {
+      line = (await card.innerText({ timeout: 1000 })).match(/Annotations\s*(\d+)\s*\((\d+) total\)/);
+      return line && line[1] === "1" && line[2] === "1";
+    }, 30_000);
+    check(counted, 'after the auto-export, with no manual sync, the target card says "Annotations 1 (1 total)"',
+      { card: line?.[0], text: await card.innerText().catch(() => "") });
+    await shot(page, "01-demo-target-card.png");
   });
 }
