@@ -297,10 +297,16 @@ def _pfs_list_commit(client, args):
         project, repo, branch, _ = _split_spec(repo, 'REPO[@BRANCH]', project)
     elif '/' in repo:
         project, _, repo = repo.partition('/')
-    commits = list(client.list_commits(project, repo, branch, limit=args.number or 0))
     # pachd 2.11+ leaves a commit's own branch empty: a listing of one branch shows that branch,
-    # a listing of the whole repo the branches whose history holds the commit.
-    on = {c.id: [branch] for c in commits} if branch else _branches_holding(client, project, repo)
+    # a listing of the whole repo the branches whose history holds the commit (which takes the
+    # whole history, so it is listed once and cut to --number here).
+    if branch:
+        commits = list(client.list_commits(project, repo, branch, limit=args.number or 0))
+        on = {c.id: [branch] for c in commits}
+    else:
+        history = list(client.list_commits(project, repo))
+        on = _branches_holding(client, project, repo, history)
+        commits = history[:args.number] if args.number else history
     rows = []
     for commit in commits:
         size = _human_size(commit.size_bytes) if commit.size_bytes is not None else '-'
@@ -310,9 +316,10 @@ def _pfs_list_commit(client, args):
     _table(('REPO', 'BRANCH', 'COMMIT', 'STARTED', 'FINISHED', 'SIZE', 'DESCRIPTION'), rows)
 
 
-def _branches_holding(client, project: str, repo: str) -> dict:
-    """{commit id: [branch, ...]}: each branch of the repo on every commit from its head down to the first."""
-    parents = {c.id: c.parent for c in client.list_commits(project, repo)}
+def _branches_holding(client, project: str, repo: str, history: list) -> dict:
+    """{commit id: [branch, ...]}: each branch of the repo on every commit of ``history`` (the repo's
+    commits) from its head down to the first."""
+    parents = {c.id: c.parent for c in history}
     on: dict = {}
     for name in sorted(client.inspect_repo(project, repo).branches):
         commit = client.branch_head(project, repo, name)

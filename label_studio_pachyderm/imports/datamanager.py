@@ -27,9 +27,9 @@ _LS_GET_ALL_COLUMNS = 'data_manager.functions.get_all_columns'
 def get_all_columns(project, *args, **kwargs):
     """Label Studio's columns, plus the Pachyderm version filter for projects that have a source storage."""
     result = import_string(_LS_GET_ALL_COLUMNS)(project, *args, **kwargs)
-    sources = tables.import_storage_model().objects.filter(project=project)
-    if sources.exists():
-        versioned = sources.filter(changed_files='new_version').exists()
+    rules = set(tables.import_storage_model().objects.filter(project=project).values_list('changed_files', flat=True))
+    if rules:
+        versioned = 'new_version' in rules
         result['columns'].append({
             'id': COLUMN,
             'title': 'Pachyderm version',

@@ -77,24 +77,34 @@ def _now() -> str:
     return str(timezone.now())
 
 
-def _write_meta(storage_id: int, update: Dict, drop: tuple = ()) -> bool:
-    """Merge ``update`` into the storage's meta (and remove ``drop``) unless a sync is queued or running.
+def _update_unless_syncing(storage_id: int, change) -> bool:
+    """One conditional UPDATE of the storage with what ``change(row, meta)`` returns (fields, or
+    nothing to write), unless a sync is queued or running. True when nothing is left to write.
 
     Conditional on the status and ``last_sync`` read, so a sync that started or ended in
-    between is never overwritten with an older meta. True when the meta now has them.
+    between is never overwritten with an older meta or status: a sync writes its whole
+    ``meta`` when it ends, and ``claim_sync`` starts a fresh one.
     """
     model = _model()
-    row = model.objects.filter(id=storage_id).values('status', 'meta', 'last_sync').first()
+    row = model.objects.filter(id=storage_id).values('status', 'traceback', 'meta', 'last_sync').first()
     if row is None:
         return True
     if row['status'] in (model.Status.QUEUED, model.Status.IN_PROGRESS):
         return False
-    meta = dict(row['meta'] or {})
-    merged = {**{k: v for k, v in meta.items() if k not in drop}, **update}
-    if merged == meta:
+    fields = change(row, dict(row['meta'] or {}))
+    if not fields:
         return True
     return bool(model.objects.filter(id=storage_id, status=row['status'], last_sync=row['last_sync'])
-                .update(meta=merged))
+                .update(**fields))
+
+
+def _write_meta(storage_id: int, update: Dict, drop: tuple = ()) -> bool:
+    """Merge ``update`` into the storage's meta (and remove ``drop``); see ``_update_unless_syncing``."""
+    def change(row, meta):
+        merged = {**{k: v for k, v in meta.items() if k not in drop}, **update}
+        return {'meta': merged} if merged != meta else None
+
+    return _update_unless_syncing(storage_id, change)
 
 
 def _show_watch_error(storage_id: int, branch: str, reason: Optional[str]) -> None:
@@ -105,23 +115,21 @@ def _show_watch_error(storage_id: int, branch: str, reason: Optional[str]) -> No
     Left alone while a sync is queued or running: that sync sets the status itself, and so does
     the catch-up sync that follows every reconnect.
     """
-    model = _model()
-    row = model.objects.filter(id=storage_id).values('status', 'traceback', 'meta', 'last_sync').first()
-    if row is None or row['status'] in (model.Status.QUEUED, model.Status.IN_PROGRESS):
-        return
-    meta = dict(row['meta'] or {})
-    if reason:
-        message = (f'The watcher cannot follow {branch}: {reason}. It keeps trying; new commits become tasks '
-                   'as soon as pachd answers again.')
-        if row['status'] == model.Status.FAILED and row['traceback'] == message:
-            return
-        meta.setdefault('status_before_watch_error', {'status': row['status'], 'traceback': row['traceback']})
-        update = {'status': model.Status.FAILED, 'traceback': message}
-    elif 'status_before_watch_error' in meta:
-        update = dict(meta.pop('status_before_watch_error'))
-    else:
-        return
-    model.objects.filter(id=storage_id, status=row['status'], last_sync=row['last_sync']).update(meta=meta, **update)
+    failed = _model().Status.FAILED
+
+    def change(row, meta):
+        if reason:
+            message = (f'The watcher cannot follow {branch}: {reason}. It keeps trying; new commits become tasks '
+                       'as soon as pachd answers again.')
+            if row['status'] == failed and row['traceback'] == message:
+                return None
+            meta.setdefault('status_before_watch_error', {'status': row['status'], 'traceback': row['traceback']})
+            return {'meta': meta, 'status': failed, 'traceback': message}
+        if 'status_before_watch_error' in meta:
+            return {**meta.pop('status_before_watch_error'), 'meta': meta}
+        return None
+
+    _update_unless_syncing(storage_id, change)
 
 
 class Follower:
