@@ -60,6 +60,59 @@ def loadavg() -> str:
         return '?'
 
 
+class PostgresDatabases:
+    """Label Studio on PostgreSQL: one database migrated once, then a copy of it per server.
+
+    Connection from POSTGRE_HOST/PORT/USER/PASSWORD (default 127.0.0.1:5432, postgres/postgres);
+    the databases are named after this process and dropped at the end.
+    """
+
+    def __init__(self, run):
+        self.run = run
+        self.where = dict(host=os.environ.get('POSTGRE_HOST', '127.0.0.1'),
+                          port=int(os.environ.get('POSTGRE_PORT', '5432')),
+                          user=os.environ.get('POSTGRE_USER', 'postgres'),
+                          password=os.environ.get('POSTGRE_PASSWORD', 'postgres'))
+        self.template = f'bench_annotators_{os.getpid()}_template'
+        self.made: list = []
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(dbname='postgres', autocommit=True, connect_timeout=10, **self.where) as conn:
+            conn.execute(sql)
+
+    def env(self, name: str) -> dict:
+        return dict(DJANGO_DB='default', POSTGRE_NAME=name, POSTGRE_HOST=self.where['host'],
+                    POSTGRE_PORT=str(self.where['port']), POSTGRE_USER=self.where['user'],
+                    POSTGRE_PASSWORD=self.where['password'])
+
+    def migrate_template(self) -> None:
+        self._admin(f'CREATE DATABASE {self.template}')
+        self.made.append(self.template)
+        data_dir = self.run.root / 'ls' / 'annotators_pg_template'
+        data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.run.logs / 'annotators_pg_template.log'
+        with open(log, 'w') as out:
+            subprocess.run([sys.executable, '-m', 'bench.work', 'migrate', '{}'], cwd=REPO_DIR, check=True,
+                           env=self.run.env(data_dir, self.env(self.template)), stdout=out, stderr=subprocess.STDOUT,
+                           timeout=900)
+
+    def copy(self, name: str) -> dict:
+        database = f'bench_annotators_{os.getpid()}_{name}'
+        self._admin(f'CREATE DATABASE {database} TEMPLATE {self.template}')
+        self.made.append(database)
+        return self.env(database)
+
+    def drop_all(self) -> None:
+        for database in reversed(self.made):
+            try:
+                self._admin(f'DROP DATABASE IF EXISTS {database} WITH (FORCE)')
+            except Exception:
+                pass
+        self.made = []
+
+
 class Server:
     """One Label Studio server (and, in RQ mode, its workers) on one data directory."""
 
@@ -82,11 +135,14 @@ class Server:
     def env(self) -> dict:
         return self.run.env(self.data_dir, self.env_extra)
 
-    def start(self) -> 'Server':
+    def start(self, postgres: 'PostgresDatabases' = None) -> 'Server':
         from .runner import _copy_db
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        _copy_db(self.run.template, self.data_dir)
+        if postgres is not None:
+            self.env_extra = {**self.env_extra, **postgres.copy(self.name)}
+        else:
+            _copy_db(self.run.template, self.data_dir)
         self.port = free_port()
         log_path = self.run.logs / f'annotators_{self.name}_server.log'
         self.logs.append(log_path)
@@ -424,10 +480,10 @@ class Config:
         self.expected: list = []  # every submitted annotation so far (annotation id, task id, result)
         self.out = dict(name=name, failures=[], problems=[], phases={})
 
-    def prepare(self, run, tasks: int, annotators: int) -> None:
+    def prepare(self, run, tasks: int, annotators: int, postgres: PostgresDatabases = None) -> None:
         if self.rq:
             _clean_redis(self.queue, [1, 2, 3])  # storage ids of a fresh database: no stale "scheduled" flag
-        self.server.start()
+        self.server.start(postgres)
         if self.rq:
             _wait_for_workers(self.queue, 2, self.server)
         project_id, task_ids = _prepare_project(self.server, tasks + annotators)
@@ -456,7 +512,7 @@ class Config:
 
 
 def measure_all(run, configs: list, seconds: int, annotators: int, tasks: int, pace: float = 0.0,
-                slices: int = 6, log=print) -> dict:
+                slices: int = 6, log=print, database: str = 'sqlite') -> dict:
     """Every configuration, its servers up side by side, measured in interleaved slices.
 
     The machine is shared, and its load drifts within minutes: so each phase is cut into
@@ -472,10 +528,14 @@ def measure_all(run, configs: list, seconds: int, annotators: int, tasks: int, p
     import itertools
 
     runs = [Config(run, name, repo, rq) for name, repo, rq in configs]
+    postgres = PostgresDatabases(run) if database == 'postgres' else None
     load_before = loadavg()
     try:
+        if postgres is not None:
+            postgres.migrate_template()
+            log(f'  PostgreSQL {postgres.where["host"]}:{postgres.where["port"]}: template database migrated')
         for config in runs:
-            config.prepare(run, tasks, annotators)
+            config.prepare(run, tasks, annotators, postgres)
             log(f'  {config.name}: server up at {config.server.base}' + (f', storage {config.storage_id} -> '
                                                                           f'{config.repo}' if config.repo else ''))
         phases = [('saturated', 0.0)] + ([('paced', pace)] if pace else [])
@@ -532,6 +592,8 @@ def measure_all(run, configs: list, seconds: int, annotators: int, tasks: int, p
                 config.stop()
             except Exception:
                 pass
+        if postgres is not None:
+            postgres.drop_all()
         load_after = loadavg()
         for config in runs:
             config.out.update(load_before=load_before, load_after=load_after)

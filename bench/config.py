@@ -86,6 +86,7 @@ class Config:
     keep: bool  # keep the run's temporary directory
     profile: bool  # profile the Pachyderm import and export instead of the comparison
     results_dir: str
+    annotators_db: str = 'sqlite'  # scenario 6: Label Studio's database for the servers (sqlite | postgres)
 
 
 def parse(argv=None) -> Config:
@@ -103,6 +104,10 @@ def parse(argv=None) -> Config:
     parser.add_argument('--profile', action='store_true',
                         help='profile the Pachyderm import and export (cProfile + SQL counts) instead')
     parser.add_argument('--results-dir', default=os.environ.get('BENCH_RESULTS_DIR', ''))
+    parser.add_argument('--annotators-db', choices=('sqlite', 'postgres'),
+                        default=os.environ.get('BENCH_ANNOTATORS_DB', 'sqlite'),
+                        help='scenario 6: Label Studio\'s database (postgres: POSTGRE_HOST/PORT/USER/PASSWORD, '
+                             'default 127.0.0.1:5432 postgres/postgres; a database per server, dropped after)')
     defaults = Sizes()
     for f in fields(Sizes):
         parser.add_argument('--' + f.name.replace('_', '-'), type=int, default=None,
@@ -135,4 +140,5 @@ def parse(argv=None) -> Config:
         keep=args.keep,
         profile=args.profile,
         results_dir=args.results_dir or str(BENCH_DIR / 'results'),
+        annotators_db=args.annotators_db,
     )

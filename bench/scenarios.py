@@ -241,7 +241,8 @@ def annotators(run) -> None:
     run.log(f'  load before: {work.loadavg()}')
     reference = work.reference_commits(run, 15)
     results = work.measure_all(run, [(key, repo, rq) for key, _, repo, rq in _ANNOTATOR_CONFIGS], seconds, count,
-                               tasks, pace=pace, slices=run.sizes.annotators_slices, log=run.log)
+                               tasks, pace=pace, slices=run.sizes.annotators_slices, log=run.log,
+                               database=run.config.annotators_db)
     for key, label, repo, rq in _ANNOTATOR_CONFIGS:
         result = results[key]
         if result.get('error'):
@@ -264,23 +265,21 @@ def annotators(run) -> None:
                 r['added_p50'] = r['p50'] - b['p50']
                 r['added_p95'] = r['p95'] - b['p95']
         result['error'] = result.get('error') or _annotator_errors(result, key != 'baseline')
-    _annotator_rows(run, results, reference, commit_ms, seconds, count, pace)
+    _annotator_rows(run, results, reference, commit_ms, seconds, count, pace, run.config.annotators_db)
     limit = work.COALESCE_SECONDS + 2
     for phase in _PHASES:
         if phase not in base['phases'] and not base.get('error'):
             continue
-        run.table.checks += [
-            Check(f'annotators/inline/{phase}', 'at_most', limit=0, name='lost annotations', metric='lost'),
-            Check(f'annotators/inline/{phase}', 'at_most', limit=round(commit_ms, 1), name='added p95 latency',
-                  metric='added_p95', unit='ms'),
-            Check(f'annotators/inline/{phase}', 'at_most', limit=limit, name='all exported after last submit',
-                  metric='drain_seconds', unit='s'),
-            Check(f'annotators/rq/{phase}', 'at_most', limit=0, name='lost annotations', metric='lost'),
-            Check(f'annotators/rq/{phase}', 'at_most', limit=10, name='added p95 latency', metric='added_p95',
-                  unit='ms'),
-            Check(f'annotators/rq/{phase}', 'at_most', limit=limit, name='all exported after last submit',
-                  metric='drain_seconds', unit='s'),
-        ]
+        for key, added in (('inline', 20), ('rq', 10)):  # the targets: added p95 at most 20 ms inline, 10 ms RQ
+            run.table.checks += [
+                Check(f'annotators/{key}/{phase}', 'at_most', limit=0, name='lost annotations', metric='lost'),
+                Check(f'annotators/{key}/{phase}', 'at_most', limit=added, name='added p95 latency',
+                      metric='added_p95', unit='ms'),
+                Check(f'annotators/{key}/{phase}', 'at_most', limit=limit, name='all exported after last submit',
+                      metric='drain_seconds', unit='s'),
+                Check(f'annotators/{key}/{phase}', 'at_most', limit=0.99, name='commits per submit (fewer commits)',
+                      metric='commits_per_submit'),
+            ]
 
 
 def _s(value) -> str:
@@ -306,12 +305,12 @@ def _annotator_errors(result: dict, exported: bool) -> str:
     return '; '.join(problems) or None
 
 
-def _annotator_rows(run, results, reference, commit_ms, seconds, count, pace) -> None:
+def _annotator_rows(run, results, reference, commit_ms, seconds, count, pace, database) -> None:
     labels = {key: label for key, label, _, _ in _ANNOTATOR_CONFIGS}
     for phase, how in _PHASES.items():
         if not any(phase in r['phases'] for r in results.values()):
             continue
-        scenario = (f'6. {count} annotators, {seconds} s, ' +
+        scenario = (f'6. {count} annotators ({database}), {seconds} s, ' +
                     ('back to back' if phase == 'saturated' else f'1 submit/{pace:g} s each'))
         for key, result in results.items():
             r = result['phases'].get(phase, {})
@@ -323,13 +322,15 @@ def _annotator_rows(run, results, reference, commit_ms, seconds, count, pace) ->
                 load=max(loads) if loads else None, error=result.get('error') if r or result.get('error') else
                 'not measured'))
             row.metrics = {k: r.get(k) for k in ('lost', 'added_p95', 'drain_seconds')}
+            if r.get('commits') is not None and r.get('submits'):
+                row.metrics['commits_per_submit'] = r['commits'] / r['submits']
     row = run.table.add(Row(key='annotators/commit', scenario=f'6. {count} annotators', items=len(reference),
                             contender='one small commit (client, reference)', unit='commits', seconds=sum(reference)))
     row.metrics = {'p50_ms': commit_ms}
-    run.table.sections.append(_annotator_section(results, reference, commit_ms, pace))
+    run.table.sections.append(_annotator_section(results, reference, commit_ms, pace, database))
 
 
-def _annotator_section(results, reference, commit_ms, pace) -> str:
+def _annotator_section(results, reference, commit_ms, pace, database) -> str:
     from .annotators import COALESCE_SECONDS, percentile
 
     def ms(value):
@@ -338,7 +339,7 @@ def _annotator_section(results, reference, commit_ms, pace) -> str:
     head = ['Configuration', 'Phase', 'Submits', 'Failed', 'Submits/s', 'p50 ms', 'p95 ms', 'max ms', 'added p50 ms',
             'added p95 ms', 'Commits', 'All in repo after last submit: max (median) s', 'Lost', 'Load before -> after',
             'Server peak RSS (MB)']
-    lines = ['### Concurrent annotators (export outbox)', '',
+    lines = [f'### Concurrent annotators (export outbox), Label Studio on {database}', '',
              '| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for key, result in results.items():
         exported = key != 'baseline'

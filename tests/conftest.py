@@ -217,6 +217,12 @@ def _export_retries_end_with_the_test():
 
 
 @pytest.fixture(autouse=True)
+def _exports_written_at_once(settings):
+    # Tests read the repository right after each change; the coalescing window has tests of its own.
+    settings.PACHYDERM_EXPORT_COALESCE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
 def _allow_loopback_pachd(settings):
     # Label Studio's SSRF protection bans loopback; tests dial their own local server.
     settings.PACHYDERM_ALLOWED_HOSTS = ['127.0.0.1']
@@ -248,9 +254,9 @@ def user(db):
 
 @pytest.fixture
 def api(user):
-    from rest_framework.test import APIClient
+    from written_client import WrittenAPIClient
 
-    client = APIClient()
+    client = WrittenAPIClient()
     client.force_authenticate(user)
     return client
 

@@ -3,6 +3,7 @@ import json
 
 import pytest
 from label_studio_pachyderm import pachd
+from label_studio_pachyderm.exports import outbox
 from label_studio_pachyderm.exports import writer as exporter
 from label_studio_pachyderm.models import PachydermExportStorage, PachydermExportStorageLink
 from tasks.models import Annotation, Task
@@ -191,6 +192,7 @@ def test_failure_mid_commit_leaves_branch_head_unchanged(api, project, pfs, pfs_
         annotate(api, t)
     for t in tasks[3:]:
         Annotation.objects.create(task=t, project=project, result=RESULT, completed_by=project.created_by)
+    assert outbox.wait_until_written(), 'the auto-exports of the saves were not written'
     head_before = pfs_client.branch_head('default', 'labels', 'master')
     count_before = len(commits(pfs_client))
 

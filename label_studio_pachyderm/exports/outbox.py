@@ -11,14 +11,17 @@ head is open), and Label Studio is used by teams whose submits arrive together. 
   lease (``leases``). It drains the storage's rows into ONE commit, and deletes the
   drained rows only after FinishCommit succeeded. After releasing it looks again,
   so a row recorded meanwhile is never stranded.
-* Inline mode (the default): the request that saved the annotation tries the lease
-  without waiting (``flush(storage)``); when another writer holds it, the request
-  returns and the holder exports its row. Rows that are left over (pachd down,
-  a busy branch, a writer that died) are retried by a small background thread of
-  the same process, with back-off, as long as rows are pending
-  (``retry_later``). Background mode (RQ): the flush runs as a job (``jobs``).
-  When the process that had the rows dies, its retries die with it: the outbox
-  sweep (``sweeper``) of any live process takes them over.
+* A submit never waits for pachd: the request records its rows and returns.
+  Inline mode (the default): each process has one writer thread, woken at once
+  by the request's commit (``write_soon``). It takes the target's lease and
+  writes every pending row of the storage in one commit: at once after a quiet
+  spell, else when PACHYDERM_EXPORT_COALESCE_SECONDS have passed since its last
+  commit, so a burst of submits becomes one commit per window.
+  Rows that are left over (pachd down, a busy branch, a writer that died) are
+  tried again by the same thread, with back-off, as long as rows are pending.
+  Background mode (RQ): the flush runs as a job (``jobs``). When the process
+  that had the rows dies, its thread dies with it: the outbox sweep
+  (``sweeper``) of any live process takes them over.
 * Commits carry a marker line naming the writer's lease holder. A writer that
   holds the lease and finds such a commit still open on the branch drops it only
   when that holder has no live lease and the commit is still open right before
@@ -50,6 +53,11 @@ MARKER = 'Label-Studio-Pachyderm-Writer:'
 _BATCH = 5000  # rows drained per commit; more wait for the next round of the same writer
 _ROUNDS = 3  # commits one flush makes at most before it hands what is left to the retry thread
 _MAX_RETRY_SECONDS = 600.0
+
+
+def coalesce_seconds() -> float:
+    """PACHYDERM_EXPORT_COALESCE_SECONDS: a target gets at most one auto-export commit per window."""
+    return float(getattr(settings, 'PACHYDERM_EXPORT_COALESCE_SECONDS', 0) or 0)
 
 
 def retry_seconds() -> float:
@@ -131,9 +139,8 @@ class OpenCommitNotOurs(pachd.PachdError):
     """The branch head is an unfinished commit that no writer of this plugin started."""
 
 
-# A target whose pachd just failed is not dialled again by requests for a while, so a
-# burst of submits (or a project deletion) does not wait on a dead pachd each time; the
-# retry thread (or job) takes over the rows.
+# A target whose pachd just failed is not dialled again for a while, so a burst of submits
+# (or a project deletion) does not make the writer wait on a dead pachd once per submit.
 _unreachable_until: dict = {}
 
 
@@ -350,11 +357,14 @@ def _record_outcome(storage, result: FlushResult, card: bool = True) -> None:
         logger.exception('Pachyderm storage %s: cannot record the export outcome', storage.id)
 
 
-# ----------------------------------------------------------------------------- retries in this process
-class _RetryThread:
-    """Flushes storages whose rows were left over, later, with back-off, until none is pending.
+# ----------------------------------------------------------------------------- this process's writer
+class _WriterThread:
+    """Flushes storages whose rows are due: soon after a submit, later (with back-off) after a failure.
 
     One thread per process, started when needed and ended when nothing is due.
+    New changes (``soon``) are written at once, or, when the target was written less
+    than PACHYDERM_EXPORT_COALESCE_SECONDS ago, when that window ends: a burst of
+    submits becomes one commit per window, and a lone submit is not kept waiting.
     Failures double the delay (from PACHYDERM_EXPORT_RETRY_SECONDS up to ten
     minutes) and never stop it while rows are pending. It has its own database
     connection, closed after every try.
@@ -362,33 +372,66 @@ class _RetryThread:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._due: dict = {}  # storage id -> monotonic time of the next try
+        self._due: dict = {}  # storage id -> (monotonic time of the next try, whether it writes new changes)
         self._failures: dict = {}  # storage id -> failed tries in a row
+        self._last_write: dict = {}  # storage id -> monotonic time its last flush began
         self._wake = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._stopping = False
+        self._writing: Optional[int] = None  # the storage being flushed right now
+
+    def soon(self, storage_id: int, not_before: float = 0.0) -> None:
+        """New changes of ``storage_id``: write them now, or when its coalescing window ends.
+
+        ``not_before`` (monotonic): a pachd that failed moments ago is waited out first.
+        """
+        with self._lock:
+            now = time.monotonic()
+            window_end = self._last_write.get(storage_id, now - 1e9) + coalesce_seconds()
+            self._schedule(storage_id, max(now, window_end, not_before), write=not_before <= now)
 
     def later(self, storage_id: int, delay: float, failed: Optional[bool]) -> None:
         """Try ``storage_id`` again after ``delay``; ``failed``: True doubles the delay per failure in a
         row, False starts counting again, None leaves the count as it is."""
         with self._lock:
-            if self._stopping:
-                return
             if failed:
                 failures = self._failures[storage_id] = self._failures.get(storage_id, 0) + 1
                 delay = min(_MAX_RETRY_SECONDS, delay * 2 ** (failures - 1))
             elif failed is not None:
                 self._failures.pop(storage_id, None)
-            at = time.monotonic() + delay
-            self._due[storage_id] = min(at, self._due.get(storage_id, at))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name='pachyderm-export-retry', daemon=True)
-                self._thread.start()
+            self._schedule(storage_id, time.monotonic() + delay, write=False)
+
+    def follow_up(self, storage_id: int, result: FlushResult) -> None:
+        """Rows left over by ``result``: after a failure, the back-off; while another writer holds the
+        branch, one lease later (if it died, its lease has run out); a backlog longer than one flush's
+        rounds, the next window."""
+        if result.error is not None:
+            self.later(storage_id, retry_seconds(), True)
+        elif result.busy:
+            self.later(storage_id, lease_seconds() + 1, False)
+        else:
+            self.soon(storage_id)
+
+    def _schedule(self, storage_id: int, at: float, write: bool) -> None:
+        # Called with the lock held. The earliest try wins; the thread starts when needed.
+        if self._stopping:
+            return
+        due = self._due.get(storage_id)
+        if due is None or at < due[0]:
+            self._due[storage_id] = (at, write)
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name='pachyderm-export-writer', daemon=True)
+            self._thread.start()
         self._wake.set()
 
     def has(self, storage_id: int) -> bool:
         with self._lock:
-            return storage_id in self._due
+            return storage_id in self._due or self._writing == storage_id
+
+    def idle(self) -> bool:
+        """Nothing being written, and no new change waiting (a retry waiting out a back-off does not count)."""
+        with self._lock:
+            return self._writing is None and not any(write for _, write in self._due.values())
 
     def _next(self):
         """(storage id or None, seconds to wait); (None, None) when nothing is due any more."""
@@ -396,11 +439,13 @@ class _RetryThread:
             if not self._due or self._stopping:
                 self._thread = None
                 return None, None
-            storage_id, at = min(self._due.items(), key=lambda item: item[1])
-            wait = at - time.monotonic()
-            if wait > 0:
-                return None, wait
+            storage_id, (at, _) = min(self._due.items(), key=lambda item: item[1][0])
+            now = time.monotonic()
+            if at > now:
+                return None, at - now
             del self._due[storage_id]
+            self._writing = storage_id
+            self._last_write[storage_id] = now
             return storage_id, 0
 
     def _run(self) -> None:
@@ -419,22 +464,25 @@ class _RetryThread:
                     continue
                 result = flush(storage)
                 if result.left:
-                    self.later(storage_id, *_retry_delay(result))
+                    self.follow_up(storage_id, result)
                 else:
                     with self._lock:
                         self._failures.pop(storage_id, None)
             except Exception:
-                logger.exception('Pachyderm storage %s: retrying the export failed', storage_id)
+                logger.exception('Pachyderm storage %s: writing the export failed', storage_id)
                 self.later(storage_id, retry_seconds(), True)
             finally:
                 connection.close()
+                with self._lock:
+                    self._writing = None
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop retrying in this process (tests, shutdown); pending rows stay in the outbox."""
+        """Stop writing in this process (tests, shutdown); pending rows stay in the outbox."""
         with self._lock:
             self._stopping = True
             self._due.clear()
             self._failures.clear()
+            self._last_write.clear()
             thread = self._thread
         self._wake.set()
         if thread is not None:
@@ -443,66 +491,59 @@ class _RetryThread:
             self._stopping = False
 
 
-def _retry_delay(result: FlushResult):
-    """(delay, failed) before the next try of a storage whose rows were left over."""
-    if result.error is not None:
-        return retry_seconds(), True
-    if result.busy:
-        # The holder exports them; if it died, its lease runs out and this try takes over.
-        return lease_seconds() + 1, False
-    return 0.2, False  # the flush stopped after its rounds: go on right away, on this thread
+_writer = _WriterThread()
 
 
-_retries = _RetryThread()
-
-
-def _new_retries_in_forked_child() -> None:
+def _new_writer_in_forked_child() -> None:
     # A forked child (an RQ work-horse, a pre-forking web server) has the object but not its
     # thread, and the lock may have been held at the moment of the fork.
-    global _retries
-    _retries = _RetryThread()
+    global _writer
+    _writer = _WriterThread()
 
 
 if hasattr(os, 'register_at_fork'):
-    os.register_at_fork(after_in_child=_new_retries_in_forked_child)
+    os.register_at_fork(after_in_child=_new_writer_in_forked_child)
 
 
 def retry_is_scheduled(storage_id: int) -> bool:
-    """Whether this process's retry thread has a try of ``storage_id`` coming."""
-    return _retries.has(storage_id)
+    """Whether this process's writer thread has a try of ``storage_id`` coming (or running)."""
+    return _writer.has(storage_id)
 
 
 def retry_soon(storage) -> None:
-    """Have this process's retry thread write the storage's rows now (the outbox sweep hands them over)."""
-    _retries.later(storage.id, 0.0, None)
+    """Have this process's writer thread write the storage's rows (the outbox sweep hands them over)."""
+    _writer.soon(storage.id)
 
 
 def retry_later(storage, result: FlushResult) -> None:
     """Make sure rows left over by ``result`` are tried again in this process (inline mode)."""
     if result.left:
-        _retries.later(storage.id, *_retry_delay(result))
+        _writer.follow_up(storage.id, result)
 
 
 def write_soon(storage) -> None:
-    """Inline mode, after a change was recorded: write it now if this request can be the writer.
+    """Inline mode, after a change was recorded: wake this process's writer thread, and return.
 
-    A target whose pachd failed moments ago is not dialled again by a request (a burst
-    of submits would each wait on it); its retry is already scheduled. Neither is a commit
-    that is due to carry the export formats: converting every annotated task of the project
-    takes seconds to a minute, so this process's retry thread writes that commit (the same
-    writer, the same one commit) and the request returns at once.
+    The request never writes to pachd itself (an annotator would wait for a whole commit,
+    or for a frozen pachd). A target whose pachd failed moments ago waits for its back-off:
+    a burst of submits does not make the writer dial a dead pachd once per submit.
     """
-    from . import formats
+    _writer.soon(storage.id, not_before=_unreachable_until.get(target_key(storage), 0.0))
 
-    backoff = _unreachable_until.get(target_key(storage), 0) - time.monotonic()
-    if backoff > 0:
-        _retries.later(storage.id, backoff, None)
-        return
-    if storage.export_formats and formats.due(storage):
-        _retries.later(storage.id, 0.0, None)
-        return
-    retry_later(storage, flush(storage))
+
+def wait_until_written(timeout: float = 60.0) -> bool:
+    """Wait until this process's writer has written every change it was handed (a test, a shutdown).
+
+    True when it is idle before ``timeout``: nothing being written, no change waiting for its
+    window (a retry waiting out a back-off does not count).
+    """
+    deadline = time.monotonic() + timeout
+    while not _writer.idle():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def stop_retries(timeout: float = 30.0) -> None:
-    _retries.stop(timeout)
+    _writer.stop(timeout)
