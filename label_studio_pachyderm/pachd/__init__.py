@@ -14,6 +14,8 @@ branch name and means that branch's head at the time of the call.
 Modules: ``values`` (addresses, result types), ``errors`` (exceptions and the
 one error mapping), ``client`` (PachdClient), ``shared`` (the process-wide client cache),
 ``streams`` (deadlines and cancellation of server streams, FileStream),
+``subscriptions`` (every SubscribeCommit of the process on one asyncio thread), ``channels``
+(how a channel is dialled: keepalive, reconnect, TLS, for both kinds of channel),
 ``config`` (the pachctl config file), ``_sdk`` (the sdk import site).
 """
 from .client import FINISH_WAIT, WRITE_CHUNK, PachdClient
@@ -22,6 +24,7 @@ from .errors import (PachdAlreadyExists, PachdAuthError, PachdError, PachdInvali
                      PachdUnavailable)
 from .shared import clear_client_cache, get_client
 from .streams import FileStream
+from .subscriptions import BranchListener, Following, Subscriptions
 from .values import (DEFAULT_PORT, DEFAULT_TIMEOUT, GLOB_CHARACTERS, CommitInfo, DiffEntry, FileEntry, FileOp,
                      PachConfigContext, PachdAddress, RepoInfo, address_identity, is_commit_id, parse_address)
 
@@ -32,4 +35,5 @@ __all__ = (
     'PachdAddress', 'FileEntry', 'DiffEntry', 'CommitInfo', 'RepoInfo', 'FileOp', 'PachConfigContext',
     'parse_address', 'address_identity', 'is_commit_id', 'config_context', 'config_path',
     'PachdClient', 'FileStream', 'get_client', 'clear_client_cache',
+    'Subscriptions', 'Following', 'BranchListener',
 )

@@ -13,7 +13,8 @@ from typing import Callable, Iterable, Iterator, Optional, Union
 import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 
-from ._sdk import GRPC_CHANNEL_OPTIONS, SdkClient, pfs as _pfs
+from ._sdk import SdkClient, pfs as _pfs
+from . import channels
 from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, PachdUnavailable,
                      connect_failed, map_error)
 from . import wire
@@ -33,8 +34,6 @@ INSPECT_CACHE_SIZE = 1024
 INSPECT_CACHE_SECONDS = 60.0  # bounds how long a dropped commit's file still looks present
 FINISH_WAIT = 60.0  # seconds write_commit waits, at most, for pachd to finish a commit
 RECONNECT_GRACE = 3.0  # seconds a call waits for a channel that lost pachd to reconnect
-KEEPALIVE_SECONDS = 10  # a ping after this long without traffic on the connection ...
-KEEPALIVE_TIMEOUT_SECONDS = 5  # ... must be answered within this, or the connection is closed
 
 _TOKEN_CHARS = re.compile(r'^[\x21-\x7e]+$')  # what an HTTP/2 header value may carry
 
@@ -116,39 +115,13 @@ class PachdClient:
         self._inspected: collections.OrderedDict = collections.OrderedDict()  # key -> (expiry, FileEntry)
         self._inspected_lock = threading.Lock()
 
-        options = list(GRPC_CHANNEL_OPTIONS) + [
-            # Connections of its own: by default gRPC shares them between channels with the same
-            # target and options, process-wide, so a new client to a pachd that just came back on
-            # an address another client saw refused would inherit that client's reconnect back-off
-            # and fail at once with its stale "Connection refused".
-            ('grpc.use_local_subchannel_pool', 1),
-            # After pachd was down, try again within seconds, not gRPC's default two minutes.
-            ('grpc.initial_reconnect_backoff_ms', 250),
-            # Kept under the reconnect grace (with gRPC's 20 % jitter) so that a
-            # call waiting for pachd to come back sees at least one attempt.
-            ('grpc.max_reconnect_backoff_ms', int(self._reconnect_grace() * 1000 * 2 / 3)),
-            # Keepalive pings find a peer that stopped answering (a frozen pachd, a proxy that
-            # keeps the socket open but forwards nothing) while no deadline is running, e.g.
-            # between two calls. pachd accepts pings every 5 s, also with no call in flight
-            # (its gRPC server's keepalive enforcement policy), so 10 s stays within it.
-            ('grpc.keepalive_time_ms', KEEPALIVE_SECONDS * 1000),
-            ('grpc.keepalive_timeout_ms', KEEPALIVE_TIMEOUT_SECONDS * 1000),
-            ('grpc.keepalive_permit_without_calls', 1),
-            ('grpc.http2.max_pings_without_data', 0),
-        ]
-        target = self.address.target
-        if dial_ips:
-            # gRPC's ipv4:/ipv6: targets take a list and are never resolved; one family per list.
-            v4 = [ip for ip in dial_ips if ':' not in ip]
-            target = (f'ipv4:{",".join(f"{ip}:{self.address.port}" for ip in v4)}' if v4 else
-                      f'ipv6:{",".join(f"[{ip}]:{self.address.port}" for ip in dial_ips)}')
-            options.append(('grpc.default_authority', self.address.target))
-            if self.address.tls:
-                options.append(('grpc.ssl_target_name_override', self.address.host))
-        if self.address.tls:
-            # Without explicit certs gRPC uses its bundled roots (or GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
-            credentials = grpc.ssl_channel_credentials(root_certificates=root_certs)
-            self._raw_channel = grpc.secure_channel(target, credentials, options=options)
+        self._root_certs = root_certs
+        self._dial_ips = tuple(dial_ips or ())
+        target, extra = channels.dial_target(self.address, self._dial_ips)
+        options = channels.channel_options(self._reconnect_grace()) + extra
+        tls = channels.credentials(self.address, root_certs)
+        if tls is not None:
+            self._raw_channel = grpc.secure_channel(target, tls, options=options)
         else:
             self._raw_channel = grpc.insecure_channel(target, options=options)
         import weakref  # the interceptor must not keep the client alive (pachd/shared.py closes freed clients)
