@@ -1,6 +1,7 @@
 """Starting and stopping the local PFS server."""
 from __future__ import annotations
 
+import collections
 import ctypes
 import logging
 import os
@@ -28,10 +29,14 @@ DEFAULT_DATA_DIR = os.path.join(
     os.environ.get('XDG_DATA_HOME') or os.path.join(os.path.expanduser('~'), '.local', 'share'),
     'label-studio-pachyderm', 'localpfs')
 
-# Streams hold a worker each while they run (a long upload, a 100k-file listing, and every
-# SubscribeCommit for as long as it is open: one per watched storage). Threads are only
-# started when needed, so a large bound costs nothing until it is used.
+# Streams hold a worker each while they run (a long upload, a 100k-file listing). Threads
+# are only started when needed, so a large bound costs nothing until it is used.
 MAX_WORKERS = 256
+# SubscribeCommit calls have threads of their own, apart from MAX_WORKERS: a watcher holds one
+# open per watched storage for as long as it runs, and a thousand of them must not starve
+# every other call. Each sleeps until its repo changes (subscribers.py): no CPU while idle,
+# a small stack each. A call beyond the bound waits for one to end.
+MAX_SUBSCRIPTIONS = 4096
 # The sdk sends file content in 19 MB messages; gRPC's default limit is 4 MB.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -80,9 +85,12 @@ class LocalPFS:
             raise LocalPFSError(f'cannot open the localpfs data in {self.data_dir}: {exc}') from exc
         interceptors = [TokenInterceptor(self._auth_token)] if self._auth_token else []
         self._executor = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix='localpfs')
+        self._subscription_executor = ThreadPoolExecutor(max_workers=MAX_SUBSCRIPTIONS,
+                                                         thread_name_prefix='localpfs-subscribe')
         server = grpc.server(
             self._executor,
-            handlers=generic_handlers(PfsService(self._store, auth_enabled=self.auth_enabled)),
+            handlers=generic_handlers(PfsService(self._store, auth_enabled=self.auth_enabled),
+                                      subscription_pool=self._subscription_executor),
             interceptors=interceptors,
             options=[
                 # Without this, gRPC lets a second server share a port that is in use.
@@ -155,13 +163,20 @@ class LocalPFS:
         gRPC reports the server stopped once calls are cancelled, while their
         handlers may still be writing; closing the store under them crashes.
         """
-        executor = getattr(self, '_executor', None)
-        if executor is None:
-            return
-        waiter = threading.Thread(target=executor.shutdown, kwargs={'wait': True, 'cancel_futures': True},
-                                  daemon=True)
-        waiter.start()
-        waiter.join(timeout)
+        waiters = []
+        for executor in (getattr(self, '_executor', None), getattr(self, '_subscription_executor', None)):
+            if executor is None:
+                continue
+            waiter = threading.Thread(target=executor.shutdown, kwargs={'wait': True, 'cancel_futures': True},
+                                      daemon=True)
+            waiter.start()
+            waiters.append(waiter)
+        for waiter in waiters:
+            waiter.join(timeout)
+
+    def open_subscriptions(self) -> 'collections.Counter[str]':
+        """How many live SubscribeCommit calls follow each branch (``project/repo@branch``)."""
+        return self._store.subscribers.open() if self._store is not None else collections.Counter()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the server is stopped (or ``timeout`` passes); True if it stopped."""

@@ -320,7 +320,7 @@ class PfsService:
     def InspectCommit(self, request: pfs.InspectCommitRequest, context) -> pfs.CommitInfo:
         wait = request.wait in (pfs.CommitState.FINISHING, pfs.CommitState.FINISHED)
         ready = request.wait == pfs.CommitState.READY
-        context.add_callback(self.store.notify_changed)  # a cancelled wait ends at once
+        context.add_callback(self.store.wake_waiters)  # a cancelled wait ends at once
         return _commit_info(self.store.inspect_commit(_commit_ref(request.commit), wait, context.is_active, ready))
 
     @_stream
@@ -344,9 +344,9 @@ class PfsService:
         state = {pfs.CommitState.FINISHING: 'finishing', pfs.CommitState.FINISHED: 'finished',
                  pfs.CommitState.READY: 'ready'}.get(request.state, 'started')
         origin = 0 if request.all else _ORIGINS.get(request.origin_kind, 0)
-        context.add_callback(self.store.notify_changed)  # a cancelled call wakes its waiting handler
+        # A call that ends (cancelled, the client gone) wakes its sleeping handler at once.
         for rec in self.store.subscribe_commits(project, repo, request.branch, from_, state, origin,
-                                                context.is_active):
+                                                context.is_active, on_end=context.add_callback):
             yield _commit_info(rec)
 
     @_stream
@@ -661,9 +661,25 @@ def _handler(kind: str, behaviour: Callable, request_type) -> grpc.RpcMethodHand
     return _HANDLER_FACTORIES[kind](behaviour, request_deserializer=deserializer, response_serializer=_serialize)
 
 
-def generic_handlers(service: PfsService) -> list[grpc.GenericRpcHandler]:
+def _on_pool(behaviour: Callable, pool) -> Callable:
+    """``behaviour`` run on threads of ``pool`` rather than the server's (grpcio's
+    ``experimental_thread_pool``, read by its server for each call)."""
+    @functools.wraps(behaviour)
+    def run(request, context):
+        return behaviour(request, context)
+
+    run.experimental_thread_pool = pool
+    return run
+
+
+def generic_handlers(service: PfsService, subscription_pool=None) -> list[grpc.GenericRpcHandler]:
+    """``subscription_pool``: a ThreadPoolExecutor of its own for SubscribeCommit, whose calls hold
+    a thread for as long as they are open; the other calls keep the server's threads."""
     pfs_handlers = {name: _handler(kind, getattr(service, name), request_type)
                     for name, (kind, request_type) in _PFS_METHODS.items()}
+    if subscription_pool is not None:
+        pfs_handlers['SubscribeCommit'] = _handler('us', _on_pool(service.SubscribeCommit, subscription_pool),
+                                                   pfs.SubscribeCommitRequest)
     return [
         grpc.method_handlers_generic_handler('pfs_v2.API', pfs_handlers),
         grpc.method_handlers_generic_handler('versionpb_v2.API', {

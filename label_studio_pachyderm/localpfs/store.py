@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 from . import errors, names, paths, provenance, tree
 from .blobs import INLINE_LIMIT, BlobStore
 from .db import Database
+from .subscribers import Subscriber, Subscribers
 from .tree import Entry, Tree
 
 ORIGIN_USER = 1
@@ -242,9 +243,12 @@ class Store:
         self._generation = 0
         self._closed = False
         self._stopping = False  # set when the server stops: long waits end at once
+        self.subscribers = Subscribers()  # open SubscribeCommit calls, woken per repo
         with self.db.write() as conn:
             conn.execute('INSERT OR IGNORE INTO projects(name, description, created) VALUES (?, ?, ?)',
                          (names.DEFAULT_PROJECT, 'The default project.', time.time()))
+            if conn.execute('SELECT 1 FROM branch_provenance LIMIT 1').fetchone():
+                self.subscribers.wake_everyone_always = True
 
     def begin_shutdown(self) -> None:
         """Wake every waiter (InspectCommit wait, SubscribeCommit) and make it end its call."""
@@ -256,7 +260,14 @@ class Store:
         self.notify_changed()
         self.db.close()
 
-    def notify_changed(self) -> None:
+    def notify_changed(self, repo_id: Optional[int] = None) -> None:
+        """Wake whoever waits for a change: every waiting InspectCommit, and the subscribers of
+        ``repo_id`` (all subscribers when None: a change not pinned to one repo)."""
+        self.wake_waiters()
+        self.subscribers.wake(repo_id)
+
+    def wake_waiters(self) -> None:
+        """Wake the waiting InspectCommit calls only (a call that ended wakes its own waiter)."""
         with self._changed:
             self._generation += 1
             self._changed.notify_all()
@@ -470,6 +481,14 @@ class Store:
                       provenance_of: Optional[list] = None) -> None:
         """Create or move a branch; with ``provenance_of`` [(project, repo, branch)], set its
         provenance (see provenance.py for what pachd does with it)."""
+        try:
+            self._create_branch(project, repo, name, head, provenance_of)
+        finally:
+            # A new branch's first commit, a moved head, commits propagated downstream: subscribers look.
+            self.notify_changed()
+
+    def _create_branch(self, project: str, repo: str, name: str, head: Optional[CommitRef],
+                       provenance_of: Optional[list]) -> None:
         names.validate_name(name)
         for _, _, prov_branch in provenance_of or ():
             names.validate_name(prov_branch)
@@ -505,6 +524,7 @@ class Store:
         now = time.time()
         key = (repo_id, name)
         prov_keys = []
+        self.subscribers.wake_everyone_always = True  # commits upstream now make and ready commits here
         for prov_project, prov_repo, prov_branch in provenance_of:
             prov_id = self.repo_row(conn, prov_project, prov_repo)[0]
             if provenance.head_seq(conn, (prov_id, prov_branch)) is None and prov_id != repo_id:
@@ -598,7 +618,9 @@ class Store:
         names.validate_name(branch)
         with self.db.write() as conn:
             repo_id = self.repo_row(conn, project, repo)[0]
-            return self.start_commit_locked(conn, repo_id, f'{project}/{repo}', branch, parent, description)
+            row = self.start_commit_locked(conn, repo_id, f'{project}/{repo}', branch, parent, description)
+        self.notify_changed(repo_id)  # subscribers asking for STARTED commits
+        return row
 
     def start_commit_locked(self, conn, repo_id: int, repo_key: str, branch: str,
                              parent: Optional[CommitRef], description: str) -> CommitRow:
@@ -634,7 +656,7 @@ class Store:
         with self.db.write() as conn:
             row, _ = self.resolve(conn, ref)
             self.finish_locked(conn, row, description, error)
-        self.notify_changed()
+        self.notify_changed(row.repo_id)
 
     def finish_locked(self, conn, row: CommitRow, description: str, error: str) -> None:
         if row.finished is not None:
@@ -758,7 +780,8 @@ class Store:
 
     def subscribe_commits(self, project: str, repo: str, branch: str = '', from_: Optional[CommitRef] = None,
                           state: str = 'started', origin: int = 0,
-                          is_active: Callable[[], bool] = lambda: True) -> Iterator[CommitRec]:
+                          is_active: Callable[[], bool] = lambda: True,
+                          on_end: Optional[Callable[[Callable[[], None]], object]] = None) -> Iterator[CommitRec]:
         """Commits of a repo in creation order, existing ones first, then new ones, forever.
 
         pachd's SubscribeCommit (``subscribeCommit`` in src/server/pfs/server/driver.go,
@@ -767,38 +790,72 @@ class Store:
         to reach ``state`` before sending it (so an open commit holds back later ones).
         Here "after ``from``" means created after it. Ends only when the caller stops
         iterating, the client goes away (Cancelled) or the server stops (Unavailable).
+
+        Between changes of its repo it sleeps (``subscribers``): no polling, no store reads.
+        ``on_end(callback)``: registers ``callback`` to run when the call ends (gRPC's
+        ``context.add_callback``), so a cancelled call wakes its sleeping handler at once.
         """
         with self.db.read() as conn:
             repo_id = self.repo_row(conn, project, repo)[0]
             after = 0
             if from_ is not None:
                 after = self.resolve(conn, from_)[0].seq
+        subscriber = Subscriber(project, repo, branch, repo_id, is_active)
+        if on_end is not None:
+            on_end(subscriber.wake.set)
+        self.subscribers.add(subscriber)
+        try:
+            while True:
+                subscriber.wake.clear()  # before reading: a change during the read wakes the next sleep
+                with self.db.read() as conn:
+                    rows = [CommitRow(*r) for r in conn.execute(
+                        _COMMIT_COLUMNS + 'WHERE c.repo_id = ? AND c.seq > ? ORDER BY c.seq', (repo_id, after))]
+                for row in rows:
+                    after = row.seq
+                    if (branch and row.branch != branch) or (origin and row.origin != origin):
+                        continue
+                    if state in ('finishing', 'finished'):
+                        rec = self._subscriber_waits(subscriber, row, lambda conn, current: current.finished is not None)
+                    elif state == 'ready':
+                        try:
+                            rec = self._subscriber_waits(subscriber, row, lambda conn, current: not
+                                                         provenance.unfinished_provenance(conn, current.seq))
+                        except errors.NotFound:
+                            continue  # dropped before it was ready
+                    else:  # STARTED
+                        with self.db.read() as conn:
+                            current = self.commit_by_seq(conn, row.seq)
+                            if current is None:
+                                continue  # dropped before it was sent
+                            rec = self._commit_rec(conn, current)
+                    yield rec
+                if not rows:
+                    self._subscriber_sleeps(subscriber)
+        finally:
+            self.subscribers.remove(subscriber)
+
+    def _subscriber_waits(self, subscriber: Subscriber, row: CommitRow, reached) -> CommitRec:
+        """``_wait_until`` for a subscription: asleep on its own event rather than the store's condition."""
         while True:
-            with self._changed:
-                generation = self._generation
+            subscriber.wake.clear()
             with self.db.read() as conn:
-                rows = [CommitRow(*r) for r in conn.execute(
-                    _COMMIT_COLUMNS + 'WHERE c.repo_id = ? AND c.seq > ? ORDER BY c.seq', (repo_id, after))]
-            for row in rows:
-                after = row.seq
-                if (branch and row.branch != branch) or (origin and row.origin != origin):
-                    continue
-                if state in ('finishing', 'finished'):
-                    rec = self._wait_finished(row, is_active)
-                elif state == 'ready':
-                    try:
-                        rec = self._wait_ready(row, is_active)
-                    except errors.NotFound:
-                        continue  # dropped before it was ready
-                else:  # STARTED
-                    with self.db.read() as conn:
-                        current = self.commit_by_seq(conn, row.seq)
-                        if current is None:
-                            continue  # dropped before it was sent
-                        rec = self._commit_rec(conn, current)
-                yield rec
-            if not rows:
-                self._wait_for_change(generation, is_active)
+                current = self.commit_by_seq(conn, row.seq)
+                if current is None:
+                    raise errors.NotFound(f'commit {row.repo_key}@{row.id} was deleted')
+                if reached(conn, current):
+                    return self._commit_rec(conn, current)
+            self._subscriber_sleeps(subscriber)
+
+    def _subscriber_sleeps(self, subscriber: Subscriber) -> None:
+        self._end_if_over(subscriber)
+        subscriber.sleep(lambda: self._stopping or not subscriber.is_active())
+        self._end_if_over(subscriber)
+
+    def _end_if_over(self, subscriber: Subscriber) -> None:
+        if self._stopping:
+            raise errors.Unavailable('the server is shutting down')
+        if not subscriber.is_active():
+            raise errors.Cancelled('the client stopped waiting')
 
     def list_commits(self, project: str, repo: str, number: int = 0, reverse: bool = False,
                      to: Optional[CommitRef] = None, from_: Optional[CommitRef] = None,

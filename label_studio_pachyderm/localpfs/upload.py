@@ -280,7 +280,7 @@ class Upload:
             if self._target_seq is None:
                 store.finish_locked(conn, row, '', '')
         self._changes.clear()
-        store.notify_changed()
+        store.notify_changed(self._repo_id)
 
     def _store_content(self, conn, path: str, staged: _Staged) -> None:
         blobs = self._store.blobs
