@@ -133,3 +133,30 @@ def holder_is_live(holder: str) -> bool:
 def is_held(key: str) -> bool:
     """Whether someone holds ``key`` right now (a live, unexpired lease)."""
     return _model().objects.filter(key=key, expires_at__gte=timezone.now()).exclude(holder='').exists()
+
+
+def renew_all(holder: str, seconds: float) -> set:
+    """Push on the expiry of every lease ``holder`` holds, in one UPDATE; the keys it still holds.
+
+    For a process holding many leases under one holder (the watcher: one per watched storage),
+    so that one heartbeat renews them all instead of a thread per lease. A lease another
+    process took over meanwhile (this one was too late) is not among the keys returned.
+    """
+    model = _model()
+    model.objects.filter(holder=holder).update(expires_at=timezone.now() + timedelta(seconds=float(seconds)))
+    return set(model.objects.filter(holder=holder).values_list('key', flat=True))
+
+
+def live_leases(prefix: str) -> dict:
+    """``{key: holder}`` of the unexpired, held leases whose key starts with ``prefix`` (one SELECT)."""
+    rows = _model().objects.filter(key__startswith=prefix, expires_at__gte=timezone.now()).exclude(holder='')
+    return dict(rows.values_list('key', 'holder'))
+
+
+def forget_expired(prefix: str, older_than: float) -> int:
+    """Delete the leases under ``prefix`` that expired more than ``older_than`` seconds ago; how many.
+
+    For keys that are never used again once their holder is gone (a process's own presence)."""
+    cutoff = timezone.now() - timedelta(seconds=float(older_than))
+    deleted, _ = _model().objects.filter(key__startswith=prefix, expires_at__lt=cutoff).delete()
+    return deleted

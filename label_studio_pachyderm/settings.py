@@ -131,3 +131,7 @@ PACHYDERM_FORMATS_REFRESH_SECONDS = float(get_env('PACHYDERM_FORMATS_REFRESH_SEC
 # followed without a restart.
 PACHYDERM_WATCH = get_bool_env('PACHYDERM_WATCH', True)
 PACHYDERM_WATCH_REFRESH_SECONDS = float(get_env('PACHYDERM_WATCH_REFRESH_SECONDS', 5))
+# Syncs (and the meta and status updates of watched storages) a watcher runs at once, on
+# a fixed set of threads; the catch-up of a thousand storages after a pachd restart waits
+# its turn rather than starting a thousand syncs.
+PACHYDERM_WATCH_SYNC_THREADS = int(get_env('PACHYDERM_WATCH_SYNC_THREADS', 4))

@@ -356,26 +356,42 @@ def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_l
 
 @pytest.mark.slow
 @db_transactional
-def test_two_watchers_never_duplicate_tasks(api, project, pfs, pfs_client, watchers):
+def test_two_watchers_follow_a_storage_once_and_hand_it_over_when_one_stops(api, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
     put(pfs_client, 'images', {'0.png': PNG})
     sid = create(api, project, pfs.address)
     first, second = watchers(count=2)
+    label = f'storage {sid} (default/images@master): watching'
+    owner = wait_for(lambda: next((w for w in (first, second) if label in w.log()), None),
+                     what='one watcher following the storage', proc=first)
+    other = second if owner is first else first
     expected = ['0.png']
     for i in range(12):
         last = put(pfs_client, 'images', {f'{i % 3}/{i}.png': PNG})
         expected.append(f'{i % 3}/{i}.png')
-        time.sleep(0.15 * (i % 4))  # the point: bursts and gaps between commits, so both watchers start syncs
-    wait_for(lambda: files_imported(project, expected), what='every file', proc=first)
-    # Each watcher has run the sync it started for the last commit: no sync by either is still due, so
-    # a late one cannot add a duplicate after the check below.
-    for watcher in (first, second):
-        wait_for(lambda: synced_for(watcher, last), what=f'the sync of {watcher.path.stem} for the last commit',
-                 proc=watcher)
+        time.sleep(0.15 * (i % 4))  # bursts and gaps between commits
+    wait_for(lambda: files_imported(project, expected), what='every file', proc=owner)
+    # The follower's sync for the last commit has run: no sync is still due, so a late one
+    # cannot add a duplicate after the check below.
+    wait_for(lambda: synced_for(owner, last), what='the sync for the last commit', proc=owner)
     assert files_imported(project, expected) and Task.objects.filter(project=project).count() == len(expected)
-    assert first.alive() and second.alive()
-    assert 'watching' in first.log() and 'watching' in second.log()
+    # One subscription for the branch, however many watchers: the other one never followed it.
+    assert pfs.open_subscriptions() == {'default/images@master': 1}
+    assert label not in other.log() and ': sync (' not in other.log()
     assert meta(sid).get('watching') is True
+
+    # The follower stops: it lets its lease go, and the other watcher takes the storage over at once
+    # (its catch-up sync reads what landed meanwhile).
+    owner.stop()
+    landed = put(pfs_client, 'images', {'after-handover.png': PNG})
+    expected.append('after-handover.png')
+    wait_for(lambda: label in other.log(), what='the other watcher taking the storage over', proc=other)
+    wait_for(lambda: files_imported(project, expected), what='the commit made during the handover', proc=other)
+    put(pfs_client, 'images', {'later.png': PNG})
+    expected.append('later.png')
+    wait_for(lambda: files_imported(project, expected), what='a commit after the handover', proc=other)
+    assert Task.objects.filter(project=project).count() == len(expected)
+    assert landed and pfs.open_subscriptions() == {'default/images@master': 1}
 
 
 # ----------------------------------------------------------------------------- the API field

@@ -8,18 +8,28 @@ seeing every event: a missed one, a restarted watcher or a restarted pachd loses
 nothing, because every (re)subscription is followed by one catch-up sync.
 
     Watcher.run()   every PACHYDERM_WATCH_REFRESH_SECONDS: read which storages are
-                    watched; start a Follower for a new one, restart it when its
-                    connection (address, token, certificates, repo, branch) changed,
-                    stop it when the storage is gone or no longer watched.
-    Follower        two threads per storage. ``listen`` holds the subscription and
-                    reconnects with a bounded, jittered back-off; ``syncs`` runs one
-                    sync at a time: events that arrive while a sync runs (or within
-                    COALESCE_SECONDS of each other) make one more sync, not one each.
+                    watched; take the lease of a storage nobody follows (up to a fair
+                    share, ``watch_leases``) and start a Follower for it, restart it when
+                    its connection (address, token, certificates, repo, branch) changed,
+                    stop it when the storage is gone, no longer watched or handed over.
+    Follower        one storage, no thread of its own. Its subscription is a coroutine
+                    on the process's one ``pachd.Subscriptions`` thread, which reconnects
+                    with a bounded, jittered back-off and reports to the follower; its
+                    work (meta, status, syncs) runs on the ``WatchPool``, a fixed set of
+                    PACHYDERM_WATCH_SYNC_THREADS threads, one sync per storage at a time:
+                    events that arrive while a sync runs (or within COALESCE_SECONDS of
+                    each other) make one more sync, not one each.
 
-Several watchers (processes, hosts) may watch the same storages: the sync claim and
-lease let one sync of a storage run at a time, and a watcher whose claim is refused
-tries again once the running sync is over. With PACHYDERM_REDIS_URL set the syncs
-run on the plugin's RQ queue, as manual syncs do.
+So a watcher has the same few threads whether it follows one storage or a thousand: the
+refresh loop, the lease heartbeat, the subscriptions' event loop and the pool.
+
+Several watchers (processes, hosts) on one database share the storages: each storage is
+followed by one of them at a time (its ``watch:<id>`` lease, all of a watcher's leases
+renewed in one UPDATE per beat); a watcher that dies has its storages taken over once its
+leases expire, each with a catch-up sync. The sync claim and lease still let one sync of a
+storage run at a time (a manual one, or the old and the new watcher's during a handover),
+and a follower whose claim is refused tries again once the running sync is over. With
+PACHYDERM_REDIS_URL set the syncs run on the plugin's RQ queue, as manual syncs do.
 
 The storage's ``meta`` shows it is watched (``watching``, ``watch_since``,
 ``watch_last_event``, ``watch_last_error``). Label Studio writes a fresh ``meta``
@@ -31,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 import threading
 import time
 from typing import Dict, Optional
@@ -41,6 +50,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from .. import pachd, tables
+from .watch_leases import WatchLeases
+from .watch_pool import WatchPool
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +59,14 @@ COALESCE_SECONDS = 0.5  # events this close together start one sync
 BUSY_RETRY_SECONDS = 1.0  # another sync of the storage is queued or running: look again after this
 BACKOFF_FIRST_SECONDS = 1.0  # reconnect after 1 s, doubling ...
 BACKOFF_MAX_SECONDS = 30.0  # ... up to this (each wait jittered by +-20 %)
+HANDOVER_WAIT_SECONDS = 5.0  # a storage handed over: its subscription ends before its lease is let go
 WATCH_KEYS = ('watching', 'watch_since', 'watch_last_event', 'watch_last_error')
+_NOTHING = object()  # no change of the status to show
+
+
+def sync_threads() -> int:
+    """PACHYDERM_WATCH_SYNC_THREADS: how many syncs (and meta updates) a watcher runs at once."""
+    return max(1, int(getattr(settings, 'PACHYDERM_WATCH_SYNC_THREADS', 4) or 4))
 
 
 def refresh_seconds() -> float:
@@ -132,57 +150,129 @@ def _show_watch_error(storage_id: int, branch: str, reason: Optional[str]) -> No
     _update_unless_syncing(storage_id, change)
 
 
-class Follower:
-    """One watched storage: its subscription (``listen``) and its syncs (``syncs``)."""
 
-    def __init__(self, storage):
+class Follower:
+    """One watched storage: the listener of its subscription, and its work on the pool."""
+
+    def __init__(self, storage, pool: WatchPool):
         self.storage_id = storage.id
         self.fingerprint = fingerprint(storage)
         self.branch = f'{storage.project_name}/{storage.repo}@{storage.branch_name}'
         self.label = f'storage {storage.id} ({self.branch})'
+        self._pool = pool
         self._stopped = threading.Event()
-        self._wanted = threading.Event()  # "look now": a sync is due
-        self._reason = ''
         self._lock = threading.Lock()
-        self._subscription = None
+        self._following: Optional[pachd.Following] = None
+        self._address = ''
+        self._failing = False
         self._marks = {'watching': True, 'watch_since': _now(), 'watch_last_event': None, 'watch_last_error': None}
         self._marks_written = False
+        self._status = _NOTHING  # what the status should say next: a reason, None (recovered) or nothing
+        self._sync_due: Optional[float] = None  # monotonic time the next sync is due
+        self._reason = ''
+        self._pool_state = {'entry': None, 'busy': False, 'again': None}  # the pool's bookkeeping
         self.syncs_started = 0
-        self._threads = [
-            threading.Thread(target=self._run, args=(self._listen,), name=f'pachyderm-watch-{storage.id}',
-                             daemon=True),
-            threading.Thread(target=self._run, args=(self._syncs,), name=f'pachyderm-watch-sync-{storage.id}',
-                             daemon=True),
-        ]
 
-    def start(self) -> 'Follower':
-        for thread in self._threads:
-            thread.start()
+    def start(self, hub: pachd.Subscriptions, storage) -> 'Follower':
+        """Follow the branch on ``hub``; a storage whose client cannot be made (address refused, bad
+        token) shows why and is tried again at the next refresh."""
+        from ..jobs import short_reason
+
+        try:
+            client = storage.get_client()
+        except Exception as exc:
+            reason = short_reason(exc)
+            logger.warning('Pachyderm watch: %s: %s; trying again at the next refresh', self.label, reason)
+            self.failed(reason, None)
+            self.work()  # the reason in meta and status now: no subscription will report it
+            self._stopped.set()  # the refresh loop sees a stopped follower and starts a new one
+            return self
+        self._address = client.address.url
+        with self._lock:
+            self._following = hub.follow(client, storage.project_name, storage.repo, storage.branch_name, self)
         return self
 
     def stop(self) -> None:
         self._stopped.set()
-        self._wanted.set()  # wakes the sync thread, which then ends
         with self._lock:
-            subscription = self._subscription
-        if subscription is not None:
-            subscription.cancel()
+            following = self._following
+        if following is not None:
+            following.cancel()
 
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
     def join(self, timeout: Optional[float] = None) -> None:
-        for thread in self._threads:
-            thread.join(timeout)
+        """Wait until the subscription has ended (after ``stop()``)."""
+        with self._lock:
+            following = self._following
+        if following is not None:
+            following.wait(timeout)
+
+    # -- what the subscription reports (on the subscriptions' thread: nothing here may wait)
+    def subscribed(self, start: str) -> None:
+        with self._lock:
+            if self._failing:
+                logger.info('Pachyderm watch: %s: reconnected to pachd at %s', self.label, self._address)
+            self._failing = False
+            self._marks.update(watch_last_error=None)
+            self._marks_written = False
+            self._status = None
+        # Whatever landed before the subscription (or while it was down) is read now.
+        self.request_sync('catch-up' if self.syncs_started == 0 else 'catch-up after reconnecting')
+
+    def commit(self, commit_id: str) -> None:
+        with self._lock:
+            self._marks.update(watch_last_event=_now(), watch_last_commit=commit_id)
+            self._marks_written = False
+        self.request_sync(f'commit {commit_id}')
+
+    def failed(self, error, retry_in: Optional[float]) -> None:
+        reason = error if isinstance(error, str) else _short(error)
+        if retry_in is not None:
+            logger.warning('Pachyderm watch: %s: %s; reconnecting in %.1f s', self.label, reason, retry_in)
+        with self._lock:
+            self._failing = True
+            self._marks.update(watch_last_error=reason)
+            self._marks_written = False
+            self._status = reason
+        self._pool.poke(self)
+
+    def request_sync(self, reason: str) -> None:
+        with self._lock:
+            self._reason = reason
+            if self._sync_due is None:
+                self._sync_due = time.monotonic() + COALESCE_SECONDS  # a burst of commits: one sync for all
+            due = self._sync_due
+        self._pool.poke(self)  # the meta marks at once
+        self._pool.poke(self, due)
+
+    # -- the work, on a pool thread
+    def work(self) -> Optional[float]:
+        """What is due now: the meta marks, the status, a sync; when to come back (None: nothing left)."""
+        if self.stopped:
+            return None
+        self.write_marks()
+        with self._lock:
+            status, self._status = self._status, _NOTHING
+        if status is not _NOTHING:
+            self.show_error(status)
+        with self._lock:
+            due, reason = self._sync_due, self._reason
+            if due is None or due > time.monotonic():
+                return due
+            self._sync_due = None
+        if not self._sync(reason) and not self.stopped:
+            # Another sync is queued or running (a manual one, another watcher's, or ours on RQ):
+            # it may have read the branch before this commit, so look again once it is over.
+            with self._lock:
+                if self._sync_due is None:
+                    self._sync_due = time.monotonic() + BUSY_RETRY_SECONDS
+        with self._lock:
+            return self._sync_due
 
     # -- meta
-    def mark(self, **marks) -> None:
-        with self._lock:
-            self._marks.update(marks)
-            self._marks_written = False
-        self.write_marks()
-
     def write_marks(self, check: bool = False, meta: Optional[dict] = None) -> None:
         """Put the watch keys into the stored meta; ``check``: also when they were written before (a sync
         since then may have replaced the meta). ``meta``: the stored meta, when the caller just read it."""
@@ -197,6 +287,8 @@ class Follower:
         with self._lock:
             if written and marks == self._marks:
                 self._marks_written = True
+            elif not written:
+                self._pool.poke(self, time.monotonic() + BUSY_RETRY_SECONDS)  # a sync is running: later
 
     def _heal(self, marks, meta: Optional[dict] = None) -> bool:
         if meta is None:
@@ -204,7 +296,7 @@ class Follower:
         if meta is None:
             return True
         if all(key in meta for key in WATCH_KEYS) and meta.get('watching') is True and self._marks_written:
-            return True  # another watcher's marks are as good as ours: no tug of war
+            return True  # marks written before and still there: nothing to do
         return _write_meta(self.storage_id, marks)
 
     def show_error(self, reason: Optional[str]) -> None:
@@ -215,90 +307,9 @@ class Follower:
         finally:
             connection.close()
 
-    # -- threads
-    def _run(self, loop) -> None:
-        try:
-            loop()
-        except Exception:  # never silently: a follower that died stops watching its storage
-            logger.exception('Pachyderm watch: %s: the watch thread failed', self.label)
-        finally:
-            connection.close()
-
-    def request_sync(self, reason: str) -> None:
-        with self._lock:
-            self._reason = reason
-        self._wanted.set()
-
-    def _listen(self) -> None:
-        from ..jobs import short_reason
-
-        delay = BACKOFF_FIRST_SECONDS
-        failing = False
-        while not self.stopped:
-            opened = time.monotonic()
-            try:
-                close_old_connections()
-                storage = _model().objects.filter(id=self.storage_id).first()
-                connection.close()
-                if storage is None:
-                    return
-                client = storage.get_client()
-                start = _start_point(client, storage)
-                subscription = client.subscribe_commits(storage.project_name, storage.repo, storage.branch_name,
-                                                        from_commit=start or None)
-                with self._lock:
-                    self._subscription = subscription
-                if self.stopped:
-                    subscription.cancel()
-                    return
-                if failing:
-                    logger.info('Pachyderm watch: %s: reconnected to pachd at %s', self.label,
-                                client.address.url)
-                failing = False
-                self.mark(watch_last_error=None)
-                self.show_error(None)
-                # Whatever landed before the subscription (or while it was down) is read now.
-                self.request_sync('catch-up' if self.syncs_started == 0 else 'catch-up after reconnecting')
-                for commit in subscription:
-                    self.mark(watch_last_event=_now(), watch_last_commit=commit.id)
-                    self.request_sync(f'commit {commit.id}')
-                if self.stopped:
-                    return
-                raise pachd.PachdUnavailable('pachd ended the subscription')
-            except Exception as exc:
-                if self.stopped:
-                    return
-                if time.monotonic() - opened > BACKOFF_MAX_SECONDS:
-                    delay = BACKOFF_FIRST_SECONDS  # it worked for a while: start the back-off over
-                wait = min(delay, BACKOFF_MAX_SECONDS) * random.uniform(0.8, 1.2)
-                reason = short_reason(exc)
-                logger.warning('Pachyderm watch: %s: %s; reconnecting in %.1f s', self.label, reason, wait)
-                failing = True
-                self.mark(watch_last_error=reason)
-                self.show_error(reason)
-                self._stopped.wait(wait)
-                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
-
-    def _syncs(self) -> None:
-        while True:
-            self._wanted.wait()
-            if self.stopped:
-                return
-            self._stopped.wait(COALESCE_SECONDS)  # a burst of commits: one sync for all of them
-            if self.stopped:
-                return
-            self._wanted.clear()
-            with self._lock:
-                reason = self._reason
-            if not self._sync(reason):
-                # Another sync is queued or running (a manual one, another watcher's, or ours on RQ):
-                # it may have read the branch before this commit, so look again once it is over.
-                self._wanted.set()
-                self._stopped.wait(BUSY_RETRY_SECONDS)
-
     def _sync(self, reason: str) -> bool:
         """One sync; False when another sync of the storage was queued or running and this one did not start."""
-        from ..jobs import get_queue
+        from ..jobs import get_queue, short_reason
         from .jobs import run_import_sync
 
         close_old_connections()
@@ -322,56 +333,57 @@ class Follower:
             self.write_marks(check=True)
             return True
         except Exception as exc:
-            from ..jobs import short_reason
-
             logger.warning('Pachyderm watch: %s: sync (%s) not started: %s', self.label, reason, short_reason(exc))
             return True
         finally:
             connection.close()
 
 
-def _start_point(client, storage) -> str:
-    """The newest finished commit of the branch now ('' when it has none): the subscription starts after it.
+def _short(error) -> str:
+    from ..jobs import short_reason
 
-    Not simply the head: an open head would be skipped as the starting commit and never
-    reported when it finishes.
-    """
-
-    try:
-        head = client.branch_head(storage.project_name, storage.repo, storage.branch_name)
-    except pachd.PachdNotFound as exc:
-        if exc.kind == 'branch':
-            return ''
-        raise
-    for _ in range(100):
-        if not head:
-            return ''
-        info = client.inspect_commit(storage.project_name, storage.repo, head)
-        if info.finished:
-            return info.id
-        head = info.parent
-    return ''
+    return short_reason(error)
 
 
 class Watcher:
-    """Follows every watched storage of this Label Studio until ``stop()``; see the module docstring."""
+    """Follows its share of the watched storages of this Label Studio until ``stop()``; see the module docstring."""
 
     def __init__(self, refresh: Optional[float] = None):
         self.refresh_seconds = float(refresh) if refresh else refresh_seconds()
         self.followers: Dict[int, Follower] = {}
+        self.leases = WatchLeases()
+        self.hub: Optional[pachd.Subscriptions] = None
+        self.pool: Optional[WatchPool] = None
         self._stopped = threading.Event()
         self._last_problem = ''
         self._unmarking: set = set()  # storages let go whose meta still says watching (a sync was running)
+        self._lost: set = set()  # storages whose lease the heartbeat found taken over
 
     def run(self) -> None:
+        self.hub = pachd.Subscriptions(BACKOFF_FIRST_SECONDS, BACKOFF_MAX_SECONDS,
+                                       name='pachyderm-watch-subscriptions').start()
+        self.pool = WatchPool(sync_threads())
+        heartbeat = threading.Thread(target=self._heartbeat, name='pachyderm-watch-leases', daemon=True)
         logger.info('Pachyderm watch: started; looking for watched storages every %g s', self.refresh_seconds)
         try:
+            self._register()
+            heartbeat.start()
             while not self._stopped.is_set():
                 self.refresh_once()
                 self._stopped.wait(self.refresh_seconds)
         finally:
+            self._stopped.set()
             for follower in self.followers.values():
                 follower.stop()
+            for follower in self.followers.values():
+                follower.join(HANDOVER_WAIT_SECONDS)
+            self.pool.stop()
+            self.hub.close()
+            try:
+                self.leases.release_all()  # the other watchers take over at once, not after the lease time
+            except Exception:
+                logger.warning('Pachyderm watch: the leases were not released; they expire by themselves',
+                               exc_info=True)
             self.followers.clear()
             connection.close()
             logger.info('Pachyderm watch: stopped')
@@ -379,41 +391,99 @@ class Watcher:
     def stop(self) -> None:
         self._stopped.set()
 
+    def _register(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                self.leases.register()
+                return
+            except Exception as exc:  # e.g. the tables are being migrated: the refresh loop says so
+                self._say_problem(exc)
+                self._stopped.wait(self.refresh_seconds)
+            finally:
+                connection.close()
+
+    def _heartbeat(self) -> None:
+        """Renew every lease of this watcher, every third of the lease time, in one UPDATE."""
+        while not self._stopped.wait(self.leases.seconds / 3):
+            try:
+                lost = self.leases.renew()
+            except Exception:  # a database hiccup: the next beat tries again, within the lease time
+                logger.warning('Pachyderm watch: renewing the leases failed', exc_info=True)
+                continue
+            finally:
+                connection.close()
+            if lost:
+                logger.warning('Pachyderm watch: storages %s were taken over by another watcher', sorted(lost))
+                self._lost.update(lost)
+
+    def _say_problem(self, exc: Exception) -> None:
+        problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        if problem != self._last_problem:  # e.g. the tables are being migrated: say it once
+            logger.warning('Pachyderm watch: cannot read the storages: %s', problem)
+        self._last_problem = problem
+
     def refresh_once(self) -> None:
         """Bring the followers in line with the database; never raises (a database hiccup waits a turn)."""
         try:
             close_old_connections()
             wanted = {storage.id: storage for storage in watched_storages()}
+            take, shed = self.leases.plan(wanted)
         except Exception as exc:
-            problem = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-            if problem != self._last_problem:  # e.g. the tables are being migrated: say it once
-                logger.warning('Pachyderm watch: cannot read the storages: %s', problem)
-            self._last_problem = problem
+            self._say_problem(exc)
             return
         finally:
             connection.close()
         self._last_problem = ''
+        try:
+            self._follow(wanted, take, shed)
+        except Exception as exc:  # the database went away midway: the next refresh carries on
+            self._say_problem(exc)
+        finally:
+            connection.close()
+
+    def _follow(self, wanted: dict, take: list, shed: list) -> None:
+        lost, self._lost = self._lost, set()
         for storage_id in list(self.followers):
             follower = self.followers[storage_id]
             storage = wanted.get(storage_id)
-            if storage is not None and fingerprint(storage) == follower.fingerprint and not follower.stopped:
+            held = self.leases.holds(storage_id) and storage_id not in lost
+            if (storage is not None and held and storage_id not in shed and not follower.stopped
+                    and fingerprint(storage) == follower.fingerprint):
                 continue
             follower.stop()
             del self.followers[storage_id]
             if storage is None:
                 logger.info('Pachyderm watch: %s: no longer watched', follower.label)
                 self._unmarking.add(storage_id)
-            else:
+                self.leases.release(storage_id)
+            elif not held:
+                logger.info('Pachyderm watch: %s: followed by another watcher now', follower.label)
+            elif storage_id in shed:
+                follower.join(HANDOVER_WAIT_SECONDS)  # its subscription ends before another watcher's starts
+                self.leases.release(storage_id)
+                logger.info('Pachyderm watch: %s: handed over (a fair share for each watcher)', follower.label)
+            elif not follower.stopped or fingerprint(storage) != follower.fingerprint:
                 logger.info('Pachyderm watch: %s: connection settings changed; subscribing again',
                             follower.label)
+        for storage_id in self.leases.held():
+            if storage_id not in wanted:
+                self.leases.release(storage_id)  # unwatched before a follower was started for it
         for storage_id in list(self._unmarking):
             if storage_id in wanted or self._unmark(storage_id):
                 self._unmarking.discard(storage_id)
+        for storage_id in take:
+            if not self._stopped.is_set():
+                self.leases.acquire(storage_id)
         for storage_id, storage in wanted.items():
+            if self._stopped.is_set():
+                return
             follower = self.followers.get(storage_id)
             if follower is None:
-                self.followers[storage_id] = follower = Follower(storage).start()
+                if not self.leases.holds(storage_id):
+                    continue
+                self.followers[storage_id] = follower = Follower(storage, self.pool)
                 logger.info('Pachyderm watch: %s: watching', follower.label)
+                follower.start(self.hub, storage)
             else:
                 try:
                     follower.write_marks(check=True, meta=storage.meta or {})  # after a sync on RQ, or another's
