@@ -130,7 +130,7 @@ def test_subscription_arguments_are_checked(pfs_client):
 
 # ----------------------------------------------------------------------------- the watcher process
 class WatcherProcess:
-    def __init__(self, settings, tmp_path, name='watcher', log_level='INFO'):
+    def __init__(self, settings, tmp_path, name='watcher', log_level='INFO', env=None):
         db = settings.DATABASES['default']['NAME']
         env = {
             **os.environ,
@@ -143,6 +143,7 @@ class WatcherProcess:
             'PACHYDERM_GRPC_TIMEOUT': '5',
             'SENTRY_DSN': '',
             'LOG_LEVEL': log_level,
+            **(env or {}),
         }
         cli = os.path.join(os.path.dirname(sys.executable), 'label-studio-pachyderm')
         self.path = tmp_path / f'{name}.log'

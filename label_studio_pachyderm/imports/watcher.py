@@ -364,7 +364,8 @@ class Watcher:
                                        name='pachyderm-watch-subscriptions').start()
         self.pool = WatchPool(sync_threads())
         heartbeat = threading.Thread(target=self._heartbeat, name='pachyderm-watch-leases', daemon=True)
-        logger.info('Pachyderm watch: started; looking for watched storages every %g s', self.refresh_seconds)
+        logger.info('Pachyderm watch: started; looking for watched storages every %g s (lease holder %s)',
+                    self.refresh_seconds, self.leases.holder)
         try:
             self._register()
             heartbeat.start()
