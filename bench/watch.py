@@ -1,14 +1,17 @@
 """Watch latency: from a commit on pachd to its task visible through Label Studio's API.
 
-    .venv/bin/python -m bench.watch [--commits 100] [--storages 1,50] [--idle 60]
+    .venv/bin/python -m bench.watch [--commits 100] [--storages 1,50,1000] [--idle 60] [--restart-down 5]
 
 A migrated SQLite database on tmpfs, a local PFS server, and ``label-studio-pachyderm watch``
 as its own process (inline syncs, the default refresh). For each count of watched storages
 (one repo each, in one project) it writes ``--commits`` commits of one file, one at a time,
-round-robin over the repos, and measures from just before the commit is written (so the upload
-and FinishCommit count) until Label Studio's task list API (``GET /api/tasks?project=``, through
-Django's test client in this process) counts the new task. Then the watcher's CPU time and
-resident memory over ``--idle`` seconds with every storage watched and nothing landing (psutil).
+each on a storage picked at random, and measures until Label Studio's task list API
+(``GET /api/tasks?project=``, through Django's test client in this process) counts the new
+task: from just before the commit is written (so the upload counts) and from FinishCommit's
+answer. Then the watcher's CPU time, resident memory and threads over ``--idle`` seconds with
+every storage watched and nothing landing (psutil). Last, the local PFS server is stopped for
+``--restart-down`` seconds and started again on the same port and data: the time until every
+storage is subscribed again (counted on the server) and has finished its catch-up sync.
 
 Prints a Markdown table; ``--out FILE`` writes it there too.
 """
@@ -31,11 +34,39 @@ def _percentile(values, q):
     return ordered[index]
 
 
+def _restart_and_catch_up(server, down: float, count: int, model, start_server) -> dict:
+    """Stop the local PFS server for ``down`` seconds, start it again on the same port and data, and time
+    until every storage is subscribed again and has finished a sync that started after the restart."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    port, data_dir = server.port, server.data_dir
+    server.stop()
+    time.sleep(down)
+    restarted_at = timezone.now()
+    t0 = time.monotonic()
+    server = start_server('127.0.0.1', port, data_dir)
+    subscribed = synced = None
+    deadline = t0 + 600
+    while synced is None:
+        assert time.monotonic() < deadline, 'the catch-up after the restart did not finish in 10 minutes'
+        if subscribed is None and sum(server.open_subscriptions().values()) >= count:
+            subscribed = time.monotonic() - t0
+        done = model.objects.filter(Q(last_sync__gte=restarted_at), status='completed').count()
+        if done >= count and subscribed is not None:
+            synced = time.monotonic() - t0
+        time.sleep(0.2)
+    return {'server': server, 'subscribed': subscribed, 'synced': synced}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='python -m bench.watch', description=__doc__.splitlines()[0])
     parser.add_argument('--commits', type=int, default=100, help='commits per storage count (default 100)')
     parser.add_argument('--storages', default='1,50', help='counts of watched storages (default 1,50)')
     parser.add_argument('--idle', type=float, default=60, help='seconds of idle measurement (default 60)')
+    parser.add_argument('--restart-down', type=float, default=5,
+                        help='seconds the local PFS server is down before the catch-up is timed (default 5; 0: none)')
+    parser.add_argument('--seed', type=int, default=1, help='seed of the random storage each commit lands on')
     parser.add_argument('--out', default='', help='also write the table to this file')
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.storages.split(',') if n.strip()]
@@ -78,11 +109,9 @@ def main(argv=None) -> int:
     def visible() -> int:
         return api.get(f'/api/tasks?project={project.id}&page_size=1').json()['total']
 
-    # Each SubscribeCommit holds one of the local server's worker threads for as long as it runs
-    # (pachd has no such bound): give it room for every watched storage plus the syncs' calls.
-    from label_studio_pachyderm.localpfs import server as localpfs_server
+    import random
 
-    localpfs_server.MAX_WORKERS = max(localpfs_server.MAX_WORKERS, max(counts) + 32)
+    rng = random.Random(args.seed)
     server = start_server('127.0.0.1', 0, os.path.join(base, 'pfs'))
     client = pachd.PachdClient(server.address)
     log = open(os.path.join(base, 'watch.log'), 'wb')
@@ -92,6 +121,7 @@ def main(argv=None) -> int:
     repos = []
     try:
         for count in counts:
+            added = time.monotonic()
             while len(repos) < count:  # new storages join a running watcher
                 repo = f'images-{len(repos)}'
                 client.create_repo('default', repo)
@@ -99,25 +129,32 @@ def main(argv=None) -> int:
                 PachydermImportStorage.objects.create(project=project, title=repo, pachd_address=server.address,
                                                       repo=repo, use_blob_urls=True, watch_commits=True)
                 repos.append(repo)
-            deadline = time.monotonic() + 300
+            deadline = time.monotonic() + 600
             while visible() < len(repos) + sum(r['commits'] for r in rows):
                 assert time.monotonic() < deadline, 'the catch-up syncs did not finish'
-                time.sleep(0.2)
-            latencies = []
+                time.sleep(0.5)
+            print(f'{count} storage(s) followed and caught up {time.monotonic() - added:.0f} s after the first was '
+                  'added', file=sys.stderr)
+            time.sleep(5)  # the last catch-up syncs' meta updates are over
+            latencies, after_finish = [], []
             expected = visible()
             for i in range(args.commits):
-                repo = repos[i % len(repos)]
+                repo = rng.choice(repos)
                 t0 = time.monotonic()
                 client.write_commit('default', repo, 'master', [pachd.FileOp.put(f'c{count}-{i}.png', PNG)])
+                finished = time.monotonic()
                 expected += 1
                 deadline = t0 + 60
                 while visible() < expected:
                     assert time.monotonic() < deadline, f'commit {i} not visible after 60 s'
                     time.sleep(0.02)
                 latencies.append(time.monotonic() - t0)
+                after_finish.append(time.monotonic() - finished)
             rows.append({'storages': count, 'commits': args.commits, 'p50': statistics.median(latencies),
-                         'p95': _percentile(latencies, 95), 'max': max(latencies)})
-            print(f'{count} storage(s): p50 {rows[-1]["p50"]:.2f} s, p95 {rows[-1]["p95"]:.2f} s', file=sys.stderr)
+                         'p95': _percentile(latencies, 95), 'max': max(latencies),
+                         'f50': statistics.median(after_finish), 'f95': _percentile(after_finish, 95)})
+            print(f'{count} storage(s): p50 {rows[-1]["p50"]:.2f} s, p95 {rows[-1]["p95"]:.2f} s; from FinishCommit '
+                  f'p95 {rows[-1]["f95"]:.2f} s', file=sys.stderr)
         time.sleep(10)  # the last syncs and meta updates are over
         proc = psutil.Process(watcher.pid)
         cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
@@ -125,15 +162,32 @@ def main(argv=None) -> int:
         cpu = (sum(proc.cpu_times()[:2]) - cpu0) / (time.monotonic() - t0) * 100
         rss = proc.memory_info().rss / 2 ** 20
         threads = proc.num_threads()
+        load_idle = open('/proc/loadavg').read().split()[:3] if os.path.exists('/proc/loadavg') else []
+        print(f'idle: CPU {cpu:.2f} %, RSS {rss:.0f} MiB, {threads} threads', file=sys.stderr)
+        catch_up = None
+        if args.restart_down > 0:
+            catch_up = _restart_and_catch_up(server, args.restart_down, len(repos), PachydermImportStorage,
+                                             start_server)
+            server = catch_up.pop('server')
+            print(f'catch-up: {catch_up}', file=sys.stderr)
+        rss_end = proc.memory_info().rss / 2 ** 20
+        threads_end = proc.num_threads()
     finally:
         watcher.terminate()
         watcher.wait(30)
         log.close()
         server.stop()
-    lines = ['| Watched storages | Commits | p50 (s) | p95 (s) | max (s) |', '|---|---|---|---|---|']
-    lines += [f'| {r["storages"]} | {r["commits"]} | {r["p50"]:.2f} | {r["p95"]:.2f} | {r["max"]:.2f} |' for r in rows]
+    lines = ['| Watched storages | Commits | p50 (s) | p95 (s) | max (s) | from FinishCommit p50 (s) | p95 (s) |',
+             '|---|---|---|---|---|---|---|']
+    lines += [f'| {r["storages"]} | {r["commits"]} | {r["p50"]:.2f} | {r["p95"]:.2f} | {r["max"]:.2f} | '
+              f'{r["f50"]:.2f} | {r["f95"]:.2f} |' for r in rows]
     lines += ['', f'Idle, {len(repos)} watched storages, {args.idle:g} s: CPU {cpu:.2f} % of one core, '
-                  f'RSS {rss:.0f} MiB, {threads} threads; load average {os.getloadavg()[0]:.2f}.']
+                  f'RSS {rss:.0f} MiB, {threads} threads; load average at the end of it {" ".join(load_idle)}.']
+    if catch_up:
+        lines += ['', f'pachd (the local PFS server) down {args.restart_down:g} s, then started again: all '
+                      f'{len(repos)} storages subscribed again {catch_up["subscribed"]:.1f} s after the restart, '
+                      f'their catch-up syncs done {catch_up["synced"]:.1f} s after it; watcher RSS then '
+                      f'{rss_end:.0f} MiB, {threads_end} threads.']
     table = '\n'.join(lines)
     print(table)
     if args.out:
