@@ -39,6 +39,7 @@ own meta, written whole when it ends, would undo them).
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import threading
@@ -77,9 +78,24 @@ def _model():
     return tables.import_storage_model()
 
 
+# What a refresh reads of each watched storage: enough to tell whether its follower is still
+# right, not whole model instances (a thousand of them every refresh was most of an idle
+# watcher's CPU).
+class Watched(collections.namedtuple('Watched', ('id', 'pachd_address', 'auth_token', 'tls_root_certs',
+                                                  'pach_project', 'repo', 'branch', 'meta'))):
+    @property
+    def project_name(self) -> str:  # as the model says it
+        return self.pach_project or 'default'
+
+    @property
+    def branch_name(self) -> str:
+        return self.branch or 'master'
+
+
 def watched_storages():
-    """The storages to follow: watch on, and reading the branch head (no pinned commit)."""
-    return list(_model().objects.filter(watch_commits=True, commit=''))
+    """The storages to follow: watch on, and reading the branch head (no pinned commit); as ``Watched`` rows."""
+    rows = _model().objects.filter(watch_commits=True, commit='').values_list(*Watched._fields)
+    return [Watched(*row) for row in rows]
 
 
 def fingerprint(storage) -> tuple:
@@ -173,12 +189,13 @@ class Follower:
         self._pool_state = {'entry': None, 'busy': False, 'again': None}  # the pool's bookkeeping
         self.syncs_started = 0
 
-    def start(self, hub: pachd.Subscriptions, storage) -> 'Follower':
+    def start(self, hub: pachd.Subscriptions) -> 'Follower':
         """Follow the branch on ``hub``; a storage whose client cannot be made (address refused, bad
         token) shows why and is tried again at the next refresh."""
         from ..jobs import short_reason
 
         try:
+            storage = _model().objects.get(id=self.storage_id)
             client = storage.get_client()
         except Exception as exc:
             reason = short_reason(exc)
@@ -484,7 +501,7 @@ class Watcher:
                     continue
                 self.followers[storage_id] = follower = Follower(storage, self.pool)
                 logger.info('Pachyderm watch: %s: watching', follower.label)
-                follower.start(self.hub, storage)
+                follower.start(self.hub)
             else:
                 try:
                     follower.write_marks(check=True, meta=storage.meta or {})  # after a sync on RQ, or another's
