@@ -148,3 +148,34 @@ def test_a_holder_is_live_only_while_its_lease_runs():
     assert lease.acquire() and leases.holder_is_live(lease.holder)
     lease.release()
     assert not leases.holder_is_live(lease.holder) and not leases.holder_is_live('')
+
+
+def test_renew_all_pushes_every_lease_of_one_holder_in_one_update_and_says_which_are_still_held():
+    mine = [leases.Lease(f'watch:{i}', 30) for i in range(3)]
+    other = leases.Lease('watch:99', 30)
+    for lease in mine:
+        lease.holder = 'holder-a'
+        assert lease.acquire()
+    assert other.acquire()
+    # One of them expired and was taken by someone else meanwhile: it is not renewed, nor reported.
+    PachydermLease.objects.filter(key='watch:2').update(expires_at=timezone.now() - timedelta(seconds=1))
+    thief = leases.Lease('watch:2', 30)
+    assert thief.acquire()
+    before = dict(PachydermLease.objects.values_list('key', 'expires_at'))
+    assert leases.renew_all('holder-a', 60) == {'watch:0', 'watch:1'}
+    after = dict(PachydermLease.objects.values_list('key', 'expires_at'))
+    assert after['watch:0'] > before['watch:0'] and after['watch:1'] > before['watch:1']
+    assert after['watch:2'] == before['watch:2'] and after['watch:99'] == before['watch:99']
+    assert leases.live_leases('watch:') == {'watch:0': 'holder-a', 'watch:1': 'holder-a', 'watch:2': thief.holder,
+                                            'watch:99': other.holder}
+    other.release()  # released: no longer live
+    assert 'watch:99' not in leases.live_leases('watch:')
+
+
+def test_forget_expired_deletes_only_long_expired_leases_under_the_prefix():
+    now = timezone.now()
+    PachydermLease.objects.create(key='watcher:old', holder='x', expires_at=now - timedelta(hours=2))
+    PachydermLease.objects.create(key='watcher:recent', holder='y', expires_at=now - timedelta(seconds=5))
+    PachydermLease.objects.create(key='sync:old', holder='z', expires_at=now - timedelta(hours=2))
+    assert leases.forget_expired('watcher:', 3600) == 1
+    assert set(PachydermLease.objects.values_list('key', flat=True)) == {'watcher:recent', 'sync:old'}
