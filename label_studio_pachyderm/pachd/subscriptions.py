@@ -118,18 +118,15 @@ class _Channel:
             self.channel = grpc.aio.insecure_channel(target, options=options)
         self.metadata = (('authn-token', client._token),) if client._token else ()
         self.users = 0
-        self.subscribe = self.channel.unary_stream(
-            '/pfs_v2.API/SubscribeCommit', request_serializer=_pfs.SubscribeCommitRequest.SerializeToString,
-            response_deserializer=_pfs.CommitInfo.FromString)
-        self.inspect_branch = self.channel.unary_unary(
-            '/pfs_v2.API/InspectBranch', request_serializer=_pfs.InspectBranchRequest.SerializeToString,
-            response_deserializer=_pfs.BranchInfo.FromString)
-        self.inspect_commit = self.channel.unary_unary(
-            '/pfs_v2.API/InspectCommit', request_serializer=_pfs.InspectCommitRequest.SerializeToString,
-            response_deserializer=_pfs.CommitInfo.FromString)
-        self.inspect_repo = self.channel.unary_unary(
-            '/pfs_v2.API/InspectRepo', request_serializer=_pfs.InspectRepoRequest.SerializeToString,
-            response_deserializer=_pfs.RepoInfo.FromString)
+        self.subscribe = self._method('unary_stream', 'SubscribeCommit', _pfs.SubscribeCommitRequest, _pfs.CommitInfo)
+        self.inspect_branch = self._method('unary_unary', 'InspectBranch', _pfs.InspectBranchRequest, _pfs.BranchInfo)
+        self.inspect_commit = self._method('unary_unary', 'InspectCommit', _pfs.InspectCommitRequest, _pfs.CommitInfo)
+        self.inspect_repo = self._method('unary_unary', 'InspectRepo', _pfs.InspectRepoRequest, _pfs.RepoInfo)
+
+    def _method(self, kind: str, name: str, request, response):
+        """A pfs_v2.API method on this channel (``kind``: grpc's unary_unary or unary_stream)."""
+        return getattr(self.channel, kind)(f'/pfs_v2.API/{name}', request_serializer=request.SerializeToString,
+                                           response_deserializer=response.FromString)
 
 
 class Subscriptions:
