@@ -72,6 +72,49 @@ def test_the_local_server_answers_other_calls_quickly_with_300_subscriptions_ope
 
 
 @pytest.mark.slow
+def test_keepalive_finds_a_frozen_pachd_under_quiet_subscriptions_and_they_resume_after(pfs, pfs_client):
+    """A pachd that keeps the sockets open but answers nothing (FreezingProxy): no deadline runs
+    on a subscription, so only the channel's keepalive pings can find it: 10 s, then 5 s for the
+    answer (``pachd.channels``). Every following then reports the failure and, once pachd answers
+    again, subscribes anew and reports the next commit."""
+    from tcp_proxy import FreezingProxy
+
+    repos = ['r0', 'r1', 'r2']
+    for repo in repos:
+        pfs_client.create_repo('default', repo)
+    proxy = FreezingProxy(pfs.address)
+    proxied = pachd.PachdClient(f'grpc://{proxy.address}', timeout=5)
+    hub = pachd.Subscriptions(backoff_first=0.5, backoff_max=2).start()
+    listeners = {repo: Listener() for repo in repos}
+    followings = [hub.follow(proxied, 'default', repo, 'master', listeners[repo]) for repo in repos]
+    try:
+        waiting.wait_for(lambda: all(listener.starts for listener in listeners.values()), timeout=WAIT,
+                         what='three subscriptions open')
+        proxy.freeze()
+        frozen_at = time.monotonic()
+        # 15 s of keepalive, with room for a loaded machine; gRPC's own default would take 70 s.
+        waiting.wait_for(lambda: all(listener.failures for listener in listeners.values()), timeout=45,
+                         what='every following to report the frozen pachd')
+        found_after = time.monotonic() - frozen_at
+        assert all('cannot reach pachd' in listener.failures[0] for listener in listeners.values())
+        proxy.thaw()
+        resubscribed = {repo: len(listener.starts) for repo, listener in listeners.items()}
+        waiting.wait_for(lambda: all(len(listeners[repo].starts) > resubscribed[repo] for repo in repos),
+                         timeout=WAIT, what='every following subscribed again after the thaw')
+        heads = {repo: put(pfs_client, repo, {'after.png': PNG}) for repo in repos}
+        waiting.wait_for(lambda: all(heads[repo] in listeners[repo].commits for repo in repos), timeout=WAIT,
+                         what='the commits made after the thaw reported')
+        assert found_after < 45, found_after
+    finally:
+        for following in followings:
+            following.cancel()
+        assert all(following.wait(WAIT) for following in followings)
+        hub.close()
+        proxied.close()
+        proxy.close()
+
+
+@pytest.mark.slow
 @db_transactional
 def test_the_watcher_has_as_many_threads_for_100_storages_as_for_5(api, project, pfs, pfs_client, watchers):
     watcher = watchers()
