@@ -270,6 +270,12 @@ async function walkthrough(browser) {
     await shot(page, "02-connection.png");
 
     await page.getByRole("button", { name: "Next", exact: true }).click();
+    // Label Studio's step speaks of a "Bucket Prefix ... within your bucket"; the plugin's words name the repo.
+    const modalText = () => page.locator(".lsf-modal-ls__body").innerText({ timeout: 1000 });
+    check(await waitUntil(async () => {
+      const text = await modalText();
+      return text.includes("Path prefix in the repo") && text.includes(`The path in default/${SOURCE_REPO}@master whose files`) && !/bucket/i.test(text);
+    }), "the import settings step speaks of a path prefix in the repo, not of a bucket", await modalText().catch((error) => error.message));
     // LS's default Import Method is "Tasks": a preview of images says they are no task files.
     await page.getByRole("button", { name: "Load Preview" }).click();
     const warning = page.locator('[data-testid="pachyderm-preview-warning"]');

@@ -19,6 +19,8 @@ const WIZARD = `
     <input name="regex_filter" placeholder=".*\\.(json|jsonl|parquet)$ - imports task definitions">
     <span>Common filters:</span><button type="button">JSON</button><button type="button">JSONL</button>
     <button type="button">Parquet</button><button type="button">All Tasks Files</button>
+    <div><label>Bucket Prefix (optional)</label><p>Specify the folder path within your bucket where your files are located</p>
+      <input name="prefix" placeholder="path/to/files/ or leave empty for root"></div>
     <div><p>Storage Location</p><p>Not specified</p></div>
   </div>`;
 
@@ -94,6 +96,18 @@ describe("applyTouchUps", () => {
 
     applyTouchUps(root, view({ previewKeys: ["cats/1.png"], formData: { use_blob_urls: true } }));
     expect(root.querySelector('[data-testid="pachyderm-preview-warning"]')).toBeNull();
+  });
+
+  it("speaks of a path prefix in the repo, not of a bucket, on a source's import settings step", () => {
+    const root = render();
+    applyTouchUps(root, view({ formData: { pach_project: "vision", repo: "frames", branch: "dev" } }));
+    expect(text(root)).not.toMatch(/bucket/i);
+    expect(text(root)).toContain("Path prefix in the repo (optional)");
+    expect(text(root)).toContain("The path in vision/frames@dev whose files are imported, e.g. cats/ (empty: the whole repo)");
+    expect(root.querySelector('input[name="prefix"]')?.getAttribute("placeholder")).toBe("path/in/the/repo/ (empty: the whole repo)");
+    // Another branch typed on the connection step: the words follow it.
+    applyTouchUps(root, view({ formData: { repo: "frames", commit: "c".repeat(32) } }));
+    expect(text(root)).toContain(`The path in default/frames@${"c".repeat(32)} whose files are imported`);
   });
 
   it("is idempotent, and puts everything back for another provider", () => {

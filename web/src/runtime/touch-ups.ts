@@ -7,6 +7,8 @@
  * selected, this corrects what would mislead there:
  * - a target storage's header subtitle ("Import your data from cloud storage providers");
  * - a target storage's repo placeholder: `labels` (the field's `images` is a source's);
+ * - the import settings step's "Bucket Prefix (optional)", "... within your bucket ..."
+ *   and its placeholder: a path prefix in the repo's branch (or pinned commit);
  * - the review step's "Storage Location", which Label Studio reads from `bucket` or
  *   `container` ("Not specified"): `project/repo@branch:/prefix`;
  * - Parquet on the import settings step: Pachyderm task files are .json/.jsonl, so the
@@ -39,7 +41,15 @@ export const TEXTS = {
   targetRepoPlaceholder: "labels",
   tasksOption: "Tasks - Treat each JSON or JSONL file as one or more task definitions",
   tasksPlaceholder: ".*\\.(json|jsonl)$ - imports task definitions",
+  prefixLabel: "Path prefix in the repo (optional)",
+  prefixPlaceholder: "path/in/the/repo/ (empty: the whole repo)",
 } as const;
+
+/** What the import settings step says of the prefix: where in the repo the files are read. */
+export function prefixDescription(formData: Record<string, unknown>): string {
+  const location = storageLocation({ ...formData, prefix: "" }).replace(/:\/$/, "");
+  return `The path in ${location} whose files are imported, e.g. cats/ (empty: the whole repo)`;
+}
 
 /** Label Studio 1.23's own wording, as rendered. */
 const LS_TEXTS = {
@@ -48,6 +58,9 @@ const LS_TEXTS = {
   notSpecified: "Not specified",
   storageLocation: "Storage Location",
   parquetLinks: ["Parquet", "All Tasks Files"],
+  prefixLabel: "Bucket Prefix (optional)",
+  prefixDescription: "Specify the folder path within your bucket where your files are located",
+  prefixPlaceholder: "path/to/files/ or leave empty for root",
 } as const;
 
 /** `project/repo@branch:/prefix`, as the plugin names a storage's place everywhere else. */
@@ -133,6 +146,12 @@ export function applyTouchUps(root: Element, view: WizardView): void {
     const value = node.nodeValue?.trim();
     if (view.target === "export" && value === LS_TEXTS.subtitle) setText(node, TEXTS.targetSubtitle);
     if (value === LS_TEXTS.tasksOption) setText(node, TEXTS.tasksOption);
+    if (view.target === "import") {
+      // Compared with what Label Studio drew (kept by setText), so a changed repo or branch updates the words.
+      const drawn = (originalText.get(node) ?? node.nodeValue ?? "").trim();
+      if (drawn === LS_TEXTS.prefixLabel) setText(node, TEXTS.prefixLabel);
+      if (drawn === LS_TEXTS.prefixDescription) setText(node, prefixDescription(view.formData));
+    }
     if (value === LS_TEXTS.storageLocation) {
       // The value is the next element of the label's parent: <div><p>Storage Location</p><p>value</p></div>
       const valueNode = node.parentElement?.nextElementSibling?.firstChild;
@@ -144,6 +163,10 @@ export function applyTouchUps(root: Element, view: WizardView): void {
   if (view.target === "export") {
     const repo = root.querySelector('input[name="repo"]');
     if (repo) setAttr(repo, "placeholder", TEXTS.targetRepoPlaceholder);
+  }
+  const prefix = root.querySelector('input[name="prefix"]');
+  if (view.target === "import" && prefix?.getAttribute("placeholder") === LS_TEXTS.prefixPlaceholder) {
+    setAttr(prefix, "placeholder", TEXTS.prefixPlaceholder);
   }
   const filter = root.querySelector('input[name="regex_filter"]');
   if (filter && /parquet/i.test(filter.getAttribute("placeholder") ?? "")) setAttr(filter, "placeholder", TEXTS.tasksPlaceholder);
