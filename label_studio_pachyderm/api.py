@@ -49,7 +49,7 @@ _IMPORT_RESPONSE_EXAMPLE = OpenApiExample(
     'Synced import storage',
     value={
         'id': 3, 'type': 'pachyderm', 'project': 1, 'title': 'Images', 'pachd_address': 'grpc://localhost:30650',
-        'pach_project': 'default', 'repo': 'images', 'branch': 'master', 'commit': '', 'prefix': 'train',
+        'auth_token_set': True, 'pach_project': 'default', 'repo': 'images', 'branch': 'master', 'commit': '', 'prefix': 'train',
         'regex_filter': r'.*\.(jpe?g|png)$', 'use_blob_urls': True, 'recursive_scan': True, 'presign': False,
         'status': 'completed', 'last_sync_count': 120,
         'last_synced_commit': '8d5b0bd1e6de4fca9a4e0d14a2a8c1c3',
@@ -73,7 +73,7 @@ _EXPORT_RESPONSE_EXAMPLE = OpenApiExample(
     'Synced export storage',
     value={
         'id': 4, 'type': 'pachyderm', 'project': 1, 'title': 'Labels', 'pachd_address': 'grpc://localhost:30650',
-        'pach_project': 'default', 'repo': 'labels', 'branch': 'master', 'prefix': 'ls', 'presign': False,
+        'auth_token_set': True, 'pach_project': 'default', 'repo': 'labels', 'branch': 'master', 'prefix': 'ls', 'presign': False,
         'can_delete_objects': True, 'status': 'completed', 'last_sync_count': 57,
         'last_exported_commit': '0f3c5b8f0bb74a8d8b2f1d7c2c9e4a11',
     },

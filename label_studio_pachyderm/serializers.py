@@ -1,8 +1,9 @@
 """Serializers for the Pachyderm storages.
 
 The auth token is write-only: never in a response, and a PATCH that omits it or
-sends it empty keeps the stored one. Validation checks the connection on an
-unsaved copy, so "Check connection" never changes a stored storage.
+sends it empty keeps the stored one. Responses say only whether one is stored
+(``auth_token_set``), so the edit form shows an empty field, not a mask, when none is.
+Validation checks the connection on an unsaved copy, so "Check connection" never changes a stored storage.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class _PachydermSerializerMixin:
         for name in self.secure_fields:
             data.pop(name, None)
         return data
+
+    def get_auth_token_set(self, instance) -> bool:
+        return bool(instance.auth_token)
 
     def candidate(self, data):
         """An unsaved storage with the submitted values over the stored ones."""
@@ -88,6 +92,8 @@ class _TypeField(serializers.ReadOnlyField):
 
 class PachydermImportStorageSerializer(_PachydermSerializerMixin, ImportStorageSerializer):
     type = _TypeField(default='pachyderm')
+    auth_token_set = serializers.SerializerMethodField(
+        help_text='Whether an auth token is stored (the token itself is never returned)')
     presign = serializers.BooleanField(read_only=True, default=False)
 
     def check_storage(self, storage):
@@ -126,6 +132,8 @@ class _ExportFormatsField(serializers.JSONField):
 
 class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageSerializer):
     type = _TypeField(default='pachyderm')
+    auth_token_set = serializers.SerializerMethodField(
+        help_text='Whether an auth token is stored (the token itself is never returned)')
     presign = serializers.BooleanField(read_only=True, default=False)
     export_formats = _ExportFormatsField(required=False, allow_null=True)
 

@@ -26,7 +26,7 @@ export interface Fiber {
 
 export interface Hook {
   memoizedState: unknown;
-  queue: { dispatch?: (action: unknown) => void } | null;
+  queue: { dispatch?: (action: unknown) => void; lastRenderedState?: unknown } | null;
   next: Hook | null;
 }
 

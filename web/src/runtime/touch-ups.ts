@@ -17,12 +17,15 @@
  * - the preview: a warning when Import Method is "Tasks" but listed files are not
  *   .json/.jsonl, naming the method that fits ("Files").
  *
+ * In edit mode it also empties the auth token field of a storage that has no token
+ * (Label Studio masks it regardless: see `clearMaskOfUnsetToken` in ./wizard).
+ *
  * Only text, attributes and one added element change, never a node React rendered
  * is removed; everything is put back when another provider is selected. Label Studio
  * re-renders those texts only when their own inputs change, which for these they do not.
  */
 import { fiberOfNode, hooksOf } from "./react-internals";
-import { findWizardBelow, formStateOf } from "./wizard";
+import { clearMaskOfUnsetToken, findWizardBelow, formStateOf } from "./wizard";
 
 export const PROVIDER = "pachyderm";
 const TASK_FILE = /\.(json|jsonl)$/i;
@@ -247,6 +250,11 @@ export function watchWizards(doc: Document = document): () => void {
         continue;
       }
       const view = readWizard(root);
+      if (view?.provider === PROVIDER) {
+        const fiber = fiberOfNode(root);
+        const wizard = fiber ? findWizardBelow(fiber) : null;
+        if (wizard) clearMaskOfUnsetToken(wizard, PROVIDER);
+      }
       if (view) applyTouchUps(root, view);
       else undoTouchUps(root);
     }

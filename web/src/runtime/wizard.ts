@@ -94,24 +94,28 @@ export interface RefreshPlan {
   rerender: () => void;
 }
 
+function isFormState(state: unknown): state is Record<string, unknown> {
+  return isPlainObject(state) && "formData" in state && "currentStep" in state;
+}
+
 function formStateHook(hooks: Hook[]): Hook | null {
-  return (
-    hooks.find((hook) => {
-      const state = hook.memoizedState;
-      return (
-        typeof hook.queue?.dispatch === "function" &&
-        isPlainObject(state) &&
-        "formData" in state &&
-        "currentStep" in state
-      );
-    }) ?? null
-  );
+  return hooks.find((hook) => typeof hook.queue?.dispatch === "function" && isFormState(hook.memoizedState)) ?? null;
+}
+
+/**
+ * A state hook's value as last rendered. The hook read may belong to the fiber's older
+ * alternate (a node's fiber can be either one when its props did not change); the queue
+ * is shared by both, and its `lastRenderedState` is the newest value.
+ */
+function latestState(hook: Hook): Record<string, unknown> {
+  const latest = hook.queue?.lastRenderedState;
+  return (isFormState(latest) ? latest : hook.memoizedState) as Record<string, unknown>;
 }
 
 /** The wizard's form state (`currentStep`, `formData`, ...) as last rendered, or null. */
 export function formStateOf(wizard: Wizard): Record<string, unknown> | null {
   const hook = formStateHook(hooksOf(wizard.fiber));
-  return hook ? (hook.memoizedState as Record<string, unknown>) : null;
+  return hook ? latestState(hook) : null;
 }
 
 /** Everything needed to refresh an open wizard, or null when something is missing. */
@@ -144,4 +148,30 @@ export function refresh(plan: RefreshPlan, reloadStorage: boolean): void {
   plan.registry.create();
   if (reloadStorage) plan.load?.create();
   plan.rerender();
+}
+
+/** What Label Studio 1.23's wizard puts in every secret field (`accessKey`) of a storage it edits. */
+export const SECRET_MASK = "••••••••••••••••";
+
+/**
+ * In edit mode the wizard fills every secret field with `SECRET_MASK`, whether or not
+ * the storage has that secret; it never has the secret itself (the plugin's API does
+ * not return it). The plugin's storages say whether a token is stored
+ * (`auth_token_set`); for one without a token, the field is emptied, so the form does
+ * not claim a token that is not there. An empty field is left out of the request just
+ * like the mask (the stored value, none, stays). Returns whether it changed the form.
+ */
+export function clearMaskOfUnsetToken(wizard: Wizard, provider: string): boolean {
+  const storage = propOf(wizard.fiber, "storage");
+  if (!isPlainObject(storage) || storage.type !== provider || storage.auth_token_set !== false) return false;
+  const hook = formStateHook(hooksOf(wizard.fiber));
+  const state = hook ? latestState(hook) : undefined;
+  const formData = state?.formData as Record<string, unknown> | undefined;
+  if (!hook || !formData || formData.auth_token !== SECRET_MASK) return false;
+  const dispatch = hook.queue?.dispatch as (action: unknown) => void;
+  dispatch((previous: Record<string, unknown>) => {
+    const data = previous.formData as Record<string, unknown>;
+    return data?.auth_token === SECRET_MASK ? { ...previous, formData: { ...data, auth_token: "" } } : previous;
+  });
+  return true;
 }

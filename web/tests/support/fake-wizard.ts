@@ -52,14 +52,29 @@ function Wizard({ providers, storage }: WizardProps) {
 
   useEffect(() => {
     if (!storage || loaded || !registry[storage.type]) return;
-    setForm((previous) => ({ ...previous, formData: { ...storage, provider: storage.type } }));
+    // As Label Studio 1.23 does: every secret field (accessKey) shows its mask, token stored or not.
+    const masked: Record<string, unknown> = {};
+    for (const field of registry[storage.type].fields as { name?: string; accessKey?: boolean }[]) {
+      if (field.accessKey && field.name) masked[field.name] = "••••••••••••••••";
+    }
+    setForm((previous) => ({ ...previous, formData: { ...storage, ...masked, provider: storage.type } }));
     setLoaded(true);
   }, [storage, loaded]);
 
   if (storage) {
     const provider = registry[form.formData.provider as string];
     const text = loaded && provider ? `${provider.title}: ${String(form.formData.repo)}` : "Unknown provider";
-    return createElement("p", { "data-testid": "details" }, text);
+    return createElement(
+      "div",
+      null,
+      createElement("p", { "data-testid": "details" }, text),
+      loaded
+        ? [
+            createElement("input", { key: "a", name: "pachd_address", readOnly: true, value: String(form.formData.pachd_address ?? "") }),
+            createElement("input", { key: "t", name: "auth_token", type: "password", readOnly: true, value: String(form.formData.auth_token ?? "") }),
+          ]
+        : null,
+    );
   }
   return createElement(
     "div",
