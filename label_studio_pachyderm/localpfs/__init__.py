@@ -1,7 +1,8 @@
 """localpfs: a local stand-in for pachd's file system API, for development, demos and CI.
 
-It speaks ``pfs_v2.API`` (plus ``versionpb_v2.API/GetVersion`` and ``auth_v2.API/WhoAmI``)
-over real gRPC, so the official ``pachyderm_sdk`` client works against it unchanged. It is
+It speaks ``pfs_v2.API`` and ``transaction_v2.API`` (plus ``versionpb_v2.API/GetVersion`` and
+``auth_v2.API/WhoAmI``) over real gRPC, so the official ``pachyderm_sdk`` client works against
+it unchanged. It is
 to pachd what moto is to S3: honest at the protocol level, not a pachd replacement (no
 pipelines, no clustering, no object storage).
 
@@ -116,6 +117,14 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   ``file /a.jpg not found in repo default/images at commit <id>``, ``repo ... already
   exists``, ``name (a.b) invalid: only alphanumeric characters, underscores, and dashes are
   allowed``.
+* **Transactions** (details in ``transactions.py``), as pachd 2.12 runs them: a CreateRepo,
+  CreateBranch, DeleteBranch or FinishCommit sent with the ``pach-transaction`` metadata is
+  dry run with the transaction's other requests and recorded (a failing one is refused at
+  once, wrapped ``error running request 2 of 2: ...`` with its own code); FinishTransaction
+  applies them all in one database transaction or none (the transaction then stays open);
+  BatchTransaction does the same without recording. Unknown ids: UNKNOWN ``transactions <id>
+  not found``. Open transactions survive a restart. Refused inside a transaction
+  (UNIMPLEMENTED): StartCommit, DeleteRepo, SquashCommitSet.
 * Auth: started with ``auth_token``, every call but GetVersion needs that token in the
   ``authn-token`` metadata (UNAUTHENTICATED otherwise). Without it, metadata is ignored
   and WhoAmI answers "the auth service is not activated", as pachd does.
@@ -124,7 +133,8 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   10 s keeps its connection.
 
 Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
-pipelines, branch triggers, WalkCommitProvenance/Subvenance, transactions, file sets
+pipelines, branch triggers, WalkCommitProvenance/Subvenance, StartCommit/DeleteRepo/SquashCommitSet
+inside a transaction, file sets
 (CreateFileSet, AddFileSet, ...), egress, GetFile/GetFileTAR to a URL, ``add_file`` from
 object-storage URLs. Accepted without effect, as there is nothing for them to act on
 without pipelines: DeleteBranch ``force`` (deleting a branch drops its provenance edges),

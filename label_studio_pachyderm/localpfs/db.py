@@ -9,6 +9,7 @@ path with its new content digest, or a NULL digest for a deletion). Reading a tr
 the change layers of the commit and its ancestors. To keep that chain short, a finished
 commit far from the last full copy gets one (table ``snapshots``) — see ``tree.py``.
 Small file contents are kept here too (table ``small_blobs``) — see ``blobs.py``.
+Open transactions are kept here too (table ``transactions``) — see ``transactions.py``.
 """
 from __future__ import annotations
 
@@ -98,6 +99,12 @@ CREATE TABLE IF NOT EXISTS snapshots(
     blob BLOB NOT NULL,
     size INTEGER NOT NULL,
     PRIMARY KEY(commit_seq, path)) WITHOUT ROWID;
+-- Open transactions (see transactions.py): each one's TransactionInfo message, as pachd
+-- keeps it in its database; ``seq`` keeps the order they were started in.
+CREATE TABLE IF NOT EXISTS transactions(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    info BLOB NOT NULL);
 """
 
 

@@ -1,4 +1,4 @@
-"""gRPC handlers for ``pfs_v2.API``, ``versionpb_v2.API`` and ``auth_v2.API/WhoAmI``.
+"""gRPC handlers for ``pfs_v2.API``, ``transaction_v2.API``, ``versionpb_v2.API`` and ``auth_v2.API/WhoAmI``.
 
 Each handler turns the sdk's request message into store calls and the result back into the
 sdk's response message (or, for the bulk streams, into bytes from ``wire``). Store errors
@@ -18,11 +18,13 @@ import grpc
 from betterproto.lib.google.protobuf import Empty
 from pachyderm_sdk.api import auth as auth_api
 from pachyderm_sdk.api import pfs
+from pachyderm_sdk.api import transaction as txn_api
 from pachyderm_sdk.api.version import Version
 
 from . import errors, names, wire
 from .errors import PFSError
 from .store import ORIGIN_AUTO, ORIGIN_USER, BranchRec, CommitRec, CommitRef, CommitRow, RepoRec, Store
+from .transactions import Transactions, transaction_id_of
 from .tree import Entry
 from .upload import Upload
 from .urls import fetch_url
@@ -69,6 +71,11 @@ def _repo_names(repo: Optional[pfs.Repo]) -> tuple[str, str]:
         # only user repos exist here (meta and spec repos belong to pipelines)
         raise errors.repo_not_found(f'{project}/{repo.name}.{repo.type}')
     return project, repo.name
+
+
+def _transaction_id(transaction: Optional[txn_api.Transaction]) -> str:
+    # a missing transaction is pachd's empty id: ``transactions  not found``
+    return transaction.id if transaction is not None else ''
 
 
 def _project_name(project: Optional[pfs.Project]) -> str:
@@ -248,6 +255,27 @@ class PfsService:
     def __init__(self, store: Store, auth_enabled: bool = False):
         self.store = store
         self.auth_enabled = auth_enabled
+        # the writes a transaction may hold, each applied as its own call applies it
+        self.transactions = Transactions(store, {
+            'create_repo': self._create_repo,
+            'finish_commit': self._finish_commit,
+            'create_branch': self._create_branch,
+            'delete_branch': self._delete_branch,
+        })
+
+    def _appended(self, context, request: txn_api.TransactionRequest) -> Optional[txn_api.TransactionResponse]:
+        """With ``pach-transaction`` in the call's metadata, ``request`` goes into that
+        transaction instead of being applied (its response from the dry run is returned);
+        without it, None: the caller applies the request itself."""
+        txn_id = transaction_id_of(context.invocation_metadata())
+        if txn_id is None:
+            return None
+        return self.transactions.append(txn_id, request)
+
+    def _refused_in_transaction(self, context, request: txn_api.TransactionRequest) -> None:
+        """For the writes localpfs does not hold in a transaction: inside one, the append fails
+        (UNIMPLEMENTED, or the transaction's own error), so the call never runs outside it."""
+        self._appended(context, request)
 
     # -- projects ------------------------------------------------------------------------
     @_unary
@@ -277,8 +305,12 @@ class PfsService:
     # -- repos ---------------------------------------------------------------------------
     @_unary
     def CreateRepo(self, request: pfs.CreateRepoRequest, context) -> Empty:
-        self.store.create_repo(*_repo_names(request.repo), request.description, request.update)
+        if self._appended(context, txn_api.TransactionRequest(create_repo=request)) is None:
+            self._create_repo(request)
         return Empty()
+
+    def _create_repo(self, request: pfs.CreateRepoRequest) -> None:
+        self.store.create_repo(*_repo_names(request.repo), request.description, request.update)
 
     @_unary
     def InspectRepo(self, request: pfs.InspectRepoRequest, context) -> pfs.RepoInfo:
@@ -294,6 +326,7 @@ class PfsService:
 
     @_unary
     def DeleteRepo(self, request: pfs.DeleteRepoRequest, context) -> pfs.DeleteRepoResponse:
+        self._refused_in_transaction(context, txn_api.TransactionRequest(delete_repo=request))
         return pfs.DeleteRepoResponse(deleted=self.store.delete_repo(*_repo_names(request.repo), request.force))
 
     @_unary
@@ -304,6 +337,7 @@ class PfsService:
     # -- commits -------------------------------------------------------------------------
     @_unary
     def StartCommit(self, request: pfs.StartCommitRequest, context) -> pfs.Commit:
+        self._refused_in_transaction(context, txn_api.TransactionRequest(start_commit=request))
         if not _is_set(request.branch) or not request.branch.name:
             raise errors.InvalidArgument('branch must be specified')
         project, repo = _repo_names(request.branch.repo)
@@ -313,8 +347,12 @@ class PfsService:
 
     @_unary
     def FinishCommit(self, request: pfs.FinishCommitRequest, context) -> Empty:
-        self.store.finish_commit(_commit_ref(request.commit), request.description, request.error)
+        if self._appended(context, txn_api.TransactionRequest(finish_commit=request)) is None:
+            self._finish_commit(request)
         return Empty()
+
+    def _finish_commit(self, request: pfs.FinishCommitRequest) -> None:
+        self.store.finish_commit(_commit_ref(request.commit), request.description, request.error)
 
     @_unary
     def InspectCommit(self, request: pfs.InspectCommitRequest, context) -> pfs.CommitInfo:
@@ -371,6 +409,7 @@ class PfsService:
 
     @_unary
     def SquashCommitSet(self, request: pfs.SquashCommitSetRequest, context) -> Empty:
+        self._refused_in_transaction(context, txn_api.TransactionRequest(squash_commit_set=request))
         self.store.squash_commit_set(request.commit_set.id)
         return Empty()
 
@@ -405,6 +444,11 @@ class PfsService:
     # -- branches ------------------------------------------------------------------------
     @_unary
     def CreateBranch(self, request: pfs.CreateBranchRequest, context) -> Empty:
+        if self._appended(context, txn_api.TransactionRequest(create_branch=request)) is None:
+            self._create_branch(request)
+        return Empty()
+
+    def _create_branch(self, request: pfs.CreateBranchRequest) -> None:
         if not _is_set(request.branch) or not request.branch.name:
             raise errors.InvalidArgument('branch must be specified')
         if _is_set(request.trigger) and (request.trigger.branch or request.trigger.cron_spec
@@ -422,7 +466,6 @@ class PfsService:
                     raise errors.InvalidArgument('branch must be specified')
                 provenance_of.append((*_repo_names(prov.repo), prov.name))
         self.store.create_branch(project, repo, request.branch.name, head, provenance_of)
-        return Empty()
 
     @_unary
     def InspectBranch(self, request: pfs.InspectBranchRequest, context) -> pfs.BranchInfo:
@@ -436,9 +479,13 @@ class PfsService:
 
     @_unary
     def DeleteBranch(self, request: pfs.DeleteBranchRequest, context) -> Empty:
+        if self._appended(context, txn_api.TransactionRequest(delete_branch=request)) is None:
+            self._delete_branch(request)
+        return Empty()
+
+    def _delete_branch(self, request: pfs.DeleteBranchRequest) -> None:
         project, repo = _repo_names(request.branch.repo)
         self.store.delete_branch(project, repo, request.branch.name, request.force)
-        return Empty()
 
     # -- writing files -------------------------------------------------------------------
     def ModifyFile(self, request_iterator, context) -> Empty:
@@ -592,6 +639,37 @@ class PfsService:
         self.store.delete_all()
         return Empty()
 
+    # -- transactions (see transactions.py) ------------------------------------------------
+    @_unary
+    def StartTransaction(self, request, context) -> txn_api.Transaction:
+        return self.transactions.start()
+
+    @_unary
+    def InspectTransaction(self, request: txn_api.InspectTransactionRequest, context) -> txn_api.TransactionInfo:
+        return self.transactions.inspect(_transaction_id(request.transaction))
+
+    @_unary
+    def DeleteTransaction(self, request: txn_api.DeleteTransactionRequest, context) -> Empty:
+        self.transactions.delete(_transaction_id(request.transaction))
+        return Empty()
+
+    @_unary
+    def ListTransaction(self, request, context) -> txn_api.TransactionInfos:
+        return txn_api.TransactionInfos(transaction_info=self.transactions.list())
+
+    @_unary
+    def FinishTransaction(self, request: txn_api.FinishTransactionRequest, context) -> txn_api.TransactionInfo:
+        return self.transactions.finish(_transaction_id(request.transaction))
+
+    @_unary
+    def BatchTransaction(self, request: txn_api.BatchTransactionRequest, context) -> txn_api.TransactionInfo:
+        return self.transactions.batch(request.requests)
+
+    @_unary
+    def DeleteAllTransactions(self, request, context) -> Empty:
+        self.transactions.delete_all()
+        return Empty()
+
     # -- version and auth ----------------------------------------------------------------
     def GetVersion(self, request, context) -> Version:
         return VERSION
@@ -649,6 +727,17 @@ _PFS_METHODS = {
     'DeleteAll': ('uu', Empty),
 }
 
+_TRANSACTION_METHODS = {
+    # name: (this service's method, request class)
+    'StartTransaction': ('StartTransaction', txn_api.StartTransactionRequest),
+    'InspectTransaction': ('InspectTransaction', txn_api.InspectTransactionRequest),
+    'DeleteTransaction': ('DeleteTransaction', txn_api.DeleteTransactionRequest),
+    'ListTransaction': ('ListTransaction', txn_api.ListTransactionRequest),
+    'FinishTransaction': ('FinishTransaction', txn_api.FinishTransactionRequest),
+    'BatchTransaction': ('BatchTransaction', txn_api.BatchTransactionRequest),
+    'DeleteAll': ('DeleteAllTransactions', txn_api.DeleteAllRequest),
+}
+
 _HANDLER_FACTORIES = {
     'uu': grpc.unary_unary_rpc_method_handler,
     'us': grpc.unary_stream_rpc_method_handler,
@@ -682,6 +771,9 @@ def generic_handlers(service: PfsService, subscription_pool=None) -> list[grpc.G
                                                    pfs.SubscribeCommitRequest)
     return [
         grpc.method_handlers_generic_handler('pfs_v2.API', pfs_handlers),
+        grpc.method_handlers_generic_handler('transaction_v2.API', {
+            name: _handler('uu', getattr(service, method), request_type)
+            for name, (method, request_type) in _TRANSACTION_METHODS.items()}),
         grpc.method_handlers_generic_handler('versionpb_v2.API', {
             'GetVersion': _handler('uu', service.GetVersion, Empty)}),
         grpc.method_handlers_generic_handler('auth_v2.API', {
