@@ -357,6 +357,45 @@ def test_pachd_restarted_on_the_same_port_loses_nothing_and_the_token_is_never_l
 
 @pytest.mark.slow
 @db_transactional
+def test_after_a_pachd_restart_with_nothing_new_no_sync_runs_and_the_next_commit_is_read(api, project, pfs,
+                                                                                        pfs_client, watchers):
+    """The catch-up after a reconnect is skipped when the last sync already read the head it resumes
+    after (a thousand storages reconnecting would otherwise make a thousand syncs); the status still
+    comes back, and a commit after it is read as usual."""
+    server, client = pfs, pfs_client
+    client.create_repo('default', 'images')
+    put(client, 'images', {'0.png': PNG})
+    sid = create(api, project, server.address)
+    watcher = watchers()
+    wait_for(lambda: files_imported(project, ['0.png']), what='the catch-up sync', proc=watcher)
+    wait_for(lambda: meta(sid).get('watching'), what='the watch marks', proc=watcher)
+    synced = PachydermImportStorage.objects.get(id=sid)
+    try:
+        server.stop()
+        wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'failed', what='a failed status',
+                 proc=watcher)
+        server = restart_pfs(server)
+        wait_for(lambda: 'no sync needed (catch-up after reconnecting)' in watcher.log(),
+                 what='the catch-up found up to date', proc=watcher)
+        wait_for(lambda: PachydermImportStorage.objects.get(id=sid).status == 'completed', what='the status back',
+                 proc=watcher)
+        after = PachydermImportStorage.objects.get(id=sid)
+        # No sync was claimed: the same attempt, the same last sync, and no new task.
+        assert after.meta.get('attempts') == synced.meta.get('attempts')
+        assert after.last_sync == synced.last_sync and after.last_synced_commit == synced.last_synced_commit
+        assert 'status_before_watch_error' not in after.meta
+        client = pachd.PachdClient(server.address)
+        head = put(client, 'images', {'1.png': PNG})
+        wait_for(lambda: files_imported(project, ['0.png', '1.png']), what='the commit after the restart',
+                 proc=watcher)
+        wait_for(lambda: synced_for(watcher, head), what='its sync logged', proc=watcher)
+        assert Task.objects.filter(project=project).count() == 2
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+@db_transactional
 def test_two_watchers_follow_a_storage_once_and_hand_it_over_when_one_stops(api, project, pfs, pfs_client, watchers):
     pfs_client.create_repo('default', 'images')
     put(pfs_client, 'images', {'0.png': PNG})
