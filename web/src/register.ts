@@ -5,10 +5,12 @@
  *
  * It adds the Pachyderm provider to the Cloud Storage wizard of a stock,
  * pip-installed Label Studio (see runtime/attach.ts for how and when), and corrects
- * the wizard's own wording for it (runtime/touch-ups.ts).
+ * the wizard's own wording for it (runtime/touch-ups.ts); on the labeling screen, it
+ * says why a file from Pachyderm does not load (runtime/media-errors.ts).
  */
 import { pachydermProvider } from "./pachyderm";
 import { attachProvider } from "./runtime/attach";
+import { watchMediaErrors } from "./runtime/media-errors";
 import { watchWizards } from "./runtime/touch-ups";
 
 const GUARD = "__labelStudioPachydermProvider";
@@ -22,6 +24,8 @@ function start(): void {
   host[GUARD] = attachProvider(pachydermProvider);
   // Pachyderm's words where the wizard draws its own (runtime/touch-ups.ts).
   watchWizards();
+  // The reason a file from Pachyderm is not shown, in the labeling screen's error box.
+  watchMediaErrors();
 }
 
 if (document.body) start();
