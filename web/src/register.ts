@@ -6,10 +6,12 @@
  * It adds the Pachyderm provider to the Cloud Storage wizard of a stock,
  * pip-installed Label Studio (see runtime/attach.ts for how and when), and corrects
  * the wizard's own wording for it (runtime/touch-ups.ts); on the labeling screen, it
- * says why a file from Pachyderm does not load (runtime/media-errors.ts).
+ * says why a file from Pachyderm does not load (runtime/media-errors.ts); in the Data
+ * Manager, it names Label Studio's own "{ }" column (runtime/data-manager.ts).
  */
 import { pachydermProvider } from "./pachyderm";
 import { attachProvider } from "./runtime/attach";
+import { watchSourceColumn } from "./runtime/data-manager";
 import { watchMediaErrors } from "./runtime/media-errors";
 import { watchWizards } from "./runtime/touch-ups";
 
@@ -26,6 +28,8 @@ function start(): void {
   watchWizards();
   // The reason a file from Pachyderm is not shown, in the labeling screen's error box.
   watchMediaErrors();
+  // A header for the Data Manager's unlabeled "{ }" column (runtime/data-manager.ts).
+  watchSourceColumn();
 }
 
 if (document.body) start();
