@@ -6,7 +6,8 @@
         (Label Studio running at URL with the account EMAIL) the project "Pachyderm demo": a
         bounding-box labeling config for those images, a source storage on images@master that
         watches for new commits, synced, and a target storage on labels@master. Prints one JSON
-        line: the project id, its task count, what this run created.
+        line: the project id, its task count (every version), the files on images@master, the
+        tasks still to label (current versions without a label), what this run created.
 
 The images are drawn here (no downloads): coloured boxes on a plain background,
 something worth drawing a bounding box around.
@@ -179,7 +180,8 @@ def prepare_project(ls_url: str, email: str, password: str, address: str) -> dic
         created.append('source storage')
     # Incremental: a second run reads only what changed since the last sync (usually nothing).
     api.call('post', f'/api/storages/pachyderm/{source["id"]}/sync', ok=(200, 201))
-    _wait_for_sync(api, f'/api/storages/pachyderm/{source["id"]}')
+
+    synced = _wait_for_sync(api, f'/api/storages/pachyderm/{source["id"]}')
 
     targets = api.items(f'/api/storages/export/pachyderm?project={pid}')
     if not any(t['repo'] == 'labels' for t in targets):
@@ -187,7 +189,30 @@ def prepare_project(ls_url: str, email: str, password: str, address: str) -> dic
                  ok=(201,))
         created.append('target storage')
     tasks = api.call('get', f'/api/projects/{pid}/')['task_number']
-    return {'project': pid, 'tasks': tasks, 'created': created}
+    return {'project': pid, 'tasks': tasks, 'files': _files_on_branch(address, synced),
+            'unlabeled': _unlabeled_tasks(api, pid), 'created': created}
+
+
+def _files_on_branch(address: str, storage: dict) -> int:
+    """The files of images@master as the sync just read them (its commit: the branch head then)."""
+    client = pachd.PachdClient(address)
+    commit = storage.get('last_synced_commit') or client.branch_head('default', 'images', 'master')
+    return sum(1 for _ in client.list_files('default', 'images', commit))
+
+
+def _unlabeled_tasks(api: _Api, pid: int) -> int:
+    """Tasks left to label: those of a file's current version (not superseded, not of a deleted
+    file) that are not labeled yet. The project's task count also holds every older version."""
+    unlabeled, seen, page = 0, 0, 1
+    while True:
+        answer = api.call('get', f'/api/tasks?project={pid}&page_size=100&page={page}')
+        batch = answer.get('tasks', [])
+        unlabeled += sum(1 for task in batch
+                         if task.get('pachyderm_version', 'current') in ('current', '') and not task.get('is_labeled'))
+        seen += len(batch)
+        if not batch or seen >= answer.get('total', 0):
+            return unlabeled
+        page += 1
 
 
 def main(argv=None) -> int:

@@ -105,14 +105,14 @@ say "preparing the project (labeling config, source storage on images@master, ta
 PROJECT_JSON="$(LS_PASSWORD="$PASSWORD" "$BIN/python" -m label_studio_pachyderm.demo project \
   --url "http://127.0.0.1:$LS_PORT" --email "$USERNAME" --pachd-address "$ADDRESS" 2>>"$LS_LOG")" \
   || fail "the demo project could not be prepared: $(tail -n 1 "$LS_LOG")"
-read -r PROJECT_ID TASKS REUSED < <("$BIN/python" -c "import json, sys; p = json.loads(sys.argv[1]); print(p['project'], p['tasks'], 'no' if p['created'] else 'yes')" "$PROJECT_JSON")
+read -r PROJECT_ID FILES UNLABELED REUSED < <("$BIN/python" -c "import json, sys; p = json.loads(sys.argv[1]); print(p['project'], p['files'], p['unlabeled'], 'no' if p['created'] else 'yes')" "$PROJECT_JSON")
 [ "$REUSED" = yes ] && say "reusing the project and storages of an earlier run (data in $DATA)"
 
 # The block below is what the browser walkthrough follows (web/e2e/walkthrough.spec.mjs
 # parses the "Open:", "Log in:" and "Then run:" lines): keep its shape.
 cat <<MSG
 
-  Label Studio is ready: project "Pachyderm demo", $TASKS images from images@master to label.
+  Label Studio is ready: project "Pachyderm demo", $FILES images on images@master, $UNLABELED of them to label.
 
     Open:      http://localhost:$LS_PORT/projects/$PROJECT_ID/data
     Log in:    $USERNAME / $PASSWORD

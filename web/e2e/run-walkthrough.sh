@@ -162,6 +162,12 @@ if [ "$first" != "$again" ] || ! grep -q '^==> reusing the project and storages 
   cat "$WORK/demo-again.out" >&2
   exit 1
 fi
+# The walkthrough labeled one of the demo's four images: the block counts the files and what is left.
+if ! grep -q 'project "Pachyderm demo", 4 images on images@master, 3 of them to label\.' "$WORK/demo-again.out"; then
+  echo "error: the second run of scripts/demo.sh did not count 4 images and 3 left to label:" >&2
+  grep 'Label Studio is ready' "$WORK/demo-again.out" >&2 || cat "$WORK/demo-again.out" >&2
+  exit 1
+fi
 DEMO_OUTPUT="$WORK/demo-again.out" node --input-type=module -e "
   import { readFileSync } from 'node:fs';
   import { demoNoise } from '$ROOT/web/e2e/lib/demo-block.mjs';

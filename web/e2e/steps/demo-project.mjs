@@ -50,6 +50,10 @@ export async function demoProjectSteps(ctx) {
     expect(source.status === "completed" && project.task_number > 0, "the source storage is synced: the project has tasks", { status: source.status, tasks: project.task_number });
     expect(targets.length === 1 && targets[0].repo === "labels", "one target storage, on labels@master", targets);
     demo = { tasks: project.task_number };
+    // The first line counts the files on the branch and the tasks left to label (none labeled yet).
+    const files = Object.keys(SHAPES).length;
+    check(output.includes(`project "Pachyderm demo", ${files} images on images@master, ${files} of them to label.`),
+      `the block says ${files} images on images@master, ${files} of them to label`, output.match(/Label Studio is ready:.*/)?.[0]);
 
     // What a second `bash scripts/demo.sh` does with a running Label Studio: it finds
     // everything again (same project, no second storage, no new task).
