@@ -438,7 +438,9 @@ class PachydermExportStorageValidateAPI(_CheckAPI):
 _FILES_RESPONSE = inline_serializer('PachydermFilesResponse', fields={
     'files': inline_serializer('PachydermFile', many=True, fields={
         'key': serializers.CharField(allow_null=True, help_text='Path in the repo; null: more files than "limit"'),
-        'last_modified': serializers.CharField(allow_null=True, help_text='When the file was committed (ISO 8601)'),
+        'last_modified': serializers.CharField(allow_null=True, help_text=(
+            "The listed commit's finishing time (ISO 8601): pachd gives it to every file of the listing, "
+            'not the time the file itself last changed')),
         'size': serializers.IntegerField(allow_null=True, help_text='Bytes'),
         'commit': serializers.CharField(required=False, help_text='Commit listed'),
     }),

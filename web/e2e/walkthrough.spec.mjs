@@ -225,6 +225,7 @@ async function walkthrough(browser) {
   await step(`the PFS server holds ${SOURCE_REPO}@master and an empty ${TARGET_REPO} repo`, async () => {
     const seeded = seed({ source_repo: SOURCE_REPO, branch: "master", folder: FOLDER, target_repo: TARGET_REPO, images: IMAGES });
     LABELED.sha256 = seeded.files.find((file) => file.path === `${FOLDER}/${LABELED.name}`).sha256;
+    state.seedCommit = seeded.commit;
     // Seen the way a user would check: pachctl-style listings.
     const listing = pfs("list-file", `${SOURCE_REPO}@master`, "-r");
     for (const image of IMAGES) {
@@ -300,6 +301,10 @@ async function walkthrough(browser) {
       await page.getByText(`${FOLDER}/${image.name}`, { exact: true }).waitFor({ timeout: 20_000 });
     }
     check(await waitForNone(page, warning), "no warning once Import Method is Files");
+    // pachd gives each listed file its commit's finishing time: the rows say so, not "<time> ago" alone.
+    const timeWords = `in commit ${state.seedCommit.slice(0, 8)}, finished `;
+    check(await waitUntil(async () => (await modalText()).split(timeWords).length - 1 === IMAGES.length),
+      `each preview row's time reads "${timeWords}..."`, await modalText().catch((error) => error.message));
     await shot(page, "03-preview.png");
 
     await page.getByRole("button", { name: "Next", exact: true }).click();

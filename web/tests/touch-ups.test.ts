@@ -21,6 +21,10 @@ const WIZARD = `
     <button type="button">Parquet</button><button type="button">All Tasks Files</button>
     <div><label>Bucket Prefix (optional)</label><p>Specify the folder path within your bucket where your files are located</p>
       <input name="prefix" placeholder="path/to/files/ or leave empty for root"></div>
+    <div class="grid">
+      <div><div>cats/1.png</div><div><span>5 minutes ago</span><span class="mx-0.5">•</span><span>1.2 KB</span></div></div>
+      <div><div>... preview limit reached ...</div><div><span></span><span class="mx-0.5">•</span><span></span></div></div>
+    </div>
     <div><p>Storage Location</p><p>Not specified</p></div>
   </div>`;
 
@@ -108,6 +112,28 @@ describe("applyTouchUps", () => {
     // Another branch typed on the connection step: the words follow it.
     applyTouchUps(root, view({ formData: { repo: "frames", commit: "c".repeat(32) } }));
     expect(text(root)).toContain(`The path in default/frames@${"c".repeat(32)} whose files are imported`);
+  });
+
+  it("says a preview row's time is its commit's, not the file's own, and follows React's redraws", () => {
+    const root = render();
+    const commit = "8bd680dfeb33400ea0c7c28d04eb140a";
+    const previewFiles = [
+      { key: "cats/1.png", commit, last_modified: "2026-12-07T12:00:00+00:00" },
+      { key: null, last_modified: null },
+    ];
+    applyTouchUps(root, view({ previewKeys: ["cats/1.png", null], previewFiles, formData: { use_blob_urls: true } }));
+    expect(text(root)).toContain("in commit 8bd680df, finished 5 minutes ago•1.2 KB");
+    const time = Array.from(root.querySelectorAll("span")).find((span) => span.textContent?.startsWith("in commit"));
+    expect(time?.getAttribute("title")).toContain(`Commit ${commit}`);
+    // React draws the row again a minute later: the new words are named too, once.
+    (time?.firstChild as Text).nodeValue = "6 minutes ago";
+    applyTouchUps(root, view({ previewKeys: ["cats/1.png", null], previewFiles, formData: { use_blob_urls: true } }));
+    applyTouchUps(root, view({ previewKeys: ["cats/1.png", null], previewFiles, formData: { use_blob_urls: true } }));
+    expect(time?.textContent).toBe("in commit 8bd680df, finished 6 minutes ago");
+    // Another provider: LS's own words and no title.
+    applyTouchUps(root, view({ provider: "s3" }));
+    expect(time?.textContent).toBe("5 minutes ago");
+    expect(time?.hasAttribute("title")).toBe(false);
   });
 
   it("is idempotent, and puts everything back for another provider", () => {

@@ -15,7 +15,8 @@
  *   "Parquet" and "All Tasks Files" filter links are hidden and the method's label and
  *   the filter's placeholder stop offering it;
  * - the preview: a warning when Import Method is "Tasks" but listed files are not
- *   .json/.jsonl, naming the method that fits ("Files").
+ *   .json/.jsonl, naming the method that fits ("Files"); each file's time, which is its
+ *   commit's ("in commit 8bd680df, finished 2 minutes ago"), not the file's own.
  *
  * In edit mode it also empties the auth token field of a storage that has no token
  * (Label Studio masks it regardless: see `clearMaskOfUnsetToken` in ./wizard).
@@ -37,6 +38,24 @@ export interface WizardView {
   formData: Record<string, unknown>;
   /** The preview's file keys, null until a preview is loaded (a null key: "limit reached"). */
   previewKeys: (string | null)[] | null;
+  /** The preview's files as the server listed them (same order as `previewKeys`). */
+  previewFiles?: PreviewFile[] | null;
+}
+
+export interface PreviewFile {
+  key: string | null;
+  commit?: string | null;
+  last_modified?: string | null;
+}
+
+/**
+ * The preview's words for a file's time. Label Studio prints `last_modified` as "2 minutes
+ * ago", as if the file had changed then; pachd gives every file of a listing the listed
+ * commit's finishing time (FileInfo.committed), not the time the file itself last changed.
+ * So the row says no more than that: "in commit 8bd680df, finished 2 minutes ago".
+ */
+export function previewTime(commit: string, drawn: string): string {
+  return `in commit ${commit.slice(0, 8)}, finished ${drawn}`;
 }
 
 export const TEXTS = {
@@ -124,7 +143,7 @@ export function undoTouchUps(root: Element): void {
     const original = originalText.get(node);
     if (original !== undefined && node.nodeValue !== original) node.nodeValue = original;
   }
-  for (const element of Array.from(root.querySelectorAll("[placeholder]"))) {
+  for (const element of Array.from(root.querySelectorAll("[placeholder], [title], [style]"))) {
     const saved = originalAttr.get(element);
     saved?.forEach((value, name) => (value === null ? element.removeAttribute(name) : element.setAttribute(name, value)));
   }
@@ -180,6 +199,27 @@ export function applyTouchUps(root: Element, view: WizardView): void {
     }
   }
   showPreviewWarning(root, previewWarning(view));
+  if (view.target === "import" && view.previewFiles) nameCommitTimes(root, view.previewFiles);
+}
+
+/** Each preview row's time, named as its commit's (see `previewTime`). */
+function nameCommitTimes(root: Element, files: PreviewFile[]): void {
+  // Each row ends "<time> • <size>": the "•" separators, in row order, lead to the time before them.
+  const separators = Array.from(root.querySelectorAll("span")).filter((span) => span.textContent === "•");
+  if (separators.length !== files.length) return;
+  separators.forEach((separator, index) => {
+    const commit = files[index]?.commit;
+    const time = separator.previousElementSibling;
+    const node = time?.firstChild;
+    if (!commit || !time || !node || node.nodeType !== 3) return;
+    const current = node.nodeValue ?? "";
+    // React writes its own words again when it redraws the row ("3 minutes ago"): name those.
+    if (current === "" || current.startsWith("in commit ")) return;
+    setText(node as Text, previewTime(commit, current));
+    setAttr(time, "title", `Commit ${commit}: pachd gives each file of a commit the commit's finishing time`);
+    // Longer than LS's words: let them wrap, so the file's name keeps its room.
+    setAttr(time, "style", "white-space:normal;text-align:right");
+  });
 }
 
 function showPreviewWarning(root: Element, message: string | null): void {
@@ -216,14 +256,16 @@ export function readWizard(root: Element): WizardView | null {
   const props = wizard.fiber.memoizedProps as Record<string, unknown> | null;
   const target = props?.target === "export" ? "export" : "import";
   let previewKeys: (string | null)[] | null = null;
+  let previewFiles: PreviewFile[] | null = null;
   for (const hook of hooksOf(wizard.fiber)) {
-    const value = hook.memoizedState;
+    const value = hook.queue?.lastRenderedState ?? hook.memoizedState;
     if (Array.isArray(value) && value.length > 0 && value.every((item) => item && typeof item === "object" && "key" in item)) {
-      previewKeys = value.map((item) => (item as { key: string | null }).key);
+      previewFiles = value as PreviewFile[];
+      previewKeys = previewFiles.map((item) => item.key);
       break;
     }
   }
-  return { provider: String(formData.provider ?? ""), target, formData, previewKeys };
+  return { provider: String(formData.provider ?? ""), target, formData, previewKeys, previewFiles };
 }
 
 /**
