@@ -84,10 +84,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Two distinct free ports, chosen by the OS.
-read -r PFS_PORT LS_PORT < <("$BIN/python" - <<'PY'
+# Three distinct free ports, chosen by the OS: the PFS server, Label Studio, and the relay
+# web/e2e/steps/outage.mjs puts in front of the PFS server (and takes down).
+read -r PFS_PORT LS_PORT RELAY_PORT < <("$BIN/python" - <<'PY'
 import socket
-sockets = [socket.socket() for _ in range(2)]
+sockets = [socket.socket() for _ in range(3)]
 for s in sockets:
     s.bind(('127.0.0.1', 0))
 print(*(s.getsockname()[1] for s in sockets))
@@ -101,13 +102,13 @@ PY
 # the login, the command) is what the walkthrough's first steps follow.
 # PACHYDERM_ALLOWED_HOSTS: besides the PFS server (demo.sh allows it), 127.0.0.1:1,
 # where nothing listens, so the walkthrough's "unreachable pachd" check reaches the
-# dial instead of Label Studio's SSRF refusal.
+# dial instead of Label Studio's SSRF refusal; and 127.0.0.1:$RELAY_PORT, the outage steps' relay.
 # start_demo OUTPUT: scripts/demo.sh in the background, its output in OUTPUT; DEMO_PID is its group.
 start_demo() {
   (
     cd "$WORK"
     export DEMO_DATA_DIR="$WORK/demo" PFS_PORT LS_PORT LS_USERNAME="$LS_EMAIL" LS_PASSWORD
-    export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:1" DEMO_STARTUP_TIMEOUT="$STARTUP_TIMEOUT"
+    export PACHYDERM_ALLOWED_HOSTS="127.0.0.1:1,127.0.0.1:$RELAY_PORT" DEMO_STARTUP_TIMEOUT="$STARTUP_TIMEOUT"
     exec setsid bash "$ROOT/scripts/demo.sh" >"$1" 2>&1
   ) &
   DEMO_PID=$!
@@ -139,7 +140,7 @@ log "demo ready"
 # ---------------------------------------------------------------- the walkthrough
 log "running web/e2e/walkthrough.spec.mjs"
 set +e
-LS_URL="http://localhost:$LS_PORT" LS_EMAIL="$LS_EMAIL" LS_PASSWORD="$LS_PASSWORD" PFS_PORT="$PFS_PORT" \
+LS_URL="http://localhost:$LS_PORT" LS_EMAIL="$LS_EMAIL" LS_PASSWORD="$LS_PASSWORD" PFS_PORT="$PFS_PORT" RELAY_PORT="$RELAY_PORT" \
   DEMO_OUTPUT="$WORK/demo.out" REPO_ROOT="$ROOT" \
   CHROMIUM="$CHROMIUM" ARTIFACT_DIR="${ARTIFACT_DIR:-${TMPDIR:-/tmp}}" \
   PLUGIN_BIN="$BIN/label-studio-pachyderm" PYTHON="$BIN/python" \

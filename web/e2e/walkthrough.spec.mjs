@@ -21,6 +21,8 @@
  *   5. draw a box and submit;
  *   6. add a Pachyderm target storage (traffic-labels@master), sync it, read the exported
  *      annotation back from Pachyderm;
+ *   then the step modules: versions (steps/versions.mjs), media seeking (steps/media-seek.mjs),
+ *   pachd out of reach for a watching storage (steps/outage.mjs);
  *   7. the wizard explains bad input: an unreachable pachd, a missing repo.
  * Screenshots of each go to docs/images/ (SCREENSHOT_DIR). A failure names its
  * step and leaves a screenshot in ARTIFACT_DIR. When a later step cannot go on
@@ -52,6 +54,7 @@ import { createRunner, expect } from "./lib/steps.mjs";
 import { demoProjectSteps } from "./steps/demo-project.mjs";
 import { versionSteps } from "./steps/versions.mjs";
 import { mediaSeekSteps } from "./steps/media-seek.mjs";
+import { outageSteps } from "./steps/outage.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -73,6 +76,9 @@ const FORM_ADDRESS = `grpc://localhost:${PFS_PORT}`;
 // Nothing listens on port 1. run-walkthrough.sh allows it past Label Studio's SSRF
 // protection, so the request really dials it and the "cannot reach" path is shown.
 const UNREACHABLE_ADDRESS = process.env.UNREACHABLE_ADDRESS ?? "grpc://127.0.0.1:1";
+// A free port run-walkthrough.sh allows past the SSRF protection too: steps/outage.mjs relays it
+// to the PFS server, and takes the relay down to show pachd out of reach.
+const RELAY_PORT = Number(process.env.RELAY_PORT ?? 0);
 
 const { pfs, seed } = pfsTools({
   bin: process.env.PLUGIN_BIN ?? here("../../.venv/bin/label-studio-pachyderm"),
@@ -507,6 +513,8 @@ async function walkthrough(browser) {
   // before the error cases), one import line at the top and one call line each.
   await versionSteps(ctx, { repo: SOURCE_REPO, folder: FOLDER, image: LABELED });
   await mediaSeekSteps(ctx, { repo: SOURCE_REPO, folder: FOLDER });
+  if (RELAY_PORT) await outageSteps(ctx, { repo: SOURCE_REPO, relayPort: RELAY_PORT });
+  else note("RELAY_PORT not set: the pachd outage steps are skipped (bash web/e2e/run-walkthrough.sh sets it)");
 
   await step("the wizard explains bad input: an unreachable pachd, a missing repo", async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
