@@ -31,6 +31,7 @@ from rest_framework.response import Response
 from . import pachd
 from .errors import validation_error
 from .access import is_project_member
+from .validation import BRANCH_NAME as _BRANCH_NAME
 from .models import PachydermExportStorage, PachydermImportStorage
 from .serializers import PachydermExportStorageSerializer, PachydermImportStorageSerializer
 
@@ -107,6 +108,8 @@ _ERROR_DESCRIPTIONS = {
     401: 'No or invalid Label Studio credentials',
     403: "Not a member of the project's organization, or no permission for this action",
     404: "No such storage or project (JSON on the explicit layout; Label Studio's HTML 404 page on its own layout)",
+    409: 'Another promote of the same target is running; nothing was moved',
+    503: 'pachd could not be reached or did not answer in time; nothing was moved, try again',
 }
 
 
@@ -470,6 +473,104 @@ class PachydermImportStorageFilesAPI(_CheckAPI):
         if len(entries) > limit:
             files.append({'key': None, 'last_modified': None, 'size': None})
         return Response({'files': files})
+
+
+# ----------------------------------------------------------------------------- labeling rounds
+_PROMOTE_REQUEST = inline_serializer('PachydermPromoteRequest', fields={
+    'with_inputs': serializers.BooleanField(
+        required=False, default=False,
+        help_text='Also move inputs_branch of each source repo to the newest input commit of the round, '
+                  'in the same pachd transaction'),
+    'inputs_branch': serializers.CharField(
+        required=False, default='labeled', help_text='The source repos\' branch with_inputs moves'),
+    'commit': serializers.CharField(
+        required=False, help_text='Roll back: move promote_to (and, with with_inputs, the inputs) to this '
+                                  'earlier round commit instead of promoting a new round'),
+})
+_PROMOTE_RESPONSE = inline_serializer('PachydermPromoteResponse', fields={
+    'commit': serializers.CharField(help_text='The round commit promote_to now holds'),
+    'rollback': serializers.BooleanField(),
+    'moved': serializers.ListField(child=serializers.DictField(), help_text='[{branch, from, to}], all moved at once'),
+    'round': serializers.DictField(help_text="The round's card, as in the commit's description"),
+    'promoted_at': serializers.CharField(),
+})
+_ROUNDS_RESPONSE = inline_serializer('PachydermRoundsResponse', fields={
+    'promote_to': serializers.CharField(allow_null=True),
+    'current': serializers.CharField(allow_null=True, help_text='The commit promote_to holds now'),
+    'rounds': serializers.ListField(child=serializers.DictField(), help_text='[{commit, current, started, card}], '
+                                                                          'newest first'),
+})
+
+
+class _RoundsView(generics.GenericAPIView):
+    queryset = PachydermExportStorage.objects.all()
+    serializer_class = PachydermExportStorageSerializer
+    parser_classes = (JSONParser, FormParser, MultiPartParser)
+
+    def storage(self):
+        storage = self.get_object()
+        _require_member(self.request.user, storage.project)
+        return storage
+
+    @staticmethod
+    def pachd_failure(exc: pachd.PachdError) -> Response:
+        code = status.HTTP_503_SERVICE_UNAVAILABLE if isinstance(exc, pachd.PachdUnavailable) else \
+            status.HTTP_400_BAD_REQUEST
+        return Response({'detail': f'{exc}; nothing was moved', 'moved': []}, status=code)
+
+
+@method_decorator(name='post', decorator=_schema(
+    'Promote a labeling round',
+    'Writes every annotation submitted before the call to the working branch (the storage\'s branch), makes a '
+    'round commit there whose description is the round\'s card, then moves promote_to to it (and, with '
+    'with_inputs, each source repo\'s inputs_branch to the input commits) in ONE pachd transaction. With commit, '
+    'rolls back to that earlier round. Needs promote_to on the storage.',
+    request=_PROMOTE_REQUEST, responses={200: _PROMOTE_RESPONSE, **_errors(400, 401, 403, 404, 409, 503)}))
+class PachydermExportStoragePromoteAPI(_RoundsView):
+    permission_required = ViewClassPermission(POST=all_permissions.storages_change)
+
+    def post(self, request, *args, **kwargs):
+        from .exports import rounds
+
+        storage = self.storage()
+        body = _body(request)
+        options = _PROMOTE_REQUEST.__class__(data=body)
+        if not options.is_valid():
+            raise ValidationError(options.errors)
+        commit = (options.validated_data.get('commit') or '').strip() or None
+        inputs_branch = options.validated_data.get('inputs_branch') or rounds.DEFAULT_INPUTS_BRANCH
+        if not _BRANCH_NAME.match(inputs_branch):
+            raise ValidationError({'inputs_branch': [f'{inputs_branch!r} is not a branch name: letters, digits, '
+                                                     '"_" and "-" only']})
+        try:
+            outcome = rounds.promote(storage, request.user, with_inputs=options.validated_data['with_inputs'],
+                                     inputs_branch=inputs_branch, commit=commit)
+        except rounds.PromoteRefused as exc:
+            raise ValidationError({exc.field: [str(exc)]}) from None
+        except rounds.PromoteBusy as exc:
+            return Response({'detail': str(exc), 'moved': []}, status=status.HTTP_409_CONFLICT)
+        except pachd.PachdError as exc:
+            return self.pachd_failure(exc)
+        return Response(outcome)
+
+
+@method_decorator(name='get', decorator=_schema(
+    'List the labeling rounds of a Pachyderm export storage',
+    'The round commits of the working branch, newest first, with their cards, and the commit promote_to holds.',
+    responses={200: _ROUNDS_RESPONSE, **_errors(401, 403, 404, 503)}))
+class PachydermExportStorageRoundsAPI(_RoundsView):
+    permission_required = ViewClassPermission(GET=all_permissions.storages_view)
+
+    def get(self, request, *args, **kwargs):
+        from .exports import rounds
+
+        storage = self.storage()
+        try:
+            return Response(rounds.rounds(storage))
+        except pachd.PachdError as exc:
+            code = status.HTTP_503_SERVICE_UNAVAILABLE if isinstance(exc, pachd.PachdUnavailable) else \
+                status.HTTP_400_BAD_REQUEST
+            return Response({'detail': str(exc)}, status=code)
 
 
 # ----------------------------------------------------------------------------- form layout (legacy UI)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from datetime import timedelta
 from typing import Callable, Optional
@@ -73,6 +74,15 @@ class Lease:
             return True
         except IntegrityError:  # another process created it first
             return False
+
+    def acquire_within(self, seconds: float, poll: float = 0.2) -> bool:
+        """``acquire()``, tried again every ``poll`` seconds for up to ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while not self.acquire():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+        return True
 
     def renew(self) -> bool:
         """Push the expiry on; False (and ``lost`` set) when the lease is no longer ours."""

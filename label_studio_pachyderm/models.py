@@ -291,6 +291,12 @@ class PachydermExportStorage(PachydermStorageMixin, ExportStorage):
         help_text='When the export formats were last written (the data as of that time)',
     )
 
+    promote_to = models.TextField(
+        _('promote to'), blank=True, default='',
+        help_text='Branch that pipelines read (e.g. master); a promote moves it to a labeling round of the '
+                  'working branch (branch). Empty: no rounds',
+    )
+
     def validate_connection(self, client=None):
         from .validation import validate_export_storage
 

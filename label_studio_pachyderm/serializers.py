@@ -138,9 +138,10 @@ class PachydermExportStorageSerializer(_PachydermSerializerMixin, ExportStorageS
     export_formats = _ExportFormatsField(required=False, allow_null=True)
 
     def check_storage(self, storage):
-        from .validation import validate_export_formats
+        from .validation import validate_export_formats, validate_promote_to
 
         validate_export_formats(storage)  # before any pachd call: it needs none
+        validate_promote_to(storage)
         storage.validate_connection()
 
     def to_representation(self, instance):

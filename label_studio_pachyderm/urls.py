@@ -32,6 +32,8 @@ _export = {
     'sync': api.PachydermExportStorageSyncAPI.as_view(),
     'validate': api.PachydermExportStorageValidateAPI.as_view(),
     'form': api.PachydermExportStorageFormLayoutAPI.as_view(),
+    'promote': api.PachydermExportStoragePromoteAPI.as_view(),
+    'rounds': api.PachydermExportStorageRoundsAPI.as_view(),
 }
 
 app_name = 'pachyderm'
@@ -49,6 +51,8 @@ storage_patterns = [
     path('pachyderm/export/form-layout/', _export['form'], name='export-form-layout'),
     path('pachyderm/export/<int:pk>/', _export['detail'], name='export-detail'),
     path('pachyderm/export/<int:pk>/sync/', _export['sync'], name='export-sync'),
+    path('pachyderm/export/<int:pk>/promote/', _export['promote'], name='export-promote'),
+    path('pachyderm/export/<int:pk>/rounds/', _export['rounds'], name='export-rounds'),
     # The layout Label Studio's frontend uses for every provider.
     path('pachyderm/', _import['list'], name='storage-pachyderm-list'),
     path('pachyderm/<int:pk>', _import['detail'], name='storage-pachyderm-detail'),
@@ -59,6 +63,8 @@ storage_patterns = [
     path('export/pachyderm', _export['list'], name='export-storage-pachyderm-list'),
     path('export/pachyderm/<int:pk>', _export['detail'], name='export-storage-pachyderm-detail'),
     path('export/pachyderm/<int:pk>/sync', _export['sync'], name='export-storage-pachyderm-sync'),
+    path('export/pachyderm/<int:pk>/promote', _export['promote'], name='export-storage-pachyderm-promote'),
+    path('export/pachyderm/<int:pk>/rounds', _export['rounds'], name='export-storage-pachyderm-rounds'),
     path('export/pachyderm/validate', _export['validate'], name='export-storage-pachyderm-validate'),
     path('export/pachyderm/form', _export['form'], name='export-storage-pachyderm-form'),
 ]

@@ -132,7 +132,25 @@ def validate_export_formats(storage) -> None:
         raise ValidationError({'export_formats': [message]})
 
 
+BRANCH_NAME = re.compile(r'^[a-zA-Z0-9_-]+$')  # pachd's rule for branch names
+
+
+def validate_promote_to(storage) -> None:
+    """``promote_to``: empty, or a branch name other than the working branch."""
+    name = storage.promote_to or ''
+    if not name:
+        return
+    if not BRANCH_NAME.match(name):
+        raise ValidationError({'promote_to': [
+            f'{name!r} is not a branch name: letters, digits, "_" and "-" only']})
+    if name == storage.branch_name:
+        raise ValidationError({'promote_to': [
+            f'"Promote to" must be another branch than the one the round exports to ({storage.branch_name!r}): '
+            'pipelines read it, annotators write the other']})
+
+
 def validate_export_storage(storage) -> None:
     """Check the folder, pachd, token and repo. A missing branch is fine: the first write creates it."""
     _check_export_prefix(storage)
+    validate_promote_to(storage)
     _check_repo(storage)

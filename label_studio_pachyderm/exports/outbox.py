@@ -156,15 +156,12 @@ def flush(storage, wait: float = 0.0, snapshot=None, track_status: bool = False,
     whose job records the failure); otherwise errors come back in the result.
     """
     lease = Lease(target_key(storage), lease_seconds())
-    deadline = time.monotonic() + wait
-    while not lease.acquire():
-        if time.monotonic() >= deadline:
-            if track_status:
-                raise pachd.PachdError(
-                    f'another export to {storage.project_name}/{storage.repo}@{storage.branch_name} is still being '
-                    f'written; sync again in a moment')
-            return FlushResult(commits=[], busy=True, left=pending(storage).count())
-        time.sleep(0.2)
+    if not lease.acquire_within(wait):
+        if track_status:
+            raise pachd.PachdError(
+                f'another export to {storage.project_name}/{storage.repo}@{storage.branch_name} is still being '
+                f'written; sync again in a moment')
+        return FlushResult(commits=[], busy=True, left=pending(storage).count())
     result = FlushResult(commits=[])
     lease.start_heartbeat()
     try:
@@ -197,19 +194,47 @@ def flush(storage, wait: float = 0.0, snapshot=None, track_status: bool = False,
     return result
 
 
-def _write_round(storage, lease, snapshot, track_status, reason):
-    """One commit: (commit id, rows drained), or None when there was nothing to do."""
+def drain_recorded(storage, lease, row_ids: set, recorded_before) -> FlushResult:
+    """Write exactly the rows ``row_ids`` (those recorded before a labeling round began), holding
+    ``lease``, the target's writer lease; annotations created after ``recorded_before`` stay out of
+    the files written, and their own rows stay pending for the next flush. Raises on any error."""
+    result = FlushResult(commits=[])
+    left = set(row_ids)
+    while left:
+        done = _write_round(storage, lease, None, False, 'labeling round', row_ids=left,
+                            recorded_before=recorded_before)
+        if done is None:
+            break
+        commit, drained = done
+        if commit:
+            result.commits.append(commit)
+        result.exported += drained
+        left &= set(pending(storage).filter(id__in=left).values_list('id', flat=True))
+    result.left = pending(storage).count()
+    _record_outcome(storage, result)
+    return result
+
+
+def _write_round(storage, lease, snapshot, track_status, reason, row_ids=None, recorded_before=None):
+    """One commit: (commit id, rows drained), or None when there was nothing to do.
+
+    ``row_ids``: only these rows (else the oldest pending ones); ``recorded_before``: leave out
+    annotations created after this moment (see ``drain_recorded``).
+    """
     from tasks.models import Annotation
 
     from . import formats, writer
 
-    rows = list(pending(storage).order_by('id').values('id', 'task_id', 'annotation_id', 'deleted')[:_BATCH])
+    rows = pending(storage) if row_ids is None else pending(storage).filter(id__in=row_ids)
+    rows = list(rows.order_by('id').values('id', 'task_id', 'annotation_id', 'deleted')[:_BATCH])
     full = snapshot is not None
     if not rows and not full:
         return None
     client = storage.get_client()
     _clear_dead_writer(client, storage, lease)
     annotations = Annotation.objects.filter(project_id=storage.project_id)
+    if recorded_before is not None:
+        annotations = annotations.filter(created_at__lte=recorded_before)
     removals = set()
     if full:
         queryset = snapshot
@@ -240,10 +265,11 @@ def _write_round(storage, lease, snapshot, track_status, reason):
     # The training formats ride along in this writer's commit: always in a full snapshot (manual
     # sync), else at most once per PACHYDERM_FORMATS_REFRESH_SECONDS (a conversion reads every
     # annotated task of the project). No rows, no commit: a refresh that is due waits for the next change.
-    with_formats = full or formats.due(storage)
+    # Not in a round's drain: a conversion reads every annotation, also those after its cut.
+    with_formats = full or (recorded_before is None and formats.due(storage))
     commit = writer.export_annotations(storage, queryset=queryset, reason=reason, track_status=track_status,
                                          removals=removals, marker=f'{MARKER} {lease.holder}', errors=problems,
-                                         formats=with_formats)
+                                         formats=with_formats, created_before=recorded_before)
     if commit and not lease.renew():
         # Someone else took the lease while this commit was written (this process stalled past the
         # lease): it may take this commit for a dead writer's and drop it. Keep the rows; writing

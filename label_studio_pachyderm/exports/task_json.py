@@ -20,8 +20,10 @@ _TASK_RELATIONS = {
 }
 
 
-def fetch_tasks(project, ids: list) -> list:
+def fetch_tasks(project, ids: list, created_before=None) -> list:
     """The tasks ``ids`` (ascending) with their relations attached as lists, in five queries.
+
+    ``created_before``: only the annotations created by then (a labeling round's cut).
 
     Django's prefetch builds a queryset per task and relation and compiles an
     ``IN (...)`` of every id for each relation; together that cost about as much as
@@ -49,7 +51,10 @@ def fetch_tasks(project, ids: list) -> list:
             if task is not None:
                 getattr(task, attribute).append(value(row))
 
-    attach(Annotation.objects.filter(**span).select_related('completed_by').order_by('id'), 'exported_annotations')
+    annotations = Annotation.objects.filter(**span)
+    if created_before is not None:
+        annotations = annotations.filter(created_at__lte=created_before)
+    attach(annotations.select_related('completed_by').order_by('id'), 'exported_annotations')
     attach(AnnotationDraft.objects.filter(**span).order_by('id'), 'exported_drafts')
     attach(Prediction.objects.filter(**span).order_by('id'), 'exported_predictions')
     # Only the authors' ids are serialized (PrimaryKeyRelatedField).

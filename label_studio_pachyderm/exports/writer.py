@@ -54,8 +54,9 @@ def _join(prefix: str, name: str) -> str:
 class _Export:
     """One export run: yields file operations and remembers what it wrote."""
 
-    def __init__(self, storage, annotation_qs):
+    def __init__(self, storage, annotation_qs, created_before=None):
         self.storage = storage
+        self.created_before = created_before  # a task file holds only annotations created by then
         self.project = storage.project
         self.annotation_qs = annotation_qs
         self.written = []  # [(annotation_id, path)]
@@ -93,7 +94,7 @@ class _Export:
         options = dict(context={'project': self.project},
                        expand=['annotations.reviews', 'annotations.completed_by'])
         for start in range(0, len(ids), _CHUNK):
-            tasks = fetch_tasks(self.project, ids[start:start + _CHUNK])
+            tasks = fetch_tasks(self.project, ids[start:start + _CHUNK], self.created_before)
             for task, body in self._serialise_chunk(serialiser, tasks, **options):
                 if body is None:
                     continue
@@ -172,8 +173,10 @@ def _count(n: int, noun: str) -> str:
 
 
 def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync', track_status=False,
-                       removals=(), marker='', errors=None, formats=False) -> str:
+                       removals=(), marker='', errors=None, formats=False, created_before=None) -> str:
     """Write the given annotations, and remove the files ``removals``, in one commit.
+
+    ``created_before``: annotations created after it stay out of the files (a labeling round's cut).
 
     With ``formats`` the commit also replaces ``<prefix>/formats/<FORMAT>/`` for each of the
     storage's ``export_formats`` (``formats.Conversion``, run before the commit starts); a format
@@ -188,7 +191,7 @@ def export_annotations(storage, queryset=None, annotation_ids=None, reason='sync
     """
     if queryset is None:
         queryset = Annotation.objects.filter(id__in=list(annotation_ids or []), project=storage.project)
-    run = _Export(storage, queryset)
+    run = _Export(storage, queryset, created_before)
     run.track = track_status
     removals = sorted(set(removals))
     if track_status:

@@ -8,12 +8,12 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
 
 import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 
-from ._sdk import SdkClient, pfs as _pfs
+from ._sdk import SdkClient, pfs as _pfs, transaction as _txn
 from . import channels
 from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, PachdUnavailable,
                      connect_failed, map_error)
@@ -354,6 +354,22 @@ class PachdClient:
             self._pfs.create_branch(**request)
         except grpc.RpcError as exc:
             raise self._error(exc, project, repo, commits=(head,) if head else ()) from None
+
+    def move_branches(self, moves: Sequence[Tuple[str, str, str, str]]) -> None:
+        """Point each ``(project, repo, branch, commit id)`` branch at its commit, all in ONE pachd
+        transaction (BatchTransaction): every branch moves, or none does. A branch that does not
+        exist yet is created. Nothing is left open on pachd if this process dies meanwhile."""
+        self._check_open()
+        requests = [_txn.TransactionRequest(create_branch=_pfs.CreateBranchRequest(
+            branch=self._branch(project, repo, branch), head=_pfs.Commit(repo=self._repo(project, repo), id=head)))
+            for project, repo, branch, head in moves]
+        if not requests:
+            return
+        try:
+            self._sdk.transaction.batch_transaction(requests=requests)
+        except grpc.RpcError as exc:
+            project, repo, _, _ = moves[0]
+            raise self._error(exc, project, repo) from None
 
     def inspect_commit(self, project: str, repo: str, commit: str) -> CommitInfo:
         try:
