@@ -5,6 +5,8 @@
     label-studio-pachyderm watch [--refresh SECONDS]            sync watched storages on new commits
     label-studio-pachyderm pfs-server --data-dir DIR [...]      the local PFS server
     label-studio-pachyderm pfs VERB ...                         pachctl-like commands
+    label-studio-pachyderm promote STORAGE_ID [...]              promote a labeling round (rounds_cli)
+    label-studio-pachyderm rounds STORAGE_ID                     list a target's labeling rounds
 
 The ``pfs`` verbs talk to any pachd (or the local server) through the plugin's
 pachd client. Where: ``--pachd-address``, else ``$PACHD_ADDRESS``, else the
@@ -21,6 +23,8 @@ import os
 import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
+
+from . import rounds_cli
 
 SETTINGS_MODULE = 'label_studio_pachyderm.settings'
 DEFAULT_ADDRESS = 'grpc://localhost:30650'
@@ -490,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb('delete-file', 'delete a file (or directory) in a new commit')
     sub.add_argument('target', metavar='REPO@BRANCH:/path')
     sub.add_argument('-m', '--message', default='', help='commit description')
+    rounds_cli.add_commands(commands)
     return parser
 
 
@@ -509,9 +514,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _run_pfs_server(args)
         if args.command == 'watch':
             return _run_watch(args)
+        if args.command in ('promote', 'rounds'):
+            return rounds_cli.run(args)
         return _run_pfs(args)
     except CommandError as exc:
         print(f'error: {_one_line(str(exc))}', file=sys.stderr)
+        return 1
+    except rounds_cli.RoundsError as exc:
+        _report_error(str(exc), hide=getattr(args, 'token', None))
         return 1
     except KeyboardInterrupt:
         return 130

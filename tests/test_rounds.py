@@ -331,3 +331,37 @@ def test_a_round_holds_the_annotations_recorded_before_the_promote_and_none_afte
     wait_for(lambda: annotations_on(pfs_client, 'staging') == everything, timeout=60,
              what='the rest on the working branch')
     assert head(pfs_client, 'master') == out['commit']
+
+
+def test_the_cli_promotes_lists_and_reports_errors_over_label_studio_api(live_server, api, user, project, pfs,
+                                                                          pfs_client, repos, capsys, closed_port):
+    from label_studio_pachyderm import cli
+
+    add_images(pfs_client, ['a.png'])
+    sync_source(api, source(api, project, pfs.address))
+    tid = target(api, project, pfs.address)
+    annotate(api, task_of(project, 'a.png'))
+    r = api.post('/api/token/')  # a personal access token, as Account & Settings makes one
+    assert r.status_code == 201, r.content
+    token = r.json()['token']
+    where = ['--url', live_server.url, '--token', token]
+    assert cli.main(['promote', str(tid), *where]) == 0
+    printed = capsys.readouterr().out
+    round_commit = head(pfs_client, 'master')
+    assert f'round 1 promoted: commit {round_commit} (1 annotations)' in printed
+    assert f'default/labels@master: (new branch) -> {round_commit}' in printed
+    assert cli.main(['rounds', str(tid), *where]) == 0
+    listing = capsys.readouterr().out
+    assert round_commit in listing and user.email in listing and '*' in listing
+    assert cli.main(['promote', str(tid), '--json', *where]) == 0
+    assert json.loads(capsys.readouterr().out)['commit'] == round_commit
+    # Errors are one line naming the field, the token never printed.
+    assert cli.main(['promote', str(tid), '--commit', 'nope', *where]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: 400: commit:') and token not in err
+    assert cli.main(['promote', str(tid), '--url', live_server.url, '--token', 'a.b.c']) == 1
+    assert capsys.readouterr().err.startswith('error: 401')
+    assert cli.main(['rounds', '999999', *where]) == 1
+    assert capsys.readouterr().err.startswith('error: 404')
+    assert cli.main(['rounds', str(tid), '--url', f'http://127.0.0.1:{closed_port}', '--token', token]) == 1
+    assert 'cannot reach Label Studio' in capsys.readouterr().err
