@@ -32,6 +32,7 @@ import {
   prefixSchema,
   presignSchema,
   projectSchema,
+  promoteToSchema,
   recursiveScanSchema,
   regexFilterSchema,
   repoSchema,
@@ -124,6 +125,17 @@ export const pachydermProvider: ProviderConfig = {
       schema: changedFilesSchema,
     },
     {
+      name: "promote_to",
+      type: "text",
+      label: "Promote to (optional)",
+      placeholder: "e.g. master (empty: no labeling rounds)",
+      description:
+        "Labeling rounds: annotations are committed to the branch above; Promote on the storage card moves this branch, the one pipelines read, to the round's commit in one pachd transaction. Must differ from the branch above.",
+      autoComplete: "off",
+      target: "export",
+      schema: promoteToSchema,
+    },
+    {
       name: "prefix",
       type: "text",
       label: "Folder in the repo",
@@ -154,6 +166,8 @@ export const pachydermProvider: ProviderConfig = {
     { fields: ["pach_project", "repo"] },
     // A target storage has no commit field; the row then holds the branch alone.
     { fields: ["branch", "commit"] },
+    // Target storages only: the labeling rounds' branch, right under the working branch.
+    { fields: ["promote_to"] },
     // prefix is a target storage's field, watch_commits a source storage's: one of them per form.
     { fields: ["prefix", "watch_commits"] },
     { fields: ["export_formats"] },

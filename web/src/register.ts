@@ -7,12 +7,14 @@
  * pip-installed Label Studio (see runtime/attach.ts for how and when), and corrects
  * the wizard's own wording for it (runtime/touch-ups.ts); on the labeling screen, it
  * says why a file from Pachyderm does not load (runtime/media-errors.ts); in the Data
- * Manager, it names Label Studio's own "{ }" column (runtime/data-manager.ts).
+ * Manager, it names Label Studio's own "{ }" column (runtime/data-manager.ts); on a target
+ * storage's card with "Promote to" set, it offers the labeling rounds (runtime/rounds.ts).
  */
 import { pachydermProvider } from "./pachyderm";
 import { attachProvider } from "./runtime/attach";
 import { watchSourceColumn } from "./runtime/data-manager";
 import { watchMediaErrors } from "./runtime/media-errors";
+import { watchRoundsPanels } from "./runtime/rounds";
 import { watchWizards } from "./runtime/touch-ups";
 
 const GUARD = "__labelStudioPachydermProvider";
@@ -30,6 +32,8 @@ function start(): void {
   watchMediaErrors();
   // A header for the Data Manager's unlabeled "{ }" column (runtime/data-manager.ts).
   watchSourceColumn();
+  // "Promote round" and the rounds on a Pachyderm target storage's card (runtime/rounds.ts).
+  watchRoundsPanels();
 }
 
 if (document.body) start();

@@ -70,6 +70,7 @@ describe("form_layout.yml", () => {
       "pach_project",
       "repo",
       "branch",
+      "promote_to",
       "prefix",
       "export_formats",
       "can_delete_objects",

@@ -75,6 +75,7 @@ describe("provider identity", () => {
       "pach_project",
       "repo",
       "branch",
+      "promote_to",
       "prefix",
       "export_formats",
     ]);
@@ -232,6 +233,29 @@ describe("branch", () => {
   });
 });
 
+describe("promote_to", () => {
+  const promote = field("promote_to", "export");
+
+  it("is a target storage's optional branch, empty (no rounds) by default, laid out right after the branch", () => {
+    expect(promote).toMatchObject({ type: "text", target: "export", label: "Promote to (optional)" });
+    expect(promote.placeholder).toBe("e.g. master (empty: no labeling rounds)");
+    expect(promote.required).toBeUndefined();
+    expect(promote.schema.parse(undefined)).toBe("");
+    expect(stepFields(pachydermProvider, "import").map((entry) => entry.name)).not.toContain("promote_to");
+    const rows = pachydermProvider.layout.map((row) => row.fields);
+    const branchRow = rows.findIndex((fields) => fields.includes("branch"));
+    expect(rows[branchRow + 1]).toEqual(["promote_to"]);
+  });
+
+  it.each(["", "master", "release_2", "pipeline-in"])("accepts %j", (value) => {
+    expect(messages(promote, value)).toEqual([]);
+  });
+
+  it.each(["master^1", "a/b", "two words", "labels@master"])("rejects %j", (value) => {
+    expect(messages(promote, value)).toEqual([`"${value}" is not a branch name: letters, digits, "_" and "-" only (e.g. master)`]);
+  });
+});
+
 describe("commit", () => {
   const commit = field("commit");
 
@@ -320,6 +344,7 @@ describe("the connection step, validated the way the wizard does it", () => {
       use_blob_urls: false,
       recursive_scan: true,
       presign: false,
+      promote_to: "",
       watch_commits: false,
       changed_files: "keep",
     });

@@ -65,5 +65,12 @@ export const exportFormatsSchema = z
   })
   .optional()
   .default("");
+// Target storages: the branch a labeling round is promoted to (empty: no rounds). The server also
+// checks it differs from the working branch; a single field's schema cannot see the other field.
+export function promoteToProblem(name: string): string | null {
+  if (name === "" || /^[a-zA-Z0-9_-]+$/.test(name)) return null;
+  return `"${name}" is not a branch name: letters, digits, "_" and "-" only (e.g. master)`;
+}
+export const promoteToSchema = checkedText(promoteToProblem).optional().default("");
 // pachd has no presigned URLs; Label Studio's proxy streams every file.
 export const presignSchema = z.boolean().default(false);
