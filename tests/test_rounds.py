@@ -350,6 +350,10 @@ def test_the_cli_promotes_lists_and_reports_errors_over_label_studio_api(live_se
     round_commit = head(pfs_client, 'master')
     assert f'round 1 promoted: commit {round_commit} (1 annotations)' in printed
     assert f'default/labels@master: (new branch) -> {round_commit}' in printed
+    assert cli.main(['pfs', '--pachd-address', pfs.address, 'inspect-commit', 'labels@master']) == 0
+    shown = capsys.readouterr().out
+    assert f'Commit: default/labels@{round_commit}' in shown and '  Labeling round 1 of Label Studio project' in shown
+    assert '  annotations: 1 (per label: Cat: 1)' in shown
     assert cli.main(['rounds', str(tid), *where]) == 0
     listing = capsys.readouterr().out
     assert round_commit in listing and user.email in listing and '*' in listing
