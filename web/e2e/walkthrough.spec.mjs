@@ -22,7 +22,8 @@
  *   6. add a Pachyderm target storage (traffic-labels@master), sync it, read the exported
  *      annotation back from Pachyderm;
  *   then the step modules: versions (steps/versions.mjs), media seeking (steps/media-seek.mjs),
- *   pachd out of reach for a watching storage (steps/outage.mjs);
+ *   pachd out of reach for a watching storage (steps/outage.mjs), labeling rounds promoted from
+ *   a target storage's card (steps/rounds.mjs);
  *   7. the wizard explains bad input: an unreachable pachd, a missing repo.
  * Screenshots of each go to docs/images/ (SCREENSHOT_DIR). A failure names its
  * step and leaves a screenshot in ARTIFACT_DIR. When a later step cannot go on
@@ -55,6 +56,7 @@ import { demoProjectSteps } from "./steps/demo-project.mjs";
 import { versionSteps } from "./steps/versions.mjs";
 import { mediaSeekSteps } from "./steps/media-seek.mjs";
 import { outageSteps } from "./steps/outage.mjs";
+import { roundsSteps } from "./steps/rounds.mjs";
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 
@@ -515,6 +517,8 @@ async function walkthrough(browser) {
   await mediaSeekSteps(ctx, { repo: SOURCE_REPO, folder: FOLDER });
   if (RELAY_PORT) await outageSteps(ctx, { repo: SOURCE_REPO, relayPort: RELAY_PORT });
   else note("RELAY_PORT not set: the pachd outage steps are skipped (bash web/e2e/run-walkthrough.sh sets it)");
+  if (ids.demo) await roundsSteps(ctx);
+  else note("no demo project: the labeling rounds steps are skipped (they promote the demo's labels repo)");
 
   await step("the wizard explains bad input: an unreachable pachd, a missing repo", async () => {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);

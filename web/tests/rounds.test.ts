@@ -178,8 +178,9 @@ describe("the panel", () => {
     expect(panels.scan()).toBe(1);
     expect(document.querySelectorAll(`[data-testid="${PANEL_ID}"]`)).toHaveLength(1);
     expect(panel()!.dataset.storageId).toBe("7");
-    // Under the Sync Storage button, inside the card.
-    expect(panel()!.previousElementSibling?.className).toBe("mt-base");
+    // Right after the Sync Storage button's row, inside the card.
+    expect(panel()!.previousElementSibling?.className).toBe("sync");
+    expect(panel()!.parentElement?.className).toBe("card");
     await until(() => document.querySelectorAll('[data-testid="pachyderm-round"]').length === 2, "the rounds");
     const items = Array.from(document.querySelectorAll<HTMLElement>('[data-testid="pachyderm-round"]'));
     expect(items[0].textContent).toBe("Round 2 · 9a8b7c6 · 3 annotations · 2026-12-07 13:40Roll back to this round");

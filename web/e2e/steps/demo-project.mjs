@@ -107,6 +107,8 @@ export async function demoProjectSteps(ctx) {
     const region = annotation.result.find((item) => item.type === "rectanglelabels");
     expect(region?.value.rectanglelabels?.includes(shape.label), `the annotation holds a ${shape.label} box`, annotation.result);
     demo.task = annotation.task;
+    // For later steps on the demo project (steps/rounds.mjs).
+    ctx.ids.demo = { project: block.project, task: annotation.task };
     note(`annotation ${annotation.id} on task ${annotation.task} (${uri}): ${shape.label} box`);
   });
 

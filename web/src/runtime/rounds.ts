@@ -289,7 +289,7 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
       box.style.cssText = "margin-top:6px;padding:8px;border:1px solid currentColor;border-radius:4px";
       box.appendChild(line(confirmText(storage, round), "pachyderm-promote-question", "margin-top:0"));
       const label = doc.createElement("label");
-      label.style.cssText = "display:flex;gap:6px;align-items:flex-start;margin-top:6px;cursor:pointer";
+      label.style.cssText = "display:flex;gap:6px;align-items:flex-start;margin-top:6px;font-weight:normal;cursor:pointer";
       const check = doc.createElement("input");
       check.type = "checkbox";
       check.checked = state.withInputs;
@@ -372,10 +372,14 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
   }
 
   function place(syncButton: Element, storage: TargetStorage): boolean {
-    const host = syncButton.parentElement;
-    if (!host) return false;
+    // The card draws its Sync Storage button in a box of its own inside a flex row; the panel
+    // goes right after that row, so it takes the card's whole width.
+    const anchor = syncButton.parentElement?.parentElement;
+    const container = anchor?.parentElement;
+    if (!anchor || !container) return false;
     const promoteTo = storage.promote_to ?? "";
-    const existing = host.parentElement?.querySelector<HTMLElement>(`[data-testid="${PANEL_ID}"]`) ?? null;
+    const existing =
+      Array.from(container.children).find((child): child is HTMLElement => child.getAttribute("data-testid") === PANEL_ID) ?? null;
     if (!promoteTo) {
       existing?.remove();
       return false;
@@ -387,8 +391,8 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
     panel.setAttribute("data-testid", PANEL_ID);
     panel.dataset.storageId = String(storage.id);
     panel.dataset.promoteTo = promoteTo;
-    panel.style.cssText = "margin-top:12px;font-size:13px;line-height:1.4";
-    host.after(panel);
+    panel.style.cssText = "width:100%;margin-top:12px;padding-top:8px;border-top:1px solid rgba(128,128,128,0.3);font-size:13px;line-height:1.4";
+    anchor.after(panel);
     fill(panel, state);
     if (!state.rounds && !state.loading && !state.roundsError) void loadRounds(state);
     return true;
