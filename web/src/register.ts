@@ -8,12 +8,15 @@
  * the wizard's own wording for it (runtime/touch-ups.ts); on the labeling screen, it
  * says why a file from Pachyderm does not load (runtime/media-errors.ts); in the Data
  * Manager, it names Label Studio's own "{ }" column (runtime/data-manager.ts); on a target
- * storage's card with "Promote to" set, it offers the labeling rounds (runtime/rounds.ts).
+ * storage's card with "Promote to" set, it offers the labeling rounds (runtime/rounds.ts); on
+ * every Pachyderm storage card, it shows what the storage's meta says: what a source watches,
+ * the changes a target has waiting, their errors (runtime/card-status.ts).
  */
 import { pachydermProvider } from "./pachyderm";
 import { attachProvider } from "./runtime/attach";
 import { watchSourceColumn } from "./runtime/data-manager";
 import { watchMediaErrors } from "./runtime/media-errors";
+import { watchCardStatus } from "./runtime/card-status";
 import { watchRoundsPanels } from "./runtime/rounds";
 import { watchWizards } from "./runtime/touch-ups";
 
@@ -34,6 +37,8 @@ function start(): void {
   watchSourceColumn();
   // "Promote round" and the rounds on a Pachyderm target storage's card (runtime/rounds.ts).
   watchRoundsPanels();
+  // What a storage's meta says, on its card: watching, changes waiting, errors (runtime/card-status.ts).
+  watchCardStatus();
 }
 
 if (document.body) start();

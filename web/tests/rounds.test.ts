@@ -11,6 +11,7 @@ import {
   confirmText,
   outcomeLine,
   refusalLine,
+  roundAction,
   roundLine,
   roundsPanels,
 } from "../src/runtime/rounds";
@@ -183,7 +184,8 @@ describe("the panel", () => {
     expect(panel()!.parentElement?.className).toBe("card");
     await until(() => document.querySelectorAll('[data-testid="pachyderm-round"]').length === 2, "the rounds");
     const items = Array.from(document.querySelectorAll<HTMLElement>('[data-testid="pachyderm-round"]'));
-    expect(items[0].textContent).toBe("Round 2 · 9a8b7c6 · 3 annotations · 2026-12-07 13:40Roll back to this round");
+    // Round 2 is newer than the current round 1 (a roll back happened): it is promoted again, not rolled back to.
+    expect(items[0].textContent).toBe("Round 2 · 9a8b7c6 · 3 annotations · 2026-12-07 13:40Promote this round again");
     expect(items[1].textContent).toBe("Round 1 · 1f0c2a9 · 1 annotation · 2026-12-07 12:00 · now labels@master");
     expect(items[1].querySelector("button")).toBeNull();
     expect(calls.map((call) => `${call.method} ${call.url}`)).toEqual(["GET /api/storages/export/pachyderm/7/rounds"]);
@@ -257,6 +259,50 @@ describe("the panel", () => {
     await until(() => byTestId("pachyderm-promote-outcome") !== null, "the outcome");
     expect(byTestId("pachyderm-promote-outcome")!.textContent).toBe("Rolled back to round 1: labels@master now at 1f0c2a9 (1 annotation)");
     expect(calls.find((call) => call.method === "POST")!.body).toEqual({ with_inputs: false, inputs_branch: "labeled", commit: ROUND_1 });
+  });
+
+  it("after a roll back, offers the newer round as \"Promote this round again\", the older one as a roll back", async () => {
+    const ROUND_3 = "3c3c2a9b3d4e4f5a8b6c7d8e9f0a1b2c";
+    const list = {
+      promote_to: "master",
+      current: ROUND_2,
+      rounds: [
+        { commit: ROUND_3, current: false, started: null, card: card(3, 5) },
+        { commit: ROUND_2, current: true, started: null, card: card(2, 3) },
+        { commit: ROUND_1, current: false, started: null, card: card(1, 1) },
+      ],
+    };
+    const { fetcher, calls } = server({
+      "GET /api/storages/export/pachyderm/7/rounds": () => ({ status: 200, body: list }),
+      "POST /api/storages/export/pachyderm/7/promote": () => ({
+        status: 200,
+        body: { commit: ROUND_3, rollback: false, moved: [{ branch: "default/labels@master", from: ROUND_2, to: ROUND_3 }], round: card(3, 5) },
+      }),
+    });
+    await renderCards([{ storage: { ...STORAGE, title: "Rounds" }, target: "export" }]);
+    roundsPanels(document, fetcher).scan();
+    await until(() => document.querySelectorAll('[data-testid="pachyderm-round"]').length === 3, "the rounds");
+    const labels = Array.from(document.querySelectorAll<HTMLElement>('[data-testid="pachyderm-round"]')).map(
+      (item) => item.querySelector("button")?.textContent ?? null,
+    );
+    expect(labels).toEqual(["Promote this round again", null, "Roll back to this round"]);
+    click("pachyderm-round-again");
+    expect(byTestId("pachyderm-promote-question")!.textContent).toBe(
+      "Promote again: move labels@master to round 3 (commit 3c3c2a9 on labels@staging)? Pipelines reading labels@master see that round's annotations again.",
+    );
+    expect(byTestId("pachyderm-promote-confirm-button")!.textContent).toBe("Promote");
+    click("pachyderm-promote-confirm-button");
+    await until(() => byTestId("pachyderm-promote-outcome") !== null, "the outcome");
+    expect(byTestId("pachyderm-promote-outcome")!.textContent).toBe("Round 3 promoted: labels@master now at 3c3c2a9 (5 annotations)");
+    expect(calls.find((call) => call.method === "POST")!.body).toEqual({ with_inputs: false, inputs_branch: "labeled", commit: ROUND_3 });
+  });
+
+  it("labels by position relative to the current round; none current: every round rolls back", () => {
+    const entry = (commit: string, current: boolean) => ({ commit, current, started: null, card: {} });
+    const rounds = [entry("c", false), entry("b", true), entry("a", false)];
+    expect([0, 1, 2].map((index) => roundAction(rounds, index))).toEqual(["again", "current", "rollback"]);
+    const none = [entry("b", false), entry("a", false)];
+    expect([0, 1].map((index) => roundAction(none, index))).toEqual(["rollback", "rollback"]);
   });
 
   it("shows a refusal's reason as text, never as markup", async () => {

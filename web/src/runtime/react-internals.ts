@@ -70,6 +70,33 @@ export function fiberOfNode(node: Node): Fiber | null {
   return current;
 }
 
+const HOST_ROOT = 3;
+
+/**
+ * The committed one of a fiber and its alternate, found from the root down.
+ *
+ * A DOM node whose props did not change keeps pointing at the fiber of an older render,
+ * whose ancestors hold that render's props. The root knows its committed fiber; from it,
+ * each level of the path down is whichever of the pair is its parent's child. Returns
+ * `fiber` itself when the path cannot be followed.
+ */
+export function committedFiber(fiber: Fiber, limit = 1_000): Fiber {
+  const path = Array.from(ancestors(fiber, limit));
+  const top = path[path.length - 1];
+  const rootCurrent = top.tag === HOST_ROOT && isObject(top.stateNode) ? (top.stateNode as { current?: unknown }).current : undefined;
+  if (!isObject(rootCurrent)) return fiber;
+  let current = rootCurrent as unknown as Fiber;
+  if (current !== top && current !== top.alternate) return fiber;
+  for (let index = path.length - 2; index >= 0; index -= 1) {
+    const wanted = path[index];
+    let child = current.child;
+    for (let steps = 0; child && child !== wanted && child !== wanted.alternate && steps < SEARCH_LIMIT; steps += 1) child = child.sibling;
+    if (!child || (child !== wanted && child !== wanted.alternate)) return fiber;
+    current = child;
+  }
+  return current;
+}
+
 /** A fiber and its ancestors, nearest first. */
 export function* ancestors(fiber: Fiber, limit = 1_000): Generator<Fiber> {
   let node: Fiber | null = fiber;

@@ -10,14 +10,15 @@
  *   with "also move the input branch"), then POSTs `.../promote` and says what
  *   happened in plain words, or the server's reason when nothing was moved;
  * - the rounds (GET `.../rounds`), newest first, the one `promote_to` holds marked,
- *   each other one with "Roll back to this round" (the same POST with its commit).
+ *   each older one with "Roll back to this round" and, after a roll back, each newer one
+ *   with "Promote this round again" (both the same POST with its commit).
  *
  * The card is Label Studio's own component; the storage it shows is its `storage` prop,
  * read off the React fiber of the "Sync Storage" button (see react-internals.ts), with
  * `target: "export"`. A storage list without `promote_to` is completed from the
  * plugin's list API. All text goes in through `textContent`; no token is ever read.
  */
-import { ancestors, fiberOfNode } from "./react-internals";
+import { ancestors, committedFiber, fiberOfNode } from "./react-internals";
 
 export const PANEL_ID = "pachyderm-rounds";
 const SYNC_BUTTON = 'button[aria-label="Sync Storage"]';
@@ -74,10 +75,16 @@ function where(storage: TargetStorage, branch: string): string {
 const annotationsText = (count: unknown): string =>
   typeof count === "number" ? `${count} annotation${count === 1 ? "" : "s"}` : "annotations";
 
-/** The question asked before a promote, or before a roll back to `round`. */
-export function confirmText(storage: TargetStorage, round?: RoundEntry): string {
+/**
+ * The question asked before a promote, before a roll back to an older `round`, or (`again`)
+ * before promoting a round newer than the current one again (after a roll back).
+ */
+export function confirmText(storage: TargetStorage, round?: RoundEntry, again = false): string {
   const to = where(storage, storage.promote_to ?? "");
   const working = where(storage, storage.branch || "master");
+  if (round && again) {
+    return `Promote again: move ${to} to round ${round.card.round ?? "?"} (commit ${short(round.commit)} on ${working})? Pipelines reading ${to} see that round's annotations again.`;
+  }
   if (round) {
     return `Roll back: move ${to} to round ${round.card.round ?? "?"} (commit ${short(round.commit)} on ${working})? Pipelines reading ${to} see that round's annotations again.`;
   }
@@ -113,6 +120,16 @@ export function refusalLine(status: number, body: unknown, rollback = false): st
   return `${prefix}: Label Studio answered ${status}`;
 }
 
+/** What a round's button offers: none for the current one, "again" for one newer than it (the list is newest first). */
+export function roundAction(rounds: RoundEntry[], index: number): "current" | "again" | "rollback" {
+  if (rounds[index]?.current) return "current";
+  const current = rounds.findIndex((entry) => entry.current);
+  return current >= 0 && index < current ? "again" : "rollback";
+}
+
+export const ROLLBACK_TEXT = "Roll back to this round";
+export const AGAIN_TEXT = "Promote this round again";
+
 /** A round as one line of the list. */
 export function roundLine(entry: RoundEntry): string {
   const started = entry.started ? ` · ${entry.started.replace("T", " ").slice(0, 16)}` : "";
@@ -126,8 +143,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 /** The storage a card shows and whether it is a target one, from the props of the card around `button`. */
 export function cardStorageOf(button: Element): { storage: TargetStorage; target: unknown } | null {
-  const fiber = fiberOfNode(button);
-  if (!fiber) return null;
+  const found = fiberOfNode(button);
+  if (!found) return null;
+  // The committed fiber: after Label Studio draws the card again, the button may still point at an older one.
+  const fiber = committedFiber(found);
   for (const node of ancestors(fiber, 60)) {
     const props = node.memoizedProps;
     if (isObject(props) && isObject(props.storage) && "target" in props && typeof props.storage.id === "number") {
@@ -158,7 +177,7 @@ interface PanelState {
   roundsError: string | null;
   loading: boolean;
   busy: boolean;
-  asking: { round?: RoundEntry } | null;
+  asking: { round?: RoundEntry; again?: boolean } | null;
   withInputs: boolean;
   outcome: { ok: boolean; text: string } | null;
 }
@@ -228,7 +247,7 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
     }
   }
 
-  async function promote(state: PanelState, round?: RoundEntry): Promise<void> {
+  async function promote(state: PanelState, round?: RoundEntry, again = false): Promise<void> {
     state.busy = true;
     state.asking = null;
     state.outcome = null;
@@ -241,10 +260,10 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
       if (response.ok && isObject(answer) && typeof answer.commit === "string") {
         state.outcome = { ok: true, text: outcomeLine(state.storage, answer as unknown as PromoteOutcome) };
       } else {
-        state.outcome = { ok: false, text: refusalLine(response.status, answer, Boolean(round)) };
+        state.outcome = { ok: false, text: refusalLine(response.status, answer, Boolean(round) && !again) };
       }
     } catch (error) {
-      state.outcome = { ok: false, text: `${round ? "Not rolled back" : "Not promoted"}: Label Studio did not answer (${String(error)})` };
+      state.outcome = { ok: false, text: `${round && !again ? "Not rolled back" : "Not promoted"}: Label Studio did not answer (${String(error)})` };
     } finally {
       state.busy = false;
       rerender(state.storage.id);
@@ -282,12 +301,12 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
     panel.appendChild(title);
 
     if (state.asking) {
-      const round = state.asking.round;
+      const { round, again = false } = state.asking;
       const box = doc.createElement("div");
       box.setAttribute("data-testid", "pachyderm-promote-confirm");
       box.setAttribute("role", "group");
       box.style.cssText = "margin-top:6px;padding:8px;border:1px solid currentColor;border-radius:4px";
-      box.appendChild(line(confirmText(storage, round), "pachyderm-promote-question", "margin-top:0"));
+      box.appendChild(line(confirmText(storage, round, again), "pachyderm-promote-question", "margin-top:0"));
       const label = doc.createElement("label");
       label.style.cssText = "display:flex;gap:6px;align-items:flex-start;margin-top:6px;font-weight:normal;cursor:pointer";
       const check = doc.createElement("input");
@@ -301,7 +320,7 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
       words.textContent = INPUTS_TEXT();
       label.append(check, words);
       box.appendChild(label);
-      box.appendChild(button(round ? "Roll back" : "Promote", "pachyderm-promote-confirm-button", () => void promote(state, round)));
+      box.appendChild(button(round && !again ? "Roll back" : "Promote", "pachyderm-promote-confirm-button", () => void promote(state, round, again)));
       box.appendChild(
         button("Cancel", "pachyderm-promote-cancel", () => {
           state.asking = null;
@@ -332,7 +351,7 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
       const list = doc.createElement("ul");
       list.setAttribute("data-testid", "pachyderm-rounds-list");
       list.style.cssText = "margin:6px 0 0;padding:0;list-style:none";
-      for (const entry of rounds.slice(0, SHOWN_ROUNDS)) {
+      rounds.slice(0, SHOWN_ROUNDS).forEach((entry, index) => {
         const item = doc.createElement("li");
         item.setAttribute("data-testid", "pachyderm-round");
         item.setAttribute("data-commit", entry.commit);
@@ -340,13 +359,15 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
         const text = doc.createElement("span");
         text.textContent = roundLine(entry);
         item.appendChild(text);
-        if (entry.current) {
+        const action = roundAction(rounds, index);
+        if (action === "current") {
           const now = doc.createElement("strong");
           now.textContent = ` · now ${where(storage, storage.promote_to ?? "")}`;
           item.appendChild(now);
         } else {
-          const back = button("Roll back to this round", "pachyderm-round-rollback", () => {
-            state.asking = { round: entry };
+          const again = action === "again";
+          const back = button(again ? AGAIN_TEXT : ROLLBACK_TEXT, again ? "pachyderm-round-again" : "pachyderm-round-rollback", () => {
+            state.asking = { round: entry, again };
             state.outcome = null;
             rerender(storage.id);
           }, state.busy);
@@ -354,7 +375,7 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
           item.appendChild(back);
         }
         list.appendChild(item);
-      }
+      });
       panel.appendChild(list);
       if (rounds.length > SHOWN_ROUNDS) {
         panel.appendChild(line(`and ${rounds.length - SHOWN_ROUNDS} older round(s)`, "pachyderm-rounds-more", "opacity:0.7"));
