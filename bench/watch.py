@@ -10,8 +10,9 @@ each on a storage picked at random, and measures until Label Studio's task list 
 task: from just before the commit is written (so the upload counts) and from FinishCommit's
 answer. Then the watcher's CPU time, resident memory and threads over ``--idle`` seconds with
 every storage watched and nothing landing (psutil). Last, the local PFS server is stopped for
-``--restart-down`` seconds and started again on the same port and data: the time until every
-storage is subscribed again (counted on the server) and has finished its catch-up sync.
+``--restart-down`` seconds and started again on the same port and data, and ``--landing`` storages
+get a commit at once: the time until every storage is subscribed again (counted on the server),
+every card reads completed and the new files are tasks, and how many syncs that took.
 
 Prints a Markdown table; ``--out FILE`` writes it there too.
 """
@@ -34,29 +35,40 @@ def _percentile(values, q):
     return ordered[index]
 
 
-def _restart_and_catch_up(server, down: float, count: int, model, start_server) -> dict:
-    """Stop the local PFS server for ``down`` seconds, start it again on the same port and data, and time
-    until every storage is subscribed again and has finished a sync that started after the restart."""
-    from django.db.models import Q
+def _restart_and_catch_up(server, down: float, repos: list, landing: int, model, start_server, visible,
+                          rng) -> dict:
+    """Stop the local PFS server for ``down`` seconds, start it again on the same port and data, land one
+    commit on each of ``landing`` random storages at once, and time until every storage is subscribed
+    again, every card reads completed again, and the new files are tasks. Counts the syncs that ran
+    after the restart: only storages with something new need one."""
     from django.utils import timezone
+    from label_studio_pachyderm import pachd
 
     port, data_dir = server.port, server.data_dir
+    expected = visible() + landing
     server.stop()
     time.sleep(down)
     restarted_at = timezone.now()
     t0 = time.monotonic()
     server = start_server('127.0.0.1', port, data_dir)
-    subscribed = synced = None
+    client = pachd.PachdClient(server.address)
+    for i, repo in enumerate(rng.sample(repos, landing)):
+        client.write_commit('default', repo, 'master', [pachd.FileOp.put(f'after-restart-{i}.png', PNG)])
+    landed = time.monotonic() - t0
+    client.close()
+    subscribed = caught_up = None
     deadline = t0 + 600
-    while synced is None:
+    while caught_up is None:
         assert time.monotonic() < deadline, 'the catch-up after the restart did not finish in 10 minutes'
-        if subscribed is None and sum(server.open_subscriptions().values()) >= count:
+        if subscribed is None and sum(server.open_subscriptions().values()) >= len(repos):
             subscribed = time.monotonic() - t0
-        done = model.objects.filter(Q(last_sync__gte=restarted_at), status='completed').count()
-        if done >= count and subscribed is not None:
-            synced = time.monotonic() - t0
+        if subscribed is not None and model.objects.exclude(status='completed').count() == 0 \
+                and visible() >= expected:
+            caught_up = time.monotonic() - t0
         time.sleep(0.2)
-    return {'server': server, 'subscribed': subscribed, 'synced': synced}
+    syncs = model.objects.filter(last_sync__gte=restarted_at).count()
+    return {'server': server, 'subscribed': subscribed, 'caught_up': caught_up, 'landed': landed,
+            'landing': landing, 'syncs': syncs}
 
 
 def main(argv=None) -> int:
@@ -66,6 +78,8 @@ def main(argv=None) -> int:
     parser.add_argument('--idle', type=float, default=60, help='seconds of idle measurement (default 60)')
     parser.add_argument('--restart-down', type=float, default=5,
                         help='seconds the local PFS server is down before the catch-up is timed (default 5; 0: none)')
+    parser.add_argument('--landing', type=int, default=100,
+                        help='storages that get a commit right after the restart (default 100)')
     parser.add_argument('--seed', type=int, default=1, help='seed of the random storage each commit lands on')
     parser.add_argument('--out', default='', help='also write the table to this file')
     args = parser.parse_args(argv)
@@ -166,8 +180,8 @@ def main(argv=None) -> int:
         print(f'idle: CPU {cpu:.2f} %, RSS {rss:.0f} MiB, {threads} threads', file=sys.stderr)
         catch_up = None
         if args.restart_down > 0:
-            catch_up = _restart_and_catch_up(server, args.restart_down, len(repos), PachydermImportStorage,
-                                             start_server)
+            catch_up = _restart_and_catch_up(server, args.restart_down, repos, min(args.landing, len(repos)),
+                                             PachydermImportStorage, start_server, visible, rng)
             server = catch_up.pop('server')
             print(f'catch-up: {catch_up}', file=sys.stderr)
         rss_end = proc.memory_info().rss / 2 ** 20
@@ -184,10 +198,12 @@ def main(argv=None) -> int:
     lines += ['', f'Idle, {len(repos)} watched storages, {args.idle:g} s: CPU {cpu:.2f} % of one core, '
                   f'RSS {rss:.0f} MiB, {threads} threads; load average at the end of it {" ".join(load_idle)}.']
     if catch_up:
-        lines += ['', f'pachd (the local PFS server) down {args.restart_down:g} s, then started again: all '
-                      f'{len(repos)} storages subscribed again {catch_up["subscribed"]:.1f} s after the restart, '
-                      f'their catch-up syncs done {catch_up["synced"]:.1f} s after it; watcher RSS then '
-                      f'{rss_end:.0f} MiB, {threads_end} threads.']
+        lines += ['', f'pachd (the local PFS server) down {args.restart_down:g} s, then started again, and one '
+                      f'commit landed on each of {catch_up["landing"]} random storages (all written '
+                      f'{catch_up["landed"]:.1f} s after the restart): all {len(repos)} storages subscribed again '
+                      f'{catch_up["subscribed"]:.1f} s after the restart, every card completed and every new file '
+                      f'a task {catch_up["caught_up"]:.1f} s after it, with {catch_up["syncs"]} syncs (a storage '
+                      f'with nothing new needs none); watcher RSS then {rss_end:.0f} MiB, {threads_end} threads.']
     table = '\n'.join(lines)
     print(table)
     if args.out:
