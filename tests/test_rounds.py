@@ -267,6 +267,19 @@ def test_frozen_pachd_a_second_promote_is_refused_nothing_moves_and_a_retry_work
         assert r.status_code == 200, r.content
         assert head(pfs_client, 'master') == r.json()['commit']
         assert files(pfs_client, 'master') == files(pfs_client, staging)
+        # Frozen while the round's waiting changes are written: the same answer, nothing moved.
+        proxy.freeze()
+        waiting = second_client(api).post(f"/api/tasks/{task_of(project, 'a.png').id}/annotations/",
+                                          {'result': DOG}, format='json')
+        assert waiting.status_code == 201
+        promoted = head(pfs_client, 'master')
+        r = promote(api, tid)
+        assert r.status_code == 503 and 'nothing was moved' in r.json()['detail'], r.content
+        assert head(pfs_client, 'master') == promoted and outbox.pending_for_id(tid).exists()
+        proxy.thaw()
+        r = promote(api, tid)
+        assert r.status_code == 200 and r.json()['round']['annotations'] == 2, r.content
+        assert not outbox.pending_for_id(tid).exists()
     finally:
         proxy.thaw()
         proxy.close()

@@ -130,6 +130,12 @@ class FlushResult:
     error: Optional[BaseException] = None
     left: int = 0  # rows still pending afterwards
 
+    def add(self, commit: str, drained: int) -> None:
+        """One round's outcome: its commit ('' when none was needed) and the rows it drained."""
+        if commit:
+            self.commits.append(commit)
+        self.exported += drained
+
 
 class FormatsNotWritten(ValueError):
     """The commit landed with every annotation, but one or more export formats could not be converted."""
@@ -174,10 +180,7 @@ def flush(storage, wait: float = 0.0, snapshot=None, track_status: bool = False,
                                 reason if first else 'auto-export')
             if done is None:
                 break
-            commit, drained = done
-            if commit:
-                result.commits.append(commit)
-            result.exported += drained
+            result.add(*done)
             if not pending(storage).exists():
                 break
         _unreachable_until.pop(target_key(storage), None)
@@ -205,10 +208,7 @@ def drain_recorded(storage, lease, row_ids: set, recorded_before) -> FlushResult
                             recorded_before=recorded_before)
         if done is None:
             break
-        commit, drained = done
-        if commit:
-            result.commits.append(commit)
-        result.exported += drained
+        result.add(*done)
         left &= set(pending(storage).filter(id__in=left).values_list('id', flat=True))
     result.left = pending(storage).count()
     _record_outcome(storage, result)

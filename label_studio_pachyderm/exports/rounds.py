@@ -128,7 +128,7 @@ def _make_round(client, storage, user, began, recorded: set):
     writer.start_heartbeat()
     try:
         if recorded:
-            outbox.drain_recorded(storage, writer, recorded, began)
+            _drain(storage, writer, recorded, began)
         head = _head_or_none(client, storage.project_name, storage.repo, storage.branch_name)
         if head:
             info = client.inspect_commit(storage.project_name, storage.repo, head)
@@ -146,6 +146,21 @@ def _make_round(client, storage, user, began, recorded: set):
         return commit, card
     finally:
         writer.release()
+
+
+def _drain(storage, writer, recorded: set, began) -> None:
+    """The round's waiting changes written; a failure is a PachdError whatever layer reported it (the
+    export writer reports pachd's errors as a ValidationError, for the sync's status)."""
+    from rest_framework.exceptions import ValidationError
+
+    try:
+        outbox.drain_recorded(storage, writer, recorded, began)
+    except ValidationError as exc:
+        message = '; '.join(str(item) for item in (exc.detail if isinstance(exc.detail, list) else [exc.detail]))
+        unreachable = 'cannot reach pachd' in message or 'no answer in time' in message
+        failure = pachd.PachdUnavailable if unreachable else pachd.PachdError
+        raise failure(f"the round's annotations could not be written to {_where(storage, storage.branch_name)}: "
+                      f'{message}') from None
 
 
 def _history(client, storage):
