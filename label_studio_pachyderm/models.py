@@ -124,6 +124,25 @@ class PachydermImportStorageBase(PachydermStorageMixin, ImportStorage):
         help_text='A file changed since the last sync: keep its task (keep) or make a new task pinned to the '
                   'new commit (new_version)',
     )
+    predictions_repo = models.TextField(
+        _('predictions repo'), blank=True, default='',
+        help_text="A pipeline's output repo whose files are predictions of the tasks' files; empty: no predictions",
+    )
+    predictions_branch = models.TextField(
+        _('predictions branch'), blank=True, default='master',
+        help_text='Branch of the predictions repo (read at its head with predictions_match=branch_head)',
+    )
+    predictions_path = models.TextField(
+        _('predictions path'), blank=True, default='{dir}/{stem}.json',
+        help_text='Path of the prediction file of a task file: {dir}, {stem}, {ext}, {path} (cats/1.jpg: dir cats, '
+                  'stem 1, ext jpg)',
+    )
+    predictions_match = models.CharField(
+        _('predictions match'), max_length=16, default='commit_set',
+        choices=[('commit_set', 'The output commit of the task commit set'), ('branch_head', 'The branch head')],
+        help_text="commit_set: a task pinned to commit C reads <predictions_repo>@C (a pipeline's output of those "
+                  'bytes); branch_head: the head of predictions_branch',
+    )
     # Label Studio resets `meta` each time a sync is queued, so what incremental
     # sync needs to remember lives in fields of its own.
     last_synced_commit = models.TextField(blank=True, default='', help_text='Commit the last complete sync read')

@@ -51,6 +51,31 @@ def _check_watch(storage) -> None:
             f"'{storage.branch_name}', or turn watching off."]})
 
 
+def _check_predictions(storage, client) -> None:
+    """The predictions repo and branch exist on the storage's pachd; the path template is sound."""
+    from .imports.predictions import template_problem
+
+    repo = (storage.predictions_repo or '').strip()
+    if not repo:
+        return
+    problem = template_problem(storage.predictions_path or '')
+    if problem:
+        raise ValidationError({'predictions_path': [problem]})
+    with _checking('predictions_repo'):
+        try:
+            client.inspect_repo(storage.project_name, repo)
+        except pachd.PachdNotFound:
+            raise ValidationError({'predictions_repo': [
+                f"repo '{repo}' not found in project '{storage.project_name}'"]}) from None
+    branch = storage.predictions_branch or 'master'
+    with _checking('predictions_branch'):
+        try:
+            client.branch_head(storage.project_name, repo, branch)
+        except pachd.PachdNotFound:
+            raise ValidationError({'predictions_branch': [
+                f"branch '{branch}' not found in {storage.project_name}/{repo}"]}) from None
+
+
 def validate_import_storage(storage, require_files: bool = True) -> str:
     """Check pachd, token, repo, branch (or commit) and, optionally, that files match.
 
@@ -64,6 +89,7 @@ def validate_import_storage(storage, require_files: bool = True) -> str:
     _check_watch(storage)
     _check_regex(storage)
     client = _check_repo(storage)
+    _check_predictions(storage, client)
     with _checking('commit' if storage.commit else 'branch'):
         resolved = readable_commit(storage, client)
     if require_files:

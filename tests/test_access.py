@@ -84,7 +84,7 @@ def world(user, project, authed_pfs):
         use_blob_urls=True)
     target = PachydermExportStorage.objects.create(
         project=project, title=TITLE, pachd_address=authed_pfs.address, auth_token=TOKEN, repo='labels',
-        prefix='ls')
+        prefix='ls', branch='staging', promote_to='master')  # labeling rounds on, so a member's promote works
     fileuri = f'pfs://default/images@{authed_pfs.commit}/a.png'
     task = Task.objects.create(project=project, data={'image': fileuri})
     return {'project': project, 'source': source, 'target': target, 'task': task, 'fileuri': fileuri,

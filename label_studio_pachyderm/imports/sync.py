@@ -32,7 +32,7 @@ from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
 from .. import pachd, uri
-from . import readahead, taskfiles, versions
+from . import predictions, readahead, taskfiles, versions
 from ..errors import validation_error
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class _SyncState:
     pending: list = field(default_factory=list)  # [StorageObject]
     # (key, row_index) of a pending object -> the _Link of the version it replaces
     supersedes: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)  # what the predictions step did (when it is on)
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,18 @@ def _sync(storage, link_class, full_rescan: bool) -> None:
         _process_paths(storage, link_class, client, batch, state)
         storage.info_update_progress(last_sync_count=state.tasks_created, tasks_existed=state.tasks_existed)
     _flush(storage, link_class, state)
+    _attach_predictions(storage, link_class, state)
     _finish(storage, link_class, state, previous, selection)
+
+
+def _attach_predictions(storage, link_class, state) -> None:
+    """The predictions that are ready, on every current task that lacks them (``predictions``)."""
+    if not storage.predictions_repo:
+        return
+    outcome = predictions.attach_ready(storage, link_class)
+    state.errors.extend(outcome.errors)
+    state.predictions = {'predictions_attached': outcome.attached, 'predictions_waiting': outcome.waiting,
+                         'predictions_failed_commits': outcome.failed_commits}
 
 
 @dataclass(frozen=True)
@@ -611,6 +623,7 @@ def _finish(storage, link_class, state, previous, selection) -> None:
         files_failed=state.files_failed,
         rows_failed=state.rows_failed,
         **state.skipped,
+        **state.predictions,
     )
     if state.errors:
         storage.info_set_completed_with_errors(

@@ -54,6 +54,10 @@ describe("form_layout.yml", () => {
       "recursive_scan",
       "watch_commits",
       "changed_files",
+      "predictions_repo",
+      "predictions_branch",
+      "predictions_path",
+      "predictions_match",
     ]);
     const wizard = stepFields(pachydermProvider, "import")
       .map((field) => field.name)

@@ -1,0 +1,219 @@
+"""Predictions from a pipeline's output repo, attached to the tasks whose bytes they were computed from.
+
+A source storage with ``predictions_repo`` set reads, for each task, a prediction file in that repo:
+its path comes from the task file's path by ``predictions_path`` (``{dir}``, ``{stem}``, ``{ext}``,
+``{path}``; default ``{dir}/{stem}.json``, so ``cats/1.jpg`` -> ``cats/1.json``), and its commit by
+``predictions_match``:
+
+* ``commit_set`` (default): the output commit of the task's own commit set. A Pachyderm pipeline
+  writes its output in a commit with the input commit's id (pachd's global ids), so a task pinned
+  to commit C reads ``<predictions_repo>@C``; a task never gets a prediction computed from other
+  bytes. Until that commit has finished, the task waits (the next sync looks again).
+* ``branch_head``: the head of ``predictions_branch``, for predictions a script writes.
+
+Attached as Label Studio Predictions, ``model_version`` ``<predictions_repo>@<commit>`` unless the
+file names one, at most once per task and output commit, so a rerun of the pipeline (a new output
+commit) adds a new prediction and a repeated sync adds none. An output commit finished with an error
+is skipped and named in the sync's meta. Annotations are never touched. The task's
+``meta.pachyderm.predictions_commit`` records the output commit.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+import string
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .. import pachd
+
+logger = logging.getLogger(__name__)
+
+PLACEHOLDERS = ('dir', 'stem', 'ext', 'path')
+DEFAULT_TEMPLATE = '{dir}/{stem}.json'
+MATCHES = ('commit_set', 'branch_head')
+
+
+# ----------------------------------------------------------------------------- the path template
+def template_problem(template: str) -> Optional[str]:
+    """Why ``template`` cannot name a prediction file (None when it can)."""
+    try:
+        parts = list(string.Formatter().parse(template or ''))
+    except ValueError as exc:
+        return f'{template!r} is not a path template: {exc}'
+    names = [name for _, name, _, _ in parts if name is not None]
+    unknown = [name for name in names if name not in PLACEHOLDERS]
+    if unknown:
+        return (f'unknown placeholder {{{unknown[0]}}}: use ' + ', '.join(f'{{{p}}}' for p in PLACEHOLDERS))
+    if any(spec or conversion for _, name, spec, conversion in parts if name is not None):
+        return 'placeholders take no format spec or conversion'
+    if not names:
+        return 'the template must use at least one placeholder, else every task reads the same file'
+    literal = ''.join(text for text, _, _, _ in parts)
+    if '..' in literal.replace('\\', '/').split('/'):
+        return 'the template must stay inside the repo: no ".." path elements'
+    if not prediction_path(template, 'a/b.png'):
+        return 'the template names no file'
+    return None
+
+
+def prediction_path(template: str, path: str) -> str:
+    """The prediction file of the task file ``path`` (repo-relative, no leading slash)."""
+    path = path.lstrip('/')
+    directory, name = posixpath.split(path)
+    stem, ext = posixpath.splitext(name)
+    filled = template.format(dir=directory, stem=stem, ext=ext.lstrip('.'), path=path)
+    normal = posixpath.normpath('/' + filled).lstrip('/')
+    return '' if normal in ('', '.') else normal
+
+
+# ----------------------------------------------------------------------------- file shapes
+def parse(content: bytes, path: str) -> list:
+    """The predictions of one file: [{'result': [...], 'score': float|None, 'model_version': str|None}].
+
+    Accepted: a list of result items; an object with ``result`` (and ``score``, ``model_version``);
+    a list of such objects; a Label Studio task holding ``predictions``. Anything else is a
+    ValueError naming the file."""
+    try:
+        body = json.loads(content)
+    except ValueError as exc:
+        raise ValueError(f'{path}: not JSON ({exc})') from None
+    if isinstance(body, dict) and 'predictions' in body:
+        body = body['predictions']
+        if not isinstance(body, list):
+            raise ValueError(f'{path}: "predictions" must be a list')
+    if isinstance(body, dict):
+        return [_one(body, path)]
+    if isinstance(body, list):
+        if body and all(isinstance(item, dict) and 'result' in item for item in body):
+            return [_one(item, path) for item in body]
+        if all(isinstance(item, dict) and ('value' in item or 'type' in item) for item in body):
+            return [{'result': body, 'score': None, 'model_version': None}]
+    raise ValueError(f'{path}: expected a list of result items, an object with "result", a list of those, or '
+                     'a task with "predictions"')
+
+
+def _one(item: dict, path: str) -> dict:
+    result = item.get('result')
+    if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+        raise ValueError(f'{path}: "result" must be a list of result items (objects)')
+    score = item.get('score')
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise ValueError(f'{path}: "score" must be a number')
+    version = item.get('model_version')
+    if version is not None and not isinstance(version, str):
+        raise ValueError(f'{path}: "model_version" must be a string')
+    return {'result': result, 'score': score, 'model_version': version}
+
+
+# ----------------------------------------------------------------------------- attaching
+@dataclass
+class Outcome:
+    attached: int = 0
+    waiting: int = 0  # tasks whose output commit has not finished yet
+    errors: list = field(default_factory=list)
+    failed_commits: list = field(default_factory=list)  # output commits finished with an error
+
+
+def attach_ready(storage, link_class) -> Outcome:
+    """Attach every prediction that is ready to the storage's current tasks that lack it; see the
+    module docstring. Never raises for one file or one commit: those go into the outcome."""
+    from tasks.models import Task
+
+    outcome = Outcome()
+    if not storage.predictions_repo:
+        return outcome
+    client = storage.get_client()
+    project = storage.project_name
+    links = link_class.objects.filter(storage=storage, object_exists=True).values_list('task_id', 'key', 'commit')
+    by_commit: dict = {}
+    for task_id, key, commit in links:
+        by_commit.setdefault(commit, []).append((task_id, key))
+    if storage.predictions_match == 'branch_head':
+        head = _finished_head(client, project, storage, outcome)
+        targets = {head: [pair for pairs in by_commit.values() for pair in pairs]} if head else {}
+    else:
+        targets = {}
+        for commit, pairs in by_commit.items():
+            if commit and _output_ready(client, project, storage, commit, outcome, len(pairs)):
+                targets[commit] = pairs
+    for output, pairs in targets.items():
+        metas = dict(Task.objects.filter(id__in=[task_id for task_id, _ in pairs]).values_list('id', 'meta'))
+        for task_id, key in pairs:
+            lineage = ((metas.get(task_id) or {}).get('pachyderm') or {})
+            if output in (lineage.get('predictions_commits') or ()):
+                continue  # this output commit was read for this task already
+            _attach_one(client, project, storage, task_id, key, output, outcome)
+    return outcome
+
+
+def _finished_head(client, project, storage, outcome) -> str:
+    try:
+        head = client.inspect_commit(project, storage.predictions_repo, storage.predictions_branch or 'master')
+    except pachd.PachdNotFound as exc:
+        outcome.errors.append(f'predictions: {exc}')
+        return ''
+    if not head.finished:
+        outcome.waiting += 1
+        return ''
+    if head.error:
+        outcome.failed_commits.append({'commit': head.id, 'error': head.error})
+        return ''
+    return head.id
+
+
+def _output_ready(client, project, storage, commit, outcome, tasks: int) -> bool:
+    """Whether the output commit of ``commit``'s commit set exists, finished without error."""
+    try:
+        info = client.inspect_commit(project, storage.predictions_repo, commit)
+    except pachd.PachdNotFound:
+        outcome.waiting += tasks  # the pipeline has not started on this input yet
+        return False
+    if not info.finished:
+        outcome.waiting += tasks
+        return False
+    if info.error:
+        outcome.failed_commits.append({'commit': commit, 'error': info.error})
+        return False
+    return True
+
+
+def _attach_one(client, project, storage, task_id, key, output, outcome) -> None:
+    from tasks.models import Prediction, Task
+
+    path = prediction_path(storage.predictions_path or DEFAULT_TEMPLATE, key)
+    repo = storage.predictions_repo
+    try:
+        content = client.get_file_bytes(project, repo, output, path)
+    except pachd.PachdNotFound:
+        content = None  # no prediction for this file in that commit
+    if content is not None:
+        try:
+            found = parse(content, path)
+        except ValueError as exc:
+            outcome.errors.append(f'predictions {repo}@{output}: {exc}')
+            found = []
+        task = Task.objects.get(id=task_id)
+        for item in found:
+            try:
+                Prediction.objects.create(task=task, project=task.project, result=item['result'],
+                                          score=item['score'],
+                                          model_version=item['model_version'] or f'{repo}@{output}')
+                outcome.attached += 1
+            except Exception as exc:  # noqa: BLE001 - LS's validation of this result
+                outcome.errors.append(f'predictions {repo}@{output}:{path}: {str(exc).splitlines()[0]}')
+    _note(task_id, output)
+
+
+def _note(task_id: int, output: str) -> None:
+    """Record on the task that this output commit was read for it (also when it had no file)."""
+    from tasks.models import Task
+
+    meta = Task.objects.filter(id=task_id).values_list('meta', flat=True).first() or {}
+    lineage = dict(meta.get('pachyderm') or {})
+    seen = list(lineage.get('predictions_commits') or [])
+    if output not in seen:
+        seen.append(output)
+    lineage.update(predictions_commit=output, predictions_commits=seen)
+    Task.objects.filter(id=task_id).update(meta={**meta, 'pachyderm': lineage})
