@@ -9,7 +9,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { bodyText, labelingStage, login, nextResponse, proxiedUri, storageCard, waitForLabelingImage } from "../lib/browser.mjs";
-import { waitUntil } from "../lib/wait.mjs";
+import { waitForNone, waitUntil } from "../lib/wait.mjs";
 import { demoNoise, parseDemoBlock } from "../lib/demo-block.mjs";
 
 // The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
@@ -148,5 +148,12 @@ export async function demoProjectSteps(ctx) {
     check(counted, 'after the auto-export, with no manual sync, the target card says "Annotations 1 (1 total)"',
       { card: line?.[0], text: await card.innerText().catch(() => "") });
     await shot(page, "01-demo-target-card.png");
+
+    // The export went through: nothing waits (meta.pending_exports 0, no last_export_error), so the
+    // card adds no line of its own about waiting changes or an export error.
+    const target = (await api(`/api/storages/export/pachyderm?project=${block.project}`)).find((entry) => entry.title === TARGET_TITLE);
+    check(target?.meta?.pending_exports === 0 && !target?.meta?.last_export_error, "the target's meta: nothing waiting, no export error", target?.meta);
+    check(await waitForNone(page, card.locator('[data-testid="pachyderm-pending-exports"], [data-testid="pachyderm-export-error"]')),
+      "the target card shows no waiting changes and no export error", await card.innerText().catch(() => ""));
   });
 }

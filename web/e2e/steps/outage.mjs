@@ -14,7 +14,7 @@
  */
 import { createServer, connect } from "node:net";
 import { sessionRequest as send, settle, storageCard } from "../lib/browser.mjs";
-import { waitUntil } from "../lib/wait.mjs";
+import { waitForNone, waitUntil } from "../lib/wait.mjs";
 
 const PROJECT_TITLE = "Pachyderm outage";
 const SOURCE_TITLE = "Frames through a relay";
@@ -102,6 +102,23 @@ export async function outageSteps(ctx, { repo, relayPort }) {
     await shot(page, "12-edit-no-token.png");
     await page.keyboard.press("Escape");
     await settle(page);
+
+    // The card says what the storage watches and since when (meta.watching, meta.watch_since).
+    await page.goto(`${ctx.base}/projects/${project}/settings/storage`);
+    await card().waitFor({ timeout: 30_000 });
+    const watching = card().locator('[data-testid="pachyderm-watching"]');
+    const said = () => watching.innerText({ timeout: 1000 });
+    check(await waitUntil(async () => new RegExp(`^Watching default/${repo}@master since \\d+ (s|min|h) ago$`).test(await said()), 30_000),
+      `the card reads "Watching default/${repo}@master since <when> ago"`, await said().catch((error) => error.message));
+    const meta = (await storage()).meta ?? {};
+    if (meta.watch_last_commit) {
+      const last = card().locator('[data-testid="pachyderm-watch-last-commit"]');
+      check(await waitUntil(async () => (await last.innerText({ timeout: 1000 })).startsWith(`Last commit seen: ${meta.watch_last_commit.slice(0, 7)}`)),
+        "the card names the last commit seen", await last.innerText().catch((error) => error.message));
+    }
+    check(await waitForNone(page, card().locator('[data-testid="pachyderm-watch-error"]')), "no watcher error on the card while pachd is reachable");
+    await shot(page, "19-card-watching.png");
+    note(`shown: ${await card().locator('[data-testid="pachyderm-card-status"]').innerText().catch(() => "")}`);
     note(`project ${project}, storage ${source} on ${address} (relay to the PFS server), task ${task}`);
   });
 
@@ -115,9 +132,16 @@ export async function outageSteps(ctx, { repo, relayPort }) {
     await page.goto(`${ctx.base}/projects/${project}/settings/storage`);
     await card().waitFor({ timeout: 30_000 });
     check(await waitUntil(async () => /Status\s*Failed/.test(await cardText())), 'the card reads "Failed"', await cardText().catch(() => ""));
+    // On the card itself, the watcher's reason in plain words (meta.watch_last_error).
+    const reasonLine = card().locator('[data-testid="pachyderm-watch-error"]');
+    check(await waitUntil(async () => /^Not following the branch: .*cannot reach pachd/.test(await reasonLine.innerText({ timeout: 1000 })), 30_000),
+      'the card reads "Not following the branch: ... cannot reach pachd ..."', await reasonLine.innerText().catch((error) => error.message));
+    await shot(page, "20-card-watch-error.png");
     // Clicking the status ("Failed (View Logs)") opens LS's "Storage Sync Error Log" with the traceback.
     await card().getByText(/^Failed/).click();
-    check(await waitUntil(async () => (await page.getByText(/cannot reach pachd/).count()) > 0),
+    // (Outside the card's own line, which says it too.)
+    const logged = page.getByText(/cannot reach pachd/).and(page.locator(':not([data-testid="pachyderm-watch-error"])'));
+    check(await waitUntil(async () => (await logged.count()) > 0),
       "clicking the status shows the reason (cannot reach pachd)");
     await shot(page, "13-card-failed-pachd-unreachable.png");
     await page.keyboard.press("Escape");
@@ -139,6 +163,7 @@ export async function outageSteps(ctx, { repo, relayPort }) {
     await page.goto(`${ctx.base}/projects/${project}/settings/storage`);
     await card().waitFor({ timeout: 30_000 });
     check(await waitUntil(async () => /Status\s*Completed/.test(await cardText())), 'the card reads "Completed"', await cardText().catch(() => ""));
+    check(await waitForNone(page, card().locator('[data-testid="pachyderm-watch-error"]')), "the card's watcher error line is gone");
 
     await page.goto(`${ctx.base}/projects/${project}/data`);
     await page.locator(".lsf-table-row").first().waitFor({ timeout: 30_000 });

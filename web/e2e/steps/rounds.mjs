@@ -149,6 +149,10 @@ export async function roundsSteps(ctx) {
       await said().innerText().catch((error) => error.message));
     check(await waitUntil(async () => (await older.innerText({ timeout: 1000 })).includes(`now labels@${PROMOTE_TO}`)),
       `the card lists round 1 as what labels@${PROMOTE_TO} holds again`, await panel().innerText().catch((error) => error.message));
+    // Round 2 is newer than the round labels@master holds now: it is offered again, not as a roll back.
+    const newer = panel().locator(`[data-testid="pachyderm-round"][data-commit="${second.commit}"]`);
+    check(await waitUntil(async () => (await newer.getByRole("button", { name: "Promote this round again" }).count()) === 1),
+      'the card offers round 2 as "Promote this round again"', await newer.innerText().catch((error) => error.message));
     await shot(page, "18-card-rolled-back.png");
     const rounds = await api(`/api/storages/export/pachyderm/${storage.id}/rounds`);
     expect(rounds.current === round1 && rounds.rounds.length === 2 && rounds.rounds[1].current === true,
