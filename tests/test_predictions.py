@@ -14,6 +14,7 @@ from pachyderm_sdk.api import pfs as pfs_api
 from tasks.models import Annotation, Prediction, Task
 
 from test_export import RESULT
+from test_watch import watchers  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,3 +191,24 @@ def test_bad_prediction_settings_are_a_400_naming_the_field(api, project, pfs, p
                                              'use_blob_urls': True}, format='json')
     assert r.status_code == 201 and r.json()['predictions_repo'] == '' and r.json()['predictions_match'] == 'commit_set'
     assert 'predictions_attached' not in sync(api, r.json()['id'])['meta']
+
+
+@pytest.mark.slow
+def test_the_watcher_attaches_an_output_commit_when_it_finishes_with_no_sync_call(api, project, pfs, pfs_client,
+                                                                                  sdk_client, repos, watchers):
+    from test_watch import WAIT
+    from waiting import wait_for
+
+    pipeline(sdk_client)
+    first = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG)])
+    sid = source(api, project, pfs.address, watch_commits=True)
+    watcher = watchers()
+    wait_for(lambda: Task.objects.filter(project=project).exists(), timeout=WAIT, what='the watcher importing a.png',
+             process=watcher.proc, log=watcher.log)
+    assert not Prediction.objects.exists()  # the pipeline is still running
+    output(sdk_client, first, {'a.json': json.dumps({'result': BOX, 'score': 0.7}).encode()})
+    wait_for(lambda: Prediction.objects.filter(task__project=project).exists(), timeout=WAIT,
+             what='the prediction attached after the output commit finished', process=watcher.proc,
+             log=watcher.log)
+    assert preds_of(task_of(project, 'a.png')) == [(f'preds@{first}', 0.7, BOX)]
+    assert 'predictions commit' in watcher.log() and sid

@@ -82,7 +82,8 @@ def _model():
 # right, not whole model instances (a thousand of them every refresh was most of an idle
 # watcher's CPU).
 class Watched(collections.namedtuple('Watched', ('id', 'pachd_address', 'auth_token', 'tls_root_certs',
-                                                  'pach_project', 'repo', 'branch', 'meta'))):
+                                                  'pach_project', 'repo', 'branch', 'meta', 'predictions_repo',
+                                                  'predictions_branch'))):
     @property
     def project_name(self) -> str:  # as the model says it
         return self.pach_project or 'default'
@@ -104,7 +105,8 @@ def fingerprint(storage) -> tuple:
         return hashlib.sha256(text.encode()).hexdigest() if text else ''
 
     return (pachd.address_identity(storage.pachd_address or ''), digest(storage.auth_token or ''),
-            digest(storage.tls_root_certs or ''), storage.project_name, storage.repo, storage.branch_name)
+            digest(storage.tls_root_certs or ''), storage.project_name, storage.repo, storage.branch_name,
+            storage.predictions_repo or '', storage.predictions_branch or 'master')
 
 
 def _now() -> str:
@@ -179,6 +181,7 @@ class Follower:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._following: Optional[pachd.Following] = None
+        self._predictions: Optional[pachd.Following] = None  # the predictions branch, when there is one
         self._address = ''
         self._failing = False
         self._marks = {'watching': True, 'watch_since': _now(), 'watch_last_event': None, 'watch_last_error': None}
@@ -208,13 +211,18 @@ class Follower:
         self._address = client.address.url
         with self._lock:
             self._following = hub.follow(client, storage.project_name, storage.repo, storage.branch_name, self)
+            if storage.predictions_repo:
+                # A pipeline's output commit finishing is a reason to sync too: the sync attaches the
+                # predictions that became ready (``predictions``), under the same claim as any sync.
+                self._predictions = hub.follow(client, storage.project_name, storage.predictions_repo,
+                                               storage.predictions_branch or 'master', _PredictionsListener(self))
         return self
 
     def stop(self) -> None:
         self._stopped.set()
         with self._lock:
-            following = self._following
-        if following is not None:
+            followings = [f for f in (self._following, self._predictions) if f is not None]
+        for following in followings:
             following.cancel()
 
     @property
@@ -222,10 +230,10 @@ class Follower:
         return self._stopped.is_set()
 
     def join(self, timeout: Optional[float] = None) -> None:
-        """Wait until the subscription has ended (after ``stop()``)."""
+        """Wait until the subscriptions have ended (after ``stop()``)."""
         with self._lock:
-            following = self._following
-        if following is not None:
+            followings = [f for f in (self._following, self._predictions) if f is not None]
+        for following in followings:
             following.wait(timeout)
 
     # -- what the subscription reports (on the subscriptions' thread: nothing here may wait)
@@ -258,6 +266,12 @@ class Follower:
             self._marks_written = False
             self._status = reason
         self._pool.poke(self)
+
+    def predictions_changed(self, reason: str) -> None:
+        """A sync for the predictions branch: needed even when the input branch did not move."""
+        with self._lock:
+            self._catch_up_head = None
+        self.request_sync(reason)
 
     def request_sync(self, reason: str) -> None:
         with self._lock:
@@ -382,6 +396,23 @@ def _short(error) -> str:
     from ..jobs import short_reason
 
     return short_reason(error)
+
+
+class _PredictionsListener:
+    """The predictions branch of a follower's storage: a finished output commit asks for a sync."""
+
+    def __init__(self, follower: Follower):
+        self.follower = follower
+
+    def subscribed(self, start: str) -> None:
+        self.follower.predictions_changed('predictions catch-up')  # an output commit may have finished meanwhile
+
+    def commit(self, commit_id: str) -> None:
+        self.follower.predictions_changed(f'predictions commit {commit_id}')
+
+    def failed(self, error, retry_in: Optional[float]) -> None:
+        logger.warning('Pachyderm watch: %s: predictions branch: %s; reconnecting in %.1f s', self.follower.label,
+                       error if isinstance(error, str) else _short(error), retry_in or 0)
 
 
 class Watcher:
