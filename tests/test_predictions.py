@@ -212,3 +212,23 @@ def test_the_watcher_attaches_an_output_commit_when_it_finishes_with_no_sync_cal
              log=watcher.log)
     assert preds_of(task_of(project, 'a.png')) == [(f'preds@{first}', 0.7, BOX)]
     assert 'predictions commit' in watcher.log() and sid
+
+
+def test_an_export_commit_names_the_predictions_commits_of_its_tasks(api, project, pfs, pfs_client, sdk_client,
+                                                                    repos, settings):
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    pipeline(sdk_client)
+    first = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG)])
+    output(sdk_client, first, {'a.json': json.dumps(BOX).encode()})
+    sync(api, source(api, project, pfs.address))
+    task = task_of(project, 'a.png')
+    assert task.meta['pachyderm']['predictions_repo'] == 'default/preds'
+    pfs_client.create_repo('default', 'labels')
+    r = api.post('/api/storages/export/pachyderm', {'project': project.id, 'pachd_address': pfs.address,
+                                                    'repo': 'labels'}, format='json')
+    assert r.status_code == 201, r.content
+    r = api.post(f'/api/tasks/{task.id}/annotations/', {'result': RESULT}, format='json')
+    assert r.status_code == 201, r.content
+    described = pfs_client.inspect_commit('default', 'labels', 'master').description
+    assert f'predictions: default/preds@{first}' in described
+    assert f'source commits: default/images@{first}' in described

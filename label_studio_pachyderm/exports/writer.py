@@ -63,6 +63,7 @@ class _Export:
         self.errors = []
         self.files = 0
         self.source_commits = set()
+        self.predictions_commits = set()  # the output commits whose predictions pre-labeled these tasks
         # Before any annotation is read: a link says "exported as of this moment", so an annotation
         # saved after it is newer than its link (what the outbox sweep's reconcile looks for).
         self.read_at = timezone.now()
@@ -138,6 +139,8 @@ class _Export:
         lineage = (task.meta or {}).get('pachyderm') if isinstance(task.meta, dict) else None
         if lineage and lineage.get('commit'):
             self.source_commits.add(f"{lineage.get('project')}/{lineage.get('repo')}@{lineage['commit']}")
+        if lineage and lineage.get('predictions_commit') and lineage.get('predictions_repo'):
+            self.predictions_commits.add(f"{lineage['predictions_repo']}@{lineage['predictions_commit']}")
 
     def _progress(self):
         if self.track and self.files % _PROGRESS_EVERY == 0:
@@ -165,6 +168,8 @@ class _Export:
             lines.append('formats not written (conversion failed): ' + ', '.join(self.formats_failed))
         if self.source_commits:
             lines.append('source commits: ' + ', '.join(sorted(self.source_commits)))
+        if self.predictions_commits:
+            lines.append('predictions: ' + ', '.join(sorted(self.predictions_commits)))
         return '\n'.join(lines)
 
 

@@ -15,7 +15,8 @@ Attached as Label Studio Predictions, ``model_version`` ``<predictions_repo>@<co
 file names one, at most once per task and output commit, so a rerun of the pipeline (a new output
 commit) adds a new prediction and a repeated sync adds none. An output commit finished with an error
 is skipped and named in the sync's meta. Annotations are never touched. The task's
-``meta.pachyderm.predictions_commit`` records the output commit.
+``meta.pachyderm`` records the output repo and commit (``predictions_repo``, ``predictions_commit``);
+export commits name them (``exports/writer.py``).
 """
 from __future__ import annotations
 
@@ -203,10 +204,10 @@ def _attach_one(client, project, storage, task_id, key, output, outcome) -> None
                 outcome.attached += 1
             except Exception as exc:  # noqa: BLE001 - LS's validation of this result
                 outcome.errors.append(f'predictions {repo}@{output}:{path}: {str(exc).splitlines()[0]}')
-    _note(task_id, output)
+    _note(task_id, f'{project}/{repo}', output)
 
 
-def _note(task_id: int, output: str) -> None:
+def _note(task_id: int, repo: str, output: str) -> None:
     """Record on the task that this output commit was read for it (also when it had no file)."""
     from tasks.models import Task
 
@@ -215,5 +216,5 @@ def _note(task_id: int, output: str) -> None:
     seen = list(lineage.get('predictions_commits') or [])
     if output not in seen:
         seen.append(output)
-    lineage.update(predictions_commit=output, predictions_commits=seen)
+    lineage.update(predictions_repo=repo, predictions_commit=output, predictions_commits=seen)
     Task.objects.filter(id=task_id).update(meta={**meta, 'pachyderm': lineage})
