@@ -17,6 +17,12 @@
  * The wizard validates only the connection step, so the import settings are
  * checked again by the server when the preview loads and when the storage is saved.
  *
+ * - "Predictions" (`predictions_repo`, `_branch`, `_path`, `_match`): source storages only, the
+ *   last rows of the form. All four stay visible even while the repo is empty: the wizard
+ *   validates every field of the step, shown or not, so a field hidden by `visibleWhen` could
+ *   hold a value that blocks "Next" with no message in sight. Their descriptions say they apply
+ *   only with a predictions repo.
+ *
  * There is no pre-signed URL toggle: pachd cannot presign, Label Studio's proxy
  * streams every file. A hidden `presign` field sends an explicit `false`.
  */
@@ -29,6 +35,10 @@ import {
   commitSchema,
   exportFormatsSchema,
   pachdAddressSchema,
+  predictionsBranchSchema,
+  predictionsMatchSchema,
+  predictionsPathSchema,
+  predictionsRepoSchema,
   prefixSchema,
   presignSchema,
   projectSchema,
@@ -154,6 +164,51 @@ export const pachydermProvider: ProviderConfig = {
       target: "export",
       schema: exportFormatsSchema,
     },
+    {
+      name: "predictions_repo",
+      type: "text",
+      label: "Predictions repo (optional)",
+      placeholder: "e.g. detections (empty: no predictions)",
+      description:
+        "A pipeline's output repo, in the same project. Each sync attaches the prediction file of each task's file as a Label Studio prediction.",
+      autoComplete: "off",
+      target: "import",
+      schema: predictionsRepoSchema,
+    },
+    {
+      name: "predictions_branch",
+      type: "text",
+      label: "Predictions branch",
+      placeholder: "master",
+      description: "The predictions repo's branch (usually the pipeline's output branch). Used only with a predictions repo.",
+      autoComplete: "off",
+      target: "import",
+      schema: predictionsBranchSchema,
+    },
+    {
+      name: "predictions_path",
+      type: "text",
+      label: "Predictions file of a task file",
+      placeholder: "{dir}/{stem}.json",
+      description:
+        "Placeholders {dir}, {stem}, {ext} and {path} of the task's file: cats/1.jpg reads cats/1.json with the default. Used only with a predictions repo.",
+      autoComplete: "off",
+      target: "import",
+      schema: predictionsPathSchema,
+    },
+    {
+      name: "predictions_match",
+      type: "select",
+      label: "Which predictions commit",
+      description:
+        "Same commit set: the pipeline's output of exactly the task's commit, so a prediction always matches the bytes the task shows. Branch head: the head of the predictions branch, for predictions a script writes. Used only with a predictions repo.",
+      options: [
+        { value: "commit_set", label: "The pipeline's output of the task's commit (same commit set)" },
+        { value: "branch_head", label: "The head of the predictions branch" },
+      ],
+      target: "import",
+      schema: predictionsMatchSchema,
+    },
     // Set on the wizard's import settings step; see the note at the top.
     { name: "regex_filter", type: "hidden", target: "import", schema: regexFilterSchema },
     { name: "use_blob_urls", type: "hidden", target: "import", schema: useBlobUrlsSchema },
@@ -172,6 +227,9 @@ export const pachydermProvider: ProviderConfig = {
     { fields: ["prefix", "watch_commits"] },
     { fields: ["export_formats"] },
     { fields: ["changed_files"] },
+    // Source storages only: predictions from a pipeline's output repo.
+    { fields: ["predictions_repo", "predictions_branch"] },
+    { fields: ["predictions_path", "predictions_match"] },
   ],
 };
 

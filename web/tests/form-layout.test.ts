@@ -119,6 +119,21 @@ describe("form_layout.yml", () => {
     expect(fields("ExportStorage").map((field) => field.name)).not.toContain("changed_files");
   });
 
+  it("offers predictions on source storages only, with the wizard's defaults and choices", () => {
+    const wizard = (name: string) => stepFields(pachydermProvider, "import").find((field) => field.name === name);
+    for (const name of ["predictions_repo", "predictions_branch", "predictions_path", "predictions_match"]) {
+      expect(byName("ImportStorage", name).type).toBe(wizard(name)?.type);
+      expect(fields("ExportStorage").map((field) => field.name)).not.toContain(name);
+    }
+    expect(byName("ImportStorage", "predictions_match").value).toBe(wizard("predictions_match")?.schema.parse(undefined));
+    expect(byName("ImportStorage", "predictions_match").options?.map((option) => option.value)).toEqual(
+      wizard("predictions_match")?.options?.map((option) => option.value),
+    );
+    expect((byName("ImportStorage", "predictions_path") as LegacyField & { placeholder?: string }).placeholder).toBe(
+      wizard("predictions_path")?.schema.parse(undefined),
+    );
+  });
+
   it("requires the address and the repo", () => {
     for (const kind of ["ImportStorage", "ExportStorage"] as const) {
       expect(byName(kind, "pachd_address").required).toBe(true);

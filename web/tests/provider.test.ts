@@ -64,6 +64,10 @@ describe("provider identity", () => {
       "commit",
       "watch_commits",
       "changed_files",
+      "predictions_repo",
+      "predictions_branch",
+      "predictions_path",
+      "predictions_match",
       "regex_filter",
       "use_blob_urls",
       "recursive_scan",
@@ -122,6 +126,110 @@ describe("changed_files", () => {
     expect(messages(changed, "new_version")).toEqual([]);
     expect(messages(changed, "sometimes")).not.toEqual([]);
     expect(messages(changed, true)).not.toEqual([]);
+  });
+});
+
+describe("predictions (source storages)", () => {
+  const repo = field("predictions_repo");
+  const branch = field("predictions_branch");
+  const path = field("predictions_path");
+  const match = field("predictions_match");
+  const base = { title: "src", pachd_address: "grpc://localhost:30650", repo: "images" };
+
+  it("are four optional source storage fields, off by default", () => {
+    for (const entry of [repo, branch, path, match]) {
+      expect(entry.target).toBe("import");
+      expect(entry.required).toBeUndefined();
+      expect(entry.visibleWhen).toBeUndefined();
+      expect(entry.label).toMatch(/^Predictions? |^Which predictions commit$/);
+    }
+    expect(repo).toMatchObject({ type: "text", label: "Predictions repo (optional)" });
+    expect(repo.placeholder).toMatch(/empty: no predictions/);
+    expect(repo.schema.parse(undefined)).toBe("");
+    expect(branch.schema.parse(undefined)).toBe("master");
+    expect(path).toMatchObject({ type: "text", placeholder: "{dir}/{stem}.json" });
+    expect(path.schema.parse(undefined)).toBe("{dir}/{stem}.json");
+    expect(match).toMatchObject({ type: "select" });
+    expect(match.schema.parse(undefined)).toBe("commit_set");
+    const exportNames = stepFields(pachydermProvider, "export").map((entry) => entry.name);
+    for (const name of ["predictions_repo", "predictions_branch", "predictions_path", "predictions_match"]) {
+      expect(exportNames).not.toContain(name);
+    }
+  });
+
+  it("say what they mean in Pachyderm's words", () => {
+    expect(repo.description).toMatch(/pipeline's output repo/);
+    for (const entry of [branch, path, match]) expect(entry.description).toMatch(/Used only with a predictions repo/);
+    expect(path.description).toMatch(/\{dir\}, \{stem\}, \{ext\} and \{path\}/);
+    expect(match.options?.map((option) => option.value)).toEqual(["commit_set", "branch_head"]);
+    expect(match.description).toMatch(/output of exactly the task's commit/);
+    expect(match.description).toMatch(/head of the predictions branch, for predictions a script writes/);
+  });
+
+  it("are the last two rows of the layout", () => {
+    expect(pachydermProvider.layout.slice(-2)).toEqual([
+      { fields: ["predictions_repo", "predictions_branch"] },
+      { fields: ["predictions_path", "predictions_match"] },
+    ]);
+  });
+
+  it("take empty or letters, digits, _ and - as repo and branch", () => {
+    for (const value of ["", "detections", "model_v2", "out-1"]) {
+      expect(messages(repo, value)).toEqual([]);
+      expect(messages(branch, value)).toEqual([]);
+    }
+    for (const value of ["my repo", "a/b", "a.b", "é"]) {
+      expect(messages(repo, value)).toEqual([`"${value}" is not a repo name: letters, digits, "_" and "-" only`]);
+      expect(messages(branch, value)).toEqual([`"${value}" is not a branch name: letters, digits, "_" and "-" only`]);
+    }
+  });
+
+  it("take a path with the four placeholders only, and no ..", () => {
+    for (const value of ["{dir}/{stem}.json", "{path}.json", "preds/{dir}/{stem}.{ext}.json"]) {
+      expect(messages(path, value)).toEqual([]);
+    }
+    expect(messages(path, "")).toEqual(["Enter the prediction file's path, for example {dir}/{stem}.json"]);
+    expect(messages(path, "{dir}/{name}.json")).toEqual(["Unknown placeholder {name}: use {dir}, {stem}, {ext}, {path}"]);
+    expect(messages(path, "predictions.json")).toEqual([
+      "Use at least one placeholder ({dir}, {stem}, {ext}, {path}), else every task reads the same file",
+    ]);
+    expect(messages(path, "{stem:>8}.json")[0]).toMatch(/^Placeholders take no format spec/);
+    expect(messages(path, "{dir}/../{stem}.json")).toEqual([
+      'The path must stay inside the predictions repo: no ".." path elements',
+    ]);
+    expect(messages(path, "{stem")[0]).toMatch(/is not a path template/);
+  });
+
+  it("take the two match values and nothing else", () => {
+    expect(messages(match, "commit_set")).toEqual([]);
+    expect(messages(match, "branch_head")).toEqual([]);
+    expect(messages(match, "latest")).not.toEqual([]);
+  });
+
+  it("pass the connection step with or without a predictions repo, and report each field's message", () => {
+    expect(stepErrors(pachydermProvider, { target: "import" }, base)).toEqual({});
+    const on = {
+      ...base,
+      predictions_repo: "detections",
+      predictions_branch: "master",
+      predictions_path: "{dir}/{stem}.json",
+      predictions_match: "branch_head",
+    };
+    expect(stepErrors(pachydermProvider, { target: "import" }, on)).toEqual({});
+    expect(
+      stepErrors(pachydermProvider, { target: "import" }, {
+        ...on,
+        predictions_repo: "my repo",
+        predictions_branch: "a/b",
+        predictions_path: "{name}.json",
+        predictions_match: "latest",
+      }),
+    ).toEqual({
+      predictions_repo: '"my repo" is not a repo name: letters, digits, "_" and "-" only',
+      predictions_branch: '"a/b" is not a branch name: letters, digits, "_" and "-" only',
+      predictions_path: "Unknown placeholder {name}: use {dir}, {stem}, {ext}, {path}",
+      predictions_match: expect.any(String),
+    });
   });
 });
 
@@ -347,6 +455,10 @@ describe("the connection step, validated the way the wizard does it", () => {
       promote_to: "",
       watch_commits: false,
       changed_files: "keep",
+      predictions_repo: "",
+      predictions_branch: "master",
+      predictions_path: "{dir}/{stem}.json",
+      predictions_match: "commit_set",
     });
   });
 

@@ -15,6 +15,12 @@ import { pachdAddressProblem } from "./address";
 import { commitIdProblem } from "./commit";
 import { exportFormatsProblem } from "./formats";
 import { DEFAULT_PROJECT, branchNameProblem, projectNameProblem, repoNameProblem } from "./names";
+import {
+  DEFAULT_PREDICTIONS_PATH,
+  PREDICTIONS_MATCHES,
+  predictionsNameProblem,
+  predictionsPathProblem,
+} from "./predictions";
 import { prefixProblem } from "./prefix";
 import { regexFilterProblem } from "./regex";
 import { authTokenProblem } from "./token";
@@ -74,3 +80,14 @@ export function promoteToProblem(name: string): string | null {
 export const promoteToSchema = checkedText(promoteToProblem).optional().default("");
 // pachd has no presigned URLs; Label Studio's proxy streams every file.
 export const presignSchema = z.boolean().default(false);
+// Source storages: predictions from a pipeline's output repo (empty repo: no predictions). The
+// server checks the path only when the repo is set; a single field's schema cannot see the repo,
+// so the path is checked always (its default passes).
+export const predictionsRepoSchema = checkedText((name) => predictionsNameProblem("repo", name))
+  .optional()
+  .default("");
+export const predictionsBranchSchema = checkedText((name) => predictionsNameProblem("branch", name)).default(
+  DEFAULT_BRANCH,
+);
+export const predictionsPathSchema = checkedText(predictionsPathProblem).default(DEFAULT_PREDICTIONS_PATH);
+export const predictionsMatchSchema = z.enum(PREDICTIONS_MATCHES).default("commit_set");
