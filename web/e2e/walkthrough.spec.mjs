@@ -273,6 +273,22 @@ async function walkthrough(browser) {
     await page.goto(`${BASE}/projects/${ids.project}/settings/storage`);
     await openPachydermForm(page, "source", { gridScreenshot: "01-provider-grid.png" });
     await fillConnection(page, { title: SOURCE_TITLE, address: FORM_ADDRESS, repo: SOURCE_REPO, branch: "master" });
+    // A source storage's form ends with the Predictions fields, at their defaults (no predictions).
+    const predictionsPath = page.locator('input[name="predictions_path"]');
+    await predictionsPath.waitFor({ timeout: 20_000 });
+    check(await page.locator('input[name="predictions_repo"]').inputValue() === "", "Predictions repo is empty (off) by default");
+    check(await page.locator('input[name="predictions_branch"]').inputValue() === "master", "Predictions branch defaults to master");
+    check(await predictionsPath.inputValue() === "{dir}/{stem}.json", "the predictions path defaults to {dir}/{stem}.json");
+    check(await waitForCount(page, page.locator('[data-testid^="select-trigger-predictions_match"]', { hasText: "same commit set" }), 1),
+      'Which predictions commit reads "... (same commit set)"');
+    // An unknown placeholder is refused on the form, before anything is sent.
+    await predictionsPath.fill("{name}.json");
+    await predictionsPath.blur();
+    const pathError = page.getByText("Unknown placeholder {name}: use {dir}, {stem}, {ext}, {path}");
+    check(await waitForCount(page, pathError, 1), "the form refuses {name} in the predictions path");
+    await predictionsPath.fill("{dir}/{stem}.json");
+    await predictionsPath.blur();
+    check(await waitForNone(page, pathError), "the message goes once the path is the default again");
     const connection = await testConnection(page, "source");
     expect(connection.status === 200, `Check connection answered ${connection.status}`, connection.body);
     await page.getByRole("button", { name: "Connection Verified" }).waitFor({ timeout: 20_000 });
@@ -335,6 +351,8 @@ async function walkthrough(browser) {
       "the storage was saved with what the form said",
       saved,
     );
+    check(saved.predictions_repo === "" && saved.predictions_path === "{dir}/{stem}.json" && saved.predictions_match === "commit_set",
+      "the storage was saved with no predictions, at the default path and match", saved);
     expect(synced.ok(), `the sync request answered ${synced.status()}`, await bodyText(synced));
     ids.source = saved.id;
     const storage = await waitForSync(context, `/api/storages/pachyderm/${ids.source}`, "source storage");
