@@ -53,12 +53,12 @@ def _check_watch(storage) -> None:
 
 def _check_predictions(storage, client) -> None:
     """The predictions repo and branch exist on the storage's pachd; the path template is sound."""
-    from .imports.predictions import template_problem
+    from .imports.predictions import DEFAULT_TEMPLATE, template_problem
 
     repo = (storage.predictions_repo or '').strip()
     if not repo:
         return
-    problem = template_problem(storage.predictions_path or '')
+    problem = template_problem(storage.predictions_path or DEFAULT_TEMPLATE)  # empty: the default
     if problem:
         raise ValidationError({'predictions_path': [problem]})
     with _checking('predictions_repo'):

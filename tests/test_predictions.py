@@ -232,3 +232,11 @@ def test_an_export_commit_names_the_predictions_commits_of_its_tasks(api, projec
     described = pfs_client.inspect_commit('default', 'labels', 'master').description
     assert f'predictions: default/preds@{first}' in described
     assert f'source commits: default/images@{first}' in described
+
+
+def test_an_empty_path_template_means_the_default(api, project, pfs, pfs_client, sdk_client, repos):
+    pipeline(sdk_client)
+    first = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('cats/1.png', PNG)])
+    output(sdk_client, first, {'cats/1.json': json.dumps(BOX).encode()})
+    sync(api, source(api, project, pfs.address, predictions_path=''))
+    assert preds_of(task_of(project, 'cats/1.png')) == [(f'preds@{first}', None, BOX)]

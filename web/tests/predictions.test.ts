@@ -40,8 +40,8 @@ const SERVER: Record<string, Kind> = {
   "{stem!}": "parse",
   "{stem!rx}": "parse",
   "{stem{x}}": "parse",
-  // The server's answer is "none"; the form asks for a path first.
-  "": "empty",
+  // Empty means the default path, on the server too.
+  "": null,
 };
 
 function kind(template: string): Kind {

@@ -151,6 +151,7 @@ describe("predictions (source storages)", () => {
     expect(path.schema.parse(undefined)).toBe("{dir}/{stem}.json");
     expect(match).toMatchObject({ type: "select" });
     expect(match.schema.parse(undefined)).toBe("commit_set");
+    expect(match.schema.parse("")).toBe("commit_set"); // a storage saved before the field existed
     const exportNames = stepFields(pachydermProvider, "export").map((entry) => entry.name);
     for (const name of ["predictions_repo", "predictions_branch", "predictions_path", "predictions_match"]) {
       expect(exportNames).not.toContain(name);
@@ -188,7 +189,7 @@ describe("predictions (source storages)", () => {
     for (const value of ["{dir}/{stem}.json", "{path}.json", "preds/{dir}/{stem}.{ext}.json"]) {
       expect(messages(path, value)).toEqual([]);
     }
-    expect(messages(path, "")).toEqual(["Enter the prediction file's path, for example {dir}/{stem}.json"]);
+    expect(messages(path, "")).toEqual([]); // empty: the default path, as on the server
     expect(messages(path, "{dir}/{name}.json")).toEqual(["Unknown placeholder {name}: use {dir}, {stem}, {ext}, {path}"]);
     expect(messages(path, "predictions.json")).toEqual([
       "Use at least one placeholder ({dir}, {stem}, {ext}, {path}), else every task reads the same file",

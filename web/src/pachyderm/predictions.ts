@@ -108,7 +108,8 @@ const KNOWN = PREDICTION_PLACEHOLDERS.map((name) => `{${name}}`).join(", ");
 
 /** Why `template` cannot name a prediction file (null when it can). */
 export function predictionsPathProblem(template: string): string | null {
-  if (template.trim() === "") return `Enter the prediction file's path, for example ${DEFAULT_PREDICTIONS_PATH}`;
+  // Empty means the default, as on the server (a storage saved before the field existed has none).
+  if (template.trim() === "") return null;
   let parts: Part[];
   try {
     parts = parseTemplate(template);

@@ -90,4 +90,8 @@ export const predictionsBranchSchema = checkedText((name) => predictionsNameProb
   DEFAULT_BRANCH,
 );
 export const predictionsPathSchema = checkedText(predictionsPathProblem).default(DEFAULT_PREDICTIONS_PATH);
-export const predictionsMatchSchema = z.enum(PREDICTIONS_MATCHES).default("commit_set");
+// Empty (a storage saved before the field existed, opened for editing) means the default.
+export const predictionsMatchSchema = z.preprocess(
+  (value) => (value === "" || value === null ? undefined : value),
+  z.enum(PREDICTIONS_MATCHES).default("commit_set"),
+);
