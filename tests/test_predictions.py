@@ -205,13 +205,19 @@ def test_the_watcher_attaches_an_output_commit_when_it_finishes_with_no_sync_cal
     watcher = watchers()
     wait_for(lambda: Task.objects.filter(project=project).exists(), timeout=WAIT, what='the watcher importing a.png',
              process=watcher.proc, log=watcher.log)
+    # The first sync is over (the input's catch-up and the predictions branch's, coalesced) and the
+    # predictions branch is followed: from here on only the output commit's event brings the prediction.
+    wait_for(lambda: ': sync (' in watcher.log(), timeout=WAIT, what='the first sync logged',
+             process=watcher.proc, log=watcher.log)
+    wait_for(lambda: pfs.open_subscriptions().get('default/preds@master') == 1, timeout=WAIT,
+             what='the predictions branch followed', process=watcher.proc, log=watcher.log)
     assert not Prediction.objects.exists()  # the pipeline is still running
     output(sdk_client, first, {'a.json': json.dumps({'result': BOX, 'score': 0.7}).encode()})
     wait_for(lambda: Prediction.objects.filter(task__project=project).exists(), timeout=WAIT,
              what='the prediction attached after the output commit finished', process=watcher.proc,
              log=watcher.log)
     assert preds_of(task_of(project, 'a.png')) == [(f'preds@{first}', 0.7, BOX)]
-    assert 'predictions commit' in watcher.log() and sid
+    assert f': sync (predictions commit {first})' in watcher.log() and sid
 
 
 def test_an_export_commit_names_the_predictions_commits_of_its_tasks(api, project, pfs, pfs_client, sdk_client,
