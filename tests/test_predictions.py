@@ -217,7 +217,10 @@ def test_the_watcher_attaches_an_output_commit_when_it_finishes_with_no_sync_cal
              what='the prediction attached after the output commit finished', process=watcher.proc,
              log=watcher.log)
     assert preds_of(task_of(project, 'a.png')) == [(f'preds@{first}', 0.7, BOX)]
-    assert f': sync (predictions commit {first})' in watcher.log() and sid
+    # The sync that attached it is logged once it ends, a moment after the prediction is visible.
+    wait_for(lambda: f': sync (predictions commit {first})' in watcher.log(), timeout=WAIT,
+             what='the sync for the output commit logged', process=watcher.proc, log=watcher.log)
+    assert sid
 
 
 def test_an_export_commit_names_the_predictions_commits_of_its_tasks(api, project, pfs, pfs_client, sdk_client,
