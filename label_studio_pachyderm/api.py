@@ -513,10 +513,11 @@ class _RoundsView(generics.GenericAPIView):
         return storage
 
     @staticmethod
-    def pachd_failure(exc: pachd.PachdError) -> Response:
+    def pachd_failure(exc: pachd.PachdError, detail: str, **body) -> Response:
+        """503 when pachd could not be reached or did not answer, else 400; ``body``: more keys."""
         code = status.HTTP_503_SERVICE_UNAVAILABLE if isinstance(exc, pachd.PachdUnavailable) else \
             status.HTTP_400_BAD_REQUEST
-        return Response({'detail': f'{exc}; nothing was moved', 'moved': []}, status=code)
+        return Response({'detail': detail, **body}, status=code)
 
 
 @method_decorator(name='post', decorator=_schema(
@@ -550,7 +551,7 @@ class PachydermExportStoragePromoteAPI(_RoundsView):
         except rounds.PromoteBusy as exc:
             return Response({'detail': str(exc), 'moved': []}, status=status.HTTP_409_CONFLICT)
         except pachd.PachdError as exc:
-            return self.pachd_failure(exc)
+            return self.pachd_failure(exc, f'{exc}; nothing was moved', moved=[])
         return Response(outcome)
 
 
@@ -568,9 +569,7 @@ class PachydermExportStorageRoundsAPI(_RoundsView):
         try:
             return Response(rounds.rounds(storage))
         except pachd.PachdError as exc:
-            code = status.HTTP_503_SERVICE_UNAVAILABLE if isinstance(exc, pachd.PachdUnavailable) else \
-                status.HTTP_400_BAD_REQUEST
-            return Response({'detail': str(exc)}, status=code)
+            return self.pachd_failure(exc, str(exc))
 
 
 # ----------------------------------------------------------------------------- form layout (legacy UI)

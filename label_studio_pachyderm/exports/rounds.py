@@ -106,12 +106,8 @@ def rounds(storage) -> dict:
     """The round commits of the working branch, newest first, and which one ``promote_to`` holds."""
     client = storage.get_client()
     current = _head_or_none(client, storage.project_name, storage.repo, storage.promote_to) if storage.promote_to else None
-    try:
-        history = list(client.list_commits(storage.project_name, storage.repo, storage.branch_name))
-    except pachd.PachdNotFound:
-        history = []
     found = []
-    for info in history:
+    for info in _history(client, storage):
         card = card_of(info.description)
         if card is not None:
             found.append({'commit': info.id, 'current': info.id == current,
@@ -163,7 +159,8 @@ def _drain(storage, writer, recorded: set, began) -> None:
                       f'{message}') from None
 
 
-def _history(client, storage):
+def _history(client, storage) -> list:
+    """The working branch's commits, newest first ([] while the branch does not exist)."""
     try:
         return list(client.list_commits(storage.project_name, storage.repo, storage.branch_name))
     except pachd.PachdNotFound:

@@ -119,72 +119,65 @@ class Outcome:
 
 def attach_ready(storage, link_class) -> Outcome:
     """Attach every prediction that is ready to the storage's current tasks that lack it; see the
-    module docstring. Never raises for one file or one commit: those go into the outcome."""
+    module docstring. Never raises for one file or one commit: those go into the outcome. pachd is
+    asked only about output commits some task has not read yet."""
     from tasks.models import Task
 
     outcome = Outcome()
     if not storage.predictions_repo:
         return outcome
     client = storage.get_client()
-    project = storage.project_name
-    links = link_class.objects.filter(storage=storage, object_exists=True).values_list('task_id', 'key', 'commit')
-    by_commit: dict = {}
-    for task_id, key, commit in links:
-        by_commit.setdefault(commit, []).append((task_id, key))
-    if storage.predictions_match == 'branch_head':
-        head = _finished_head(client, project, storage, outcome)
-        targets = {head: [pair for pairs in by_commit.values() for pair in pairs]} if head else {}
+    links = list(link_class.objects.filter(storage=storage, object_exists=True).values_list('task_id', 'key', 'commit'))
+    metas = dict(Task.objects.filter(id__in=[task_id for task_id, _, _ in links]).values_list('id', 'meta'))
+    by_head = storage.predictions_match == 'branch_head'
+    if by_head:
+        head = _ready(client, storage, storage.predictions_branch or 'master', outcome, 1, missing_is_error=True)
+        wanted = {head: [(task_id, key) for task_id, key, _ in links]} if head else {}
     else:
-        targets = {}
-        for commit, pairs in by_commit.items():
-            if commit and _output_ready(client, project, storage, commit, outcome, len(pairs)):
-                targets[commit] = pairs
-    for output, pairs in targets.items():
-        metas = dict(Task.objects.filter(id__in=[task_id for task_id, _ in pairs]).values_list('id', 'meta'))
-        for task_id, key in pairs:
-            lineage = ((metas.get(task_id) or {}).get('pachyderm') or {})
-            if output in (lineage.get('predictions_commits') or ()):
-                continue  # this output commit was read for this task already
-            _attach_one(client, project, storage, task_id, key, output, outcome)
+        wanted = {}
+        for task_id, key, commit in links:
+            if commit:
+                wanted.setdefault(commit, []).append((task_id, key))
+    for output, pairs in wanted.items():
+        unread = [(task_id, key) for task_id, key in pairs if output not in _outputs_read(metas.get(task_id))]
+        if not unread or (not by_head and not _ready(client, storage, output, outcome, len(unread))):
+            continue
+        for task_id, key in unread:
+            _attach_one(client, storage, task_id, key, output, metas.get(task_id) or {}, outcome)
     return outcome
 
 
-def _finished_head(client, project, storage, outcome) -> str:
+def _outputs_read(meta) -> tuple:
+    """The output commits already read for a task (``meta.pachyderm.predictions_commits``)."""
+    return tuple(((meta or {}).get('pachyderm') or {}).get('predictions_commits') or ())
+
+
+def _ready(client, storage, ref: str, outcome, tasks: int, missing_is_error: bool = False) -> str:
+    """The id of the output commit ``ref`` once it finished without error, else '' and why in ``outcome``:
+    waiting (``tasks`` of them) while it is open or, under commit_set, not there yet (the pipeline
+    has not started on that input); a commit finished with an error is named."""
     try:
-        head = client.inspect_commit(project, storage.predictions_repo, storage.predictions_branch or 'master')
+        info = client.inspect_commit(storage.project_name, storage.predictions_repo, ref)
     except pachd.PachdNotFound as exc:
-        outcome.errors.append(f'predictions: {exc}')
+        if missing_is_error:
+            outcome.errors.append(f'predictions: {exc}')
+        else:
+            outcome.waiting += tasks
         return ''
-    if not head.finished:
-        outcome.waiting += 1
-        return ''
-    if head.error:
-        outcome.failed_commits.append({'commit': head.id, 'error': head.error})
-        return ''
-    return head.id
-
-
-def _output_ready(client, project, storage, commit, outcome, tasks: int) -> bool:
-    """Whether the output commit of ``commit``'s commit set exists, finished without error."""
-    try:
-        info = client.inspect_commit(project, storage.predictions_repo, commit)
-    except pachd.PachdNotFound:
-        outcome.waiting += tasks  # the pipeline has not started on this input yet
-        return False
     if not info.finished:
         outcome.waiting += tasks
-        return False
+        return ''
     if info.error:
-        outcome.failed_commits.append({'commit': commit, 'error': info.error})
-        return False
-    return True
+        outcome.failed_commits.append({'commit': info.id, 'error': info.error})
+        return ''
+    return info.id
 
 
-def _attach_one(client, project, storage, task_id, key, output, outcome) -> None:
+def _attach_one(client, storage, task_id, key, output, meta: dict, outcome) -> None:
     from tasks.models import Prediction, Task
 
+    project, repo = storage.project_name, storage.predictions_repo
     path = prediction_path(storage.predictions_path or DEFAULT_TEMPLATE, key)
-    repo = storage.predictions_repo
     try:
         content = client.get_file_bytes(project, repo, output, path)
     except pachd.PachdNotFound:
@@ -195,7 +188,7 @@ def _attach_one(client, project, storage, task_id, key, output, outcome) -> None
         except ValueError as exc:
             outcome.errors.append(f'predictions {repo}@{output}: {exc}')
             found = []
-        task = Task.objects.get(id=task_id)
+        task = Task.objects.get(id=task_id) if found else None
         for item in found:
             try:
                 Prediction.objects.create(task=task, project=task.project, result=item['result'],
@@ -204,17 +197,14 @@ def _attach_one(client, project, storage, task_id, key, output, outcome) -> None
                 outcome.attached += 1
             except Exception as exc:  # noqa: BLE001 - LS's validation of this result
                 outcome.errors.append(f'predictions {repo}@{output}:{path}: {str(exc).splitlines()[0]}')
-    _note(task_id, f'{project}/{repo}', output)
+    _note(task_id, meta, f'{project}/{repo}', output)
 
 
-def _note(task_id: int, repo: str, output: str) -> None:
+def _note(task_id: int, meta: dict, repo: str, output: str) -> None:
     """Record on the task that this output commit was read for it (also when it had no file)."""
     from tasks.models import Task
 
-    meta = Task.objects.filter(id=task_id).values_list('meta', flat=True).first() or {}
     lineage = dict(meta.get('pachyderm') or {})
-    seen = list(lineage.get('predictions_commits') or [])
-    if output not in seen:
-        seen.append(output)
-    lineage.update(predictions_repo=repo, predictions_commit=output, predictions_commits=seen)
+    lineage.update(predictions_repo=repo, predictions_commit=output,
+                   predictions_commits=[*_outputs_read(meta), output])
     Task.objects.filter(id=task_id).update(meta={**meta, 'pachyderm': lineage})
