@@ -19,6 +19,7 @@
  * `meta` read live) is fetched once per project and kind, never per card. All text goes
  * in through `textContent`.
  */
+import { keepScanning } from "./observe";
 import { cardStorageOf, short, type Fetcher } from "./rounds";
 
 export const STATUS_ID = "pachyderm-card-status";
@@ -292,20 +293,12 @@ export function cardStatus(
 /** Keeps the lines on the storage cards for the page's life, refreshed every ~10 s while the page is visible. */
 export function watchCardStatus(doc: Document = document, every: number = REFRESH_MS): () => void {
   const status = cardStatus(doc);
-  const observer = new MutationObserver(() => {
-    try {
-      status.scan();
-    } catch {
-      observer.disconnect();
-    }
-  });
-  observer.observe(doc.body, { childList: true, subtree: true });
-  status.scan();
+  const stopScanning = keepScanning(doc, status.scan);
   const timer = setInterval(() => {
     if (doc.visibilityState === "visible" && doc.querySelector(SYNC_BUTTON)) void status.refresh();
   }, every);
   return () => {
-    observer.disconnect();
+    stopScanning();
     clearInterval(timer);
     status.stop();
   };

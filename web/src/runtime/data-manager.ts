@@ -11,6 +11,8 @@
  * children, so it leaves it alone); nothing else changes.
  */
 
+import { keepScanning } from "./observe";
+
 export const HEADER_CELL = ".lsf-th.lsf-show-source";
 export const LABEL_ID = "pachyderm-source-column";
 export const TEXTS = {
@@ -38,14 +40,5 @@ export function nameSourceColumn(root: ParentNode): number {
 
 /** Keeps the column named on this page, for the page's life (the table is drawn again on every tab). */
 export function watchSourceColumn(doc: Document = document): () => void {
-  const observer = new MutationObserver(() => {
-    try {
-      nameSourceColumn(doc);
-    } catch {
-      observer.disconnect();
-    }
-  });
-  observer.observe(doc.body, { childList: true, subtree: true });
-  nameSourceColumn(doc);
-  return () => observer.disconnect();
+  return keepScanning(doc, () => void nameSourceColumn(doc));
 }

@@ -16,6 +16,8 @@
  * a surprise (another Label Studio, no JSON) leaves the box as it was.
  */
 
+import { keepScanning } from "./observe";
+
 export const NOTE_ID = "pachyderm-media-error";
 const BOX = '[data-testid="error:http"]';
 const RESOLVE_PATH = /^\/(tasks|projects)\/\d+\/resolve\/?$/;
@@ -113,14 +115,5 @@ export function watchMediaErrors(doc: Document = document, fetcher: Fetcher = (i
       explainMediaError(box, fetcher, base).catch(() => undefined);
     }
   };
-  const observer = new MutationObserver(() => {
-    try {
-      scan();
-    } catch {
-      observer.disconnect();
-    }
-  });
-  observer.observe(doc.body, { childList: true, subtree: true, characterData: true });
-  scan();
-  return () => observer.disconnect();
+  return keepScanning(doc, scan, { characterData: true });
 }

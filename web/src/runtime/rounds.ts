@@ -18,6 +18,7 @@
  * `target: "export"`. A storage list without `promote_to` is completed from the
  * plugin's list API. All text goes in through `textContent`; no token is ever read.
  */
+import { keepScanning } from "./observe";
 import { ancestors, committedFiber, fiberOfNode } from "./react-internals";
 
 export const PANEL_ID = "pachyderm-rounds";
@@ -449,17 +450,9 @@ export function roundsPanels(doc: Document = document, fetcher: Fetcher = (input
 /** Keeps the panels on the storage cards for the page's life (cards are drawn again on every visit). */
 export function watchRoundsPanels(doc: Document = document): () => void {
   const panels = roundsPanels(doc);
-  const observer = new MutationObserver(() => {
-    try {
-      panels.scan();
-    } catch {
-      observer.disconnect();
-    }
-  });
-  observer.observe(doc.body, { childList: true, subtree: true });
-  panels.scan();
+  const stopScanning = keepScanning(doc, panels.scan);
   return () => {
-    observer.disconnect();
+    stopScanning();
     panels.stop();
   };
 }
