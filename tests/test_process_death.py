@@ -14,6 +14,9 @@ they are older than a retry and the dead writer's lease has run out, says so on 
 2. Background mode: both workers and their work-horses are killed; Label Studio stays up, its sweep
    schedules a new flush job that two fresh workers run.
 
+Both run on SQLite and, in the PostgreSQL lane, on a PostgreSQL database of their own shared by
+every process, as production runs it (``label_studio_db``).
+
 Figures (startup, seconds from kill / thaw to the files) are printed: ``pytest -s``.
 """
 import json
@@ -103,12 +106,18 @@ def _utc(text):
 
 
 class Database:
-    """Read-only looks into Label Studio's SQLite file, as an operator would with sqlite3."""
+    """Read-only looks into Label Studio's database, as an operator would with sqlite3 or psql:
+    the SQLite file at ``path``, or the PostgreSQL database ``postgres`` (psycopg's connect keywords)."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path=None, postgres=None):
+        self.path, self.postgres = path, postgres
 
     def _rows(self, sql, args=()):
+        if self.postgres is not None:
+            import psycopg
+
+            with psycopg.connect(**self.postgres, connect_timeout=10) as conn:
+                return conn.execute(sql.replace('?', '%s'), args).fetchall()
         conn = sqlite3.connect(f'file:{self.path}?mode=ro', uri=True, timeout=30)
         try:
             return conn.execute(sql, args).fetchall()
@@ -117,8 +126,8 @@ class Database:
 
     def export_lease(self):
         """(holder, expires_at) of the export lease of the one target branch, or None."""
-        rows = self._rows("SELECT holder, expires_at FROM io_storages_pachyderm_pachydermlease "
-                          "WHERE key LIKE 'export:%'")
+        rows = self._rows('SELECT holder, expires_at FROM io_storages_pachyderm_pachydermlease WHERE key LIKE ?',
+                          ('export:%',))
         return rows[0] if rows else None
 
     def lease_held(self) -> bool:
@@ -241,6 +250,30 @@ def base_dir():
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture
+def label_studio_db(base_dir):
+    """The database the Label Studio processes share: ({env of the processes}, Database). On the
+    PostgreSQL lane (DJANGO_DB=default) a fresh PostgreSQL database of its own, dropped after, as
+    production runs it; else the SQLite file in ``base_dir``."""
+    if os.environ.get('DJANGO_DB') != 'default' or not os.environ.get('POSTGRE_HOST'):
+        yield {}, Database(path=os.path.join(base_dir, 'label_studio.sqlite3'))
+        return
+    import psycopg
+
+    server = dict(host=os.environ['POSTGRE_HOST'], port=int(os.environ.get('POSTGRE_PORT', 5432)),
+                  user=os.environ['POSTGRE_USER'], password=os.environ['POSTGRE_PASSWORD'])
+    name = f'lsp_death_{uuid.uuid4().hex[:12]}'
+    with psycopg.connect(**server, dbname='postgres', autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE {name}')
+    env = {'DJANGO_DB': 'default', 'POSTGRE_NAME': name, 'POSTGRE_HOST': server['host'],
+           'POSTGRE_PORT': str(server['port']), 'POSTGRE_USER': server['user'], 'POSTGRE_PASSWORD': server['password']}
+    try:
+        yield env, Database(postgres=dict(server, dbname=name))
+    finally:
+        with psycopg.connect(**server, dbname='postgres', autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
+
+
 def _project_with_target(ls, pfs, n_tasks):
     """A project with an image labeling config, a Pachyderm target and ``n_tasks`` tasks: (storage id, task ids)."""
     r = ls.api('POST', '/api/projects', json={'title': 'process death', 'label_config': IMAGE_CONFIG})
@@ -331,10 +364,11 @@ def _settled(ls, sid):
 # ----------------------------------------------------------------------------- 1. inline mode
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_inline_writer_killed_mid_flush_is_taken_over_by_the_restarted_server(pfs, base_dir, tmp_path):
+def test_inline_writer_killed_mid_flush_is_taken_over_by_the_restarted_server(pfs, base_dir, label_studio_db,
+                                                                             tmp_path):
     submits = 4
-    ls = LabelStudio(base_dir, _ls_env(base_dir, pfs.proxy), tmp_path)
-    db = Database(os.path.join(base_dir, 'label_studio.sqlite3'))
+    database_env, db = label_studio_db
+    ls = LabelStudio(base_dir, _ls_env(base_dir, pfs.proxy, **database_env), tmp_path)
     try:
         first_start = ls.start()
         sid, task_ids = _project_with_target(ls, pfs, submits)
@@ -485,7 +519,8 @@ class Workers:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_workers(pfs, base_dir, tmp_path):
+def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_workers(pfs, base_dir, label_studio_db,
+                                                                                 tmp_path):
     url = f'redis://localhost:6379/{REDIS_DB}'
     conn = redis_or_none(url)
     require_service('Redis', conn is not None, f'start one on {url}')
@@ -493,12 +528,12 @@ def test_rq_workers_and_horses_killed_mid_flush_rows_are_written_by_fresh_worker
     from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
     queue_name = f'lsp-death-{uuid.uuid4().hex[:8]}'
+    database_env, db = label_studio_db
     env = _ls_env(base_dir, pfs.proxy, PACHYDERM_REDIS_URL=url, PACHYDERM_RQ_QUEUE=queue_name,
-                  PACHYDERM_EXPORT_COALESCE_SECONDS='0.5')
+                  PACHYDERM_EXPORT_COALESCE_SECONDS='0.5', **database_env)
     submits = 3
     ls = LabelStudio(base_dir, env, tmp_path)
     workers = Workers(env, tmp_path, conn, queue_name)
-    db = Database(os.path.join(base_dir, 'label_studio.sqlite3'))
     sid = None
     try:
         ls_start = ls.start()
