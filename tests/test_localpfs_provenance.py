@@ -23,7 +23,31 @@ def dag(sdk_client):
         sdk_client.pfs.create_repo(repo=pfs.Repo.from_uri(repo))
     sdk_client.pfs.create_branch(branch=B('mid@master'), provenance=[B('raw@master')])
     sdk_client.pfs.create_branch(branch=B('out@master'), provenance=[B('mid@master')])
+    for repo in ('mid', 'out'):  # as their pipelines would: an output branch's first head is left open
+        sdk_client.pfs.finish_commit(commit=pfs.Commit.from_uri(f'{repo}@master'))
     return sdk_client
+
+
+def test_a_new_output_branch_gets_an_open_head_and_an_input_branch_a_finished_one(sdk_client):
+    """pachd's makeEmptyCommit: a branch with provenance waits for its pipeline; one without is done."""
+    client = sdk_client
+    for repo in ('images', 'preds'):
+        client.pfs.create_repo(repo=pfs.Repo.from_uri(repo))
+    client.pfs.create_branch(branch=B('preds@master'), provenance=[B('images@master')])
+    images = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('images@master'))
+    head = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('preds@master'))
+    assert images.is_set('finished') and not head.is_set('finished')
+    assert head.origin.kind == pfs.OriginKind.AUTO
+    assert [(c.repo.name, c.id) for c in head.direct_provenance] == [('images', images.commit.id)]
+    # the pipeline writes its output into it and finishes it
+    client.pfs.put_file_from_bytes(commit=pfs.Commit.from_uri(f'preds@{head.commit.id}'), path='/p.json', data=b'[]')
+    client.pfs.finish_commit(commit=pfs.Commit.from_uri(f'preds@{head.commit.id}'))
+    assert client.pfs.inspect_commit(commit=pfs.Commit.from_uri('preds@master')).is_set('finished')
+    # a provenance change gives the branch a new head, open again, on top of the old one
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('spec'))
+    client.pfs.create_branch(branch=B('preds@master'), provenance=[B('images@master'), B('spec@master')])
+    again = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('preds@master'))
+    assert not again.is_set('finished') and again.parent_commit.id == head.commit.id
 
 
 def test_create_branch_with_provenance(dag):
@@ -132,3 +156,54 @@ def test_drop_and_squash_of_a_commit_with_subvenance_need_recursive(dag):
     for repo in ('raw', 'mid', 'out'):  # every branch is back where it was
         head = client.pfs.inspect_commit(commit=pfs.Commit.from_uri(f'{repo}@master'))
         assert head.commit.id != started.id and head.is_set('finished')
+
+
+def _pick(uri: str) -> pfs.CommitPicker:
+    repo, _, ref = uri.partition('@')
+    name = pfs.RepoPicker(name=pfs.RepoPickerRepoName(project=pfs.ProjectPicker(name='default'), name=repo, type='user'))
+    if len(ref) == 32:
+        return pfs.CommitPicker(id=pfs.CommitPickerCommitByGlobalId(repo=name, id=ref))
+    return pfs.CommitPicker(branch_head=pfs.BranchPicker(name=pfs.BranchPickerBranchName(repo=name, name=ref)))
+
+
+def test_walk_commit_provenance_and_subvenance_follow_the_commit_edges(dag):
+    """pachd 2.12's WalkCommitProvenance/Subvenance: breadth first, the start left out, bounded by
+    max_depth and max_commits; a second provenance branch (a pipeline's spec) makes a rerun whose
+    output commit has a new id and still the old input commit in its provenance."""
+    client = dag
+    started = client.pfs.start_commit(branch=B('raw@master'))
+    client.pfs.finish_commit(commit=started)
+    for repo in ('mid', 'out'):
+        client.pfs.finish_commit(commit=pfs.Commit.from_uri(f'{repo}@{started.id}'))
+    walk_up, walk_down = client.pfs.walk_commit_provenance, client.pfs.walk_commit_subvenance
+
+    def repos(infos):
+        return [(i.commit.repo.name, i.commit.id) for i in infos]
+
+    assert repos(walk_down(start=[_pick(f'raw@{started.id}')])) == [
+        ('mid', started.id), ('out', started.id)]
+    assert repos(walk_down(start=[_pick(f'raw@{started.id}')], max_depth=1)) == [
+        ('mid', started.id)]
+    assert repos(walk_down(start=[_pick(f'raw@{started.id}')], max_commits=1)) == [
+        ('mid', started.id)]
+    assert repos(walk_up(start=[_pick('out@master')])) == [
+        ('mid', started.id), ('raw', started.id)]
+    assert repos(walk_up(start=[_pick('raw@master')])) == []
+
+    # the rerun: out gets a second provenance branch; a commit there is a new commit set
+    client.pfs.create_repo(repo=pfs.Repo.from_uri('spec'))
+    client.pfs.create_branch(branch=B('out@master'), provenance=[B('mid@master'), B('spec@master')])
+    client.pfs.finish_commit(commit=pfs.Commit.from_uri('out@master'))
+    rerun = client.pfs.start_commit(branch=B('spec@master'))
+    client.pfs.finish_commit(commit=rerun)
+    output = client.pfs.inspect_commit(commit=pfs.Commit.from_uri('out@master'))
+    assert output.commit.id == rerun.id and not output.is_set('finished')
+    assert sorted((c.repo.name, c.id) for c in output.direct_provenance) == [('mid', started.id), ('spec', rerun.id)]
+    client.pfs.finish_commit(commit=pfs.Commit.from_uri(f'out@{rerun.id}'))
+    below = repos(walk_down(start=[_pick(f'mid@{started.id}')]))
+    assert below[0] == ('out', started.id) and ('out', rerun.id) in below
+
+    with StatusOf(OK.NOT_FOUND, 'not found'):
+        list(walk_down(start=[_pick('raw@' + 'f' * 32)]))
+    with StatusOf(OK.INVALID_ARGUMENT, 'commit picker'):
+        list(walk_down(start=[pfs.CommitPicker()]))

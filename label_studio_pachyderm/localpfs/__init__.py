@@ -79,13 +79,17 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   cancelled call frees its thread at once; stopping the server ends open streams with UNAVAILABLE ``the server
   is shutting down`` without waiting for its grace period.
 * **Branch provenance** (CreateBranch with ``provenance``), as pachd handles it for commits
-  and waits (details in ``provenance.py``): missing provenance branches are created; a
-  branch gets an empty AUTO head provenant on its provenance's heads; a commit started
+  and waits (details in ``provenance.py``): missing provenance branches are created (with a
+  finished empty head); an output branch gets an empty AUTO head provenant on its provenance's
+  heads, left open for its pipeline as pachd's makeEmptyCommit does; a commit started
   upstream gives every downstream branch an open AUTO commit with the same id (one commit
   set, InspectCommitSet lists them all), which a client finishes (no pipeline does here);
   StartCommit or a one-off write on an output branch is refused (UNKNOWN ``cannot start a
   commit on an output branch: default/out@master``); InspectCommit ``wait`` READY waits for
-  the provenance; BranchInfo carries provenance, direct provenance and subvenance. Refused as
+  the provenance; BranchInfo carries provenance, direct provenance and subvenance;
+  WalkCommitProvenance/WalkCommitSubvenance walk the commit edges breadth first from each
+  start (picked by id, branch head, ancestor or branch root), leaving the start out, bounded by
+  ``max_depth`` and ``max_commits``. Refused as
   in pachd: a repo in its own branch's provenance (also through a cycle), two branches of one
   repo in a DAG.
 * SquashCommit/SquashCommitSet remove a commit that has children, folding its changes into
@@ -133,7 +137,7 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   10 s keeps its connection.
 
 Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
-pipelines, branch triggers, WalkCommitProvenance/Subvenance, StartCommit/DeleteRepo/SquashCommitSet
+pipelines, branch triggers, StartCommit/DeleteRepo/SquashCommitSet
 inside a transaction, file sets
 (CreateFileSet, AddFileSet, ...), egress, GetFile/GetFileTAR to a URL, ``add_file`` from
 object-storage URLs. Accepted without effect, as there is nothing for them to act on

@@ -148,6 +148,33 @@ def commit_provenance(conn, seq: int) -> list[tuple[str, str, str]]:
         'JOIN repos r ON r.id = c.repo_id WHERE p.commit_seq = ? ORDER BY c.seq', (seq,))]
 
 
+def walk(conn, starts: list[int], upstream: bool, max_depth: int = 0, max_commits: int = 0) -> list[int]:
+    """WalkCommitProvenance (``upstream``) or WalkCommitSubvenance from each start in turn, as
+    pachd 2.12's pfsdb.GetProvenantCommits/GetSubvenantCommits: breadth first along the commit
+    provenance edges, the start itself left out; ``max_depth`` bounds the steps and
+    ``max_commits`` the commits found from one start (0: no bound)."""
+    step = ('SELECT prov_seq FROM commit_provenance WHERE commit_seq = ? ORDER BY prov_seq' if upstream else
+            'SELECT commit_seq FROM commit_provenance WHERE prov_seq = ? ORDER BY commit_seq')
+    return [seq for start in starts for seq in _walk_one(conn, start, step, max_depth, max_commits)]
+
+
+def _walk_one(conn, start: int, step: str, max_depth: int, max_commits: int) -> list[int]:
+    seen, level, found, depth = {start}, [start], [], 0
+    while level and (not max_depth or depth < max_depth):
+        depth += 1
+        following = []
+        for seq in level:
+            for (nxt,) in conn.execute(step, (seq,)):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    following.append(nxt)
+                    found.append(nxt)
+                    if max_commits and len(found) >= max_commits:
+                        return found
+        level = following
+    return found
+
+
 def unfinished_provenance(conn, seq: int) -> bool:
     """Whether some commit in the (transitive) provenance of ``seq`` is still open."""
     seen, todo = set(), [seq]

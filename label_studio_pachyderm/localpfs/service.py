@@ -21,7 +21,7 @@ from pachyderm_sdk.api import pfs
 from pachyderm_sdk.api import transaction as txn_api
 from pachyderm_sdk.api.version import Version
 
-from . import errors, names, wire
+from . import errors, names, pickers, wire
 from .errors import PFSError
 from .store import ORIGIN_AUTO, ORIGIN_USER, BranchRec, CommitRec, CommitRef, CommitRow, RepoRec, Store
 from .transactions import Transactions, transaction_id_of
@@ -392,6 +392,19 @@ class PfsService:
         for rec in self.store.inspect_commit_set(request.commit_set.id, request.wait, context.is_active):
             yield _commit_info(rec)
 
+    @_stream
+    def WalkCommitProvenance(self, request: pfs.WalkCommitProvenanceRequest, context) -> Iterator[pfs.CommitInfo]:
+        yield from self._walk(request, upstream=True)
+
+    @_stream
+    def WalkCommitSubvenance(self, request: pfs.WalkCommitSubvenanceRequest, context) -> Iterator[pfs.CommitInfo]:
+        yield from self._walk(request, upstream=False)
+
+    def _walk(self, request, upstream: bool) -> Iterator[pfs.CommitInfo]:
+        starts = [pickers.commit(picker) for picker in request.start]
+        for rec in self.store.walk_commits(starts, upstream, request.max_depth, request.max_commits):
+            yield _commit_info(rec)
+
     @_unary
     def DropCommitSet(self, request: pfs.DropCommitSetRequest, context) -> Empty:
         self.store.drop_commit_set(request.commit_set.id)
@@ -705,6 +718,8 @@ _PFS_METHODS = {
     'SubscribeCommit': ('us', pfs.SubscribeCommitRequest),
     'InspectCommitSet': ('us', pfs.InspectCommitSetRequest),
     'ListCommitSet': ('us', pfs.ListCommitSetRequest),
+    'WalkCommitProvenance': ('us', pfs.WalkCommitProvenanceRequest),
+    'WalkCommitSubvenance': ('us', pfs.WalkCommitSubvenanceRequest),
     'FindCommits': ('us', pfs.FindCommitsRequest),
     'Fsck': ('us', pfs.FsckRequest),
     'DropCommitSet': ('uu', pfs.DropCommitSetRequest),

@@ -549,15 +549,19 @@ class Store:
             provenance.propagate(conn, [key], commit_id, ORIGIN_AUTO)
 
     def _new_auto_branch(self, conn, key, parent_seq: Optional[int], now: float) -> int:
-        """An empty, finished AUTO commit at the head of branch ``key`` (created if need be)."""
+        """An empty AUTO commit at the head of branch ``key`` (created if need be). As pachd's
+        makeEmptyCommit: finished on a branch without provenance (an input branch), left open on an
+        output branch, for its pipeline (or a client playing one) to finish."""
         size = 0
         if parent_seq is not None:
             parent = self.commit_by_seq(conn, parent_seq)
             size = parent.size or 0
+        finished = None if provenance.direct(conn, key) else now
         seq = conn.execute(
             'INSERT INTO commits(id, repo_id, branch, parent_seq, origin, started, finished, size) '
             'VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-            (names.new_commit_id(), key[0], key[1], parent_seq, ORIGIN_AUTO, now, now, size)).lastrowid
+            (names.new_commit_id(), key[0], key[1], parent_seq, ORIGIN_AUTO, now, finished,
+             size if finished else None)).lastrowid
         self._set_head(conn, key, seq, now)
         provenance.record_commit(conn, seq, key)
         return seq
@@ -897,6 +901,14 @@ class Store:
             if not wait:
                 return [self._commit_rec(conn, row) for row in rows]
         return [self._wait_finished(row, is_active) for row in rows]
+
+    def walk_commits(self, starts: list[CommitRef], upstream: bool, max_depth: int = 0,
+                     max_commits: int = 0) -> list[CommitRec]:
+        """WalkCommitProvenance (``upstream``) / WalkCommitSubvenance; see provenance.walk."""
+        with self.db.read() as conn:
+            seqs = [self.resolve(conn, ref)[0].seq for ref in starts]
+            return [self._commit_rec(conn, self.commit_by_seq(conn, seq))
+                    for seq in provenance.walk(conn, seqs, upstream, max_depth, max_commits)]
 
     def drop_commit(self, ref: CommitRef, recursive: bool = False) -> None:
         with self.db.write() as conn:
