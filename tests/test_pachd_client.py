@@ -241,6 +241,30 @@ def test_branches_commits_and_resolution(pfs_client, images_repo):
     assert [e.path for e in pfs_client.list_files(PROJECT, images_repo, 'pinned')] == ['a.txt']
 
 
+def test_commit_subvenance_finds_a_pipelines_output_commits_with_their_provenance(pfs_client, sdk_client):
+    """An output repo with provenance on the input (how a pipeline's output looks): the output commits of
+    an input commit, the first one with its id and a rerun (through a second provenance branch) with a new one."""
+    from pachyderm_sdk.api import pfs as sdk_pfs
+
+    for repo in ('raw', 'preds', 'spec'):
+        pfs_client.create_repo(PROJECT, repo)
+    sdk_client.pfs.create_branch(branch=sdk_pfs.Branch.from_uri('preds@master'),
+                                 provenance=[sdk_pfs.Branch.from_uri('raw@master'), sdk_pfs.Branch.from_uri('spec@master')])
+    sdk_client.pfs.finish_commit(commit=sdk_pfs.Commit.from_uri('preds@master'))
+    first = put(pfs_client, 'raw', {'a.jpg': b'a'})
+    output = pfs_client.inspect_commit(PROJECT, 'preds', first)
+    assert not output.finished and ('default', 'raw', first) in output.provenance
+    sdk_client.pfs.finish_commit(commit=sdk_pfs.Commit.from_uri(f'preds@{first}'))
+    rerun = sdk_client.pfs.start_commit(branch=sdk_pfs.Branch.from_uri('spec@master')).id
+    sdk_client.pfs.finish_commit(commit=sdk_pfs.Commit.from_uri(f'spec@{rerun}'))
+
+    found = [(c.repo, c.id, c.finished) for c in pfs_client.commit_subvenance(PROJECT, 'raw', [first])]
+    assert found == [('preds', first, True), ('preds', rerun, False)]
+    assert list(pfs_client.commit_subvenance(PROJECT, 'raw', [])) == []
+    with pytest.raises(pachd.PachdNotFound):
+        list(pfs_client.commit_subvenance(PROJECT, 'raw', ['f' * 32]))
+
+
 def test_resolve_commit_rejects_what_is_not_a_commit_id(pfs_client, images_repo):
     with pytest.raises(pachd.PachdInvalidArgument):
         pfs_client.resolve_commit(PROJECT, images_repo, 'master', 'master')

@@ -86,6 +86,8 @@ class CommitInfo:
     size_bytes: Optional[int] = None
     # Why the commit failed, as its writer said in FinishCommit; '' for a good (or open) commit.
     error: str = ''
+    # The commits it was computed from (pachd's direct provenance): ((project, repo, id), ...).
+    provenance: tuple = ()
 
     @property
     def good(self) -> bool:
