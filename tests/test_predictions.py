@@ -173,6 +173,43 @@ def test_branch_head_predictions_and_a_rerun_adds_a_new_model_version(api, proje
     assert preds_of(task) == [('script-1', None, BOX), (f'preds@{second}', 0.5, BOX)]
 
 
+def test_a_pipeline_rerun_under_commit_set_adds_a_second_model_version_to_the_same_input(api, project, pfs, pfs_client,
+                                                                                        sdk_client, repos):
+    """A rerun on the same input (the pipeline's spec changed): a new output commit, with a new id, whose
+    provenance holds the input commit. Its prediction joins the first; a task of other bytes never gets it."""
+    pfs_client.create_repo('default', 'spec')
+    sdk_client.pfs.create_branch(branch=pfs_api.Branch.from_uri('preds@master'),
+                                 provenance=[pfs_api.Branch.from_uri('images@master'),
+                                             pfs_api.Branch.from_uri('spec@master')])
+    first = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG),
+                                                                    pachd.FileOp.put('b.png', PNG)])
+    output(sdk_client, first, {'a.json': json.dumps({'result': BOX, 'score': 0.4}).encode(),
+                               'b.json': json.dumps(BOX).encode()})
+    sid = source(api, project, pfs.address, changed_files='new_version')
+    assert sync(api, sid)['meta']['predictions_attached'] == 2
+
+    rerun = sdk_client.pfs.start_commit(branch=pfs_api.Branch.from_uri('spec@master')).id  # the spec changes
+    sdk_client.pfs.finish_commit(commit=pfs_api.Commit(repo=pfs_api.Repo(name='spec'), id=rerun))
+    rerun_info = pfs_client.inspect_commit('default', 'preds', rerun)
+    assert rerun != first and ('default', 'images', first) in rerun_info.provenance
+    data = sync(api, sid)  # the rerun's output commit is still open: nothing new, nobody waits
+    assert data['meta']['predictions_attached'] == 0 and data['meta']['predictions_waiting'] == 0
+    # an output commit holds the pipeline's whole output: b.json is the rerun's too (here unchanged)
+    output(sdk_client, rerun, {'a.json': json.dumps({'result': BOX, 'score': 0.9}).encode()})
+    assert sync(api, sid)['meta']['predictions_attached'] == 2
+    a = task_of(project, 'a.png')
+    assert preds_of(a) == [(f'preds@{first}', 0.4, BOX), (f'preds@{rerun}', 0.9, BOX)]
+    assert a.meta['pachyderm']['predictions_commits'] == [first, rerun]
+    assert preds_of(task_of(project, 'b.png')) == [(f'preds@{first}', None, BOX), (f'preds@{rerun}', None, BOX)]
+    assert sync(api, sid)['meta']['predictions_attached'] == 0  # once per task and output commit
+
+    # A changed file's new version reads its own commit set only, never the rerun of the old bytes.
+    second = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG + b'!')])
+    output(sdk_client, second, {'a.json': json.dumps({'result': BOX, 'score': 0.7}).encode()})
+    sync(api, sid)
+    assert preds_of(task_of(project, 'a.png')) == [(f'preds@{second}', 0.7, BOX)]
+
+
 def test_bad_prediction_settings_are_a_400_naming_the_field(api, project, pfs, pfs_client, repos):
     pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG)])
     for fields, field in (({'predictions_repo': 'nope'}, 'predictions_repo'),

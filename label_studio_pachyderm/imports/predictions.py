@@ -5,10 +5,13 @@ its path comes from the task file's path by ``predictions_path`` (``{dir}``, ``{
 ``{path}``; default ``{dir}/{stem}.json``, so ``cats/1.jpg`` -> ``cats/1.json``), and its commit by
 ``predictions_match``:
 
-* ``commit_set`` (default): the output commit of the task's own commit set. A Pachyderm pipeline
-  writes its output in a commit with the input commit's id (pachd's global ids), so a task pinned
-  to commit C reads ``<predictions_repo>@C``; a task never gets a prediction computed from other
-  bytes. Until that commit has finished, the task waits (the next sync looks again).
+* ``commit_set`` (default): the output commits computed from the task's own commit. A Pachyderm
+  pipeline writes its output in a commit with the input commit's id (pachd's global ids), so a
+  task pinned to commit C reads ``<predictions_repo>@C``; a rerun of the pipeline on the same
+  input (its spec changed, a reprocess) is a new output commit, with a new id, whose provenance
+  holds C, and is read too. Both are found with one WalkCommitSubvenance per sync (a pachd without
+  it: the same id only). A task never gets a prediction computed from other bytes. Until one of
+  them has finished, the task waits (the next sync looks again).
 * ``branch_head``: the head of ``predictions_branch``, for predictions a script writes.
 
 Attached as Label Studio Predictions, ``model_version`` ``<predictions_repo>@<commit>`` unless the
@@ -119,8 +122,8 @@ class Outcome:
 
 def attach_ready(storage, link_class) -> Outcome:
     """Attach every prediction that is ready to the storage's current tasks that lack it; see the
-    module docstring. Never raises for one file or one commit: those go into the outcome. pachd is
-    asked only about output commits some task has not read yet."""
+    module docstring. Never raises for one file or one commit: those go into the outcome. Output
+    commits are read only for tasks that have not read them yet."""
     from tasks.models import Task
 
     outcome = Outcome()
@@ -129,22 +132,69 @@ def attach_ready(storage, link_class) -> Outcome:
     client = storage.get_client()
     links = list(link_class.objects.filter(storage=storage, object_exists=True).values_list('task_id', 'key', 'commit'))
     metas = dict(Task.objects.filter(id__in=[task_id for task_id, _, _ in links]).values_list('id', 'meta'))
-    by_head = storage.predictions_match == 'branch_head'
-    if by_head:
+    if storage.predictions_match == 'branch_head':
         head = _ready(client, storage, storage.predictions_branch or 'master', outcome, 1, missing_is_error=True)
         wanted = {head: [(task_id, key) for task_id, key, _ in links]} if head else {}
     else:
-        wanted = {}
+        by_input = {}
         for task_id, key, commit in links:
             if commit:
-                wanted.setdefault(commit, []).append((task_id, key))
+                by_input.setdefault(commit, []).append((task_id, key))
+        wanted = _wanted_by_commit_set(client, storage, by_input, outcome)
     for output, pairs in wanted.items():
-        unread = [(task_id, key) for task_id, key in pairs if output not in _outputs_read(metas.get(task_id))]
-        if not unread or (not by_head and not _ready(client, storage, output, outcome, len(unread))):
-            continue
-        for task_id, key in unread:
-            _attach_one(client, storage, task_id, key, output, metas.get(task_id) or {}, outcome)
+        for task_id, key in pairs:
+            if output not in _outputs_read(metas.get(task_id)):  # a rerun can make two in one sync
+                metas[task_id] = _attach_one(client, storage, task_id, key, output, metas.get(task_id) or {}, outcome)
     return outcome
+
+
+def _wanted_by_commit_set(client, storage, by_input: dict, outcome) -> dict:
+    """{good output commit id: [(task_id, key), ...]} under ``commit_set``: for each input commit, every
+    finished output commit of ``predictions_repo`` computed from it; its tasks wait while it has none."""
+    outputs = _outputs_of(client, storage, list(by_input))
+    wanted, failed = {}, set()
+    for commit, pairs in by_input.items():
+        good = [info.id for info in outputs.get(commit, ()) if info.good]
+        for info in outputs.get(commit, ()):
+            if info.finished and info.error and info.id not in failed:
+                failed.add(info.id)
+                outcome.failed_commits.append({'commit': info.id, 'error': info.error})
+        if not good:
+            outcome.waiting += len(pairs)
+        for output in good:
+            wanted.setdefault(output, []).extend(pairs)
+    return wanted
+
+
+_STARTS_PER_WALK = 500  # input commits per WalkCommitSubvenance call: keeps each request small
+
+
+def _outputs_of(client, storage, inputs: list) -> dict:
+    """{input commit id: [CommitInfo of an output commit in predictions_repo, ...]}: the commits one step
+    below each input commit (WalkCommitSubvenance, max_depth 1), mapped back by their direct provenance.
+    Against a pachd without that call, the output commit of the same id, if there is one."""
+    project, source, repo = storage.project_name, storage.repo, storage.predictions_repo
+    found, asked = {}, set(inputs)
+    try:
+        for start in range(0, len(inputs), _STARTS_PER_WALK):
+            for info in client.commit_subvenance(project, source, inputs[start:start + _STARTS_PER_WALK], max_depth=1):
+                if (info.project, info.repo) != (project, repo):
+                    continue
+                for prov_project, prov_repo, prov_id in info.provenance:
+                    if (prov_project, prov_repo) == (project, source) and prov_id in asked:
+                        found.setdefault(prov_id, {})[info.id] = info
+        return {commit: list(by_id.values()) for commit, by_id in found.items()}
+    except pachd.PachdNotFound:
+        pass  # an input commit is gone (squashed, dropped): ask about each below
+    except pachd.PachdError as exc:
+        if exc.code != 'UNIMPLEMENTED':
+            raise
+    for commit in inputs:
+        try:
+            found[commit] = [client.inspect_commit(project, repo, commit)]
+        except pachd.PachdNotFound:
+            pass  # the pipeline has not started on that input (or has no output for it)
+    return found
 
 
 def _outputs_read(meta) -> tuple:
@@ -173,7 +223,8 @@ def _ready(client, storage, ref: str, outcome, tasks: int, missing_is_error: boo
     return info.id
 
 
-def _attach_one(client, storage, task_id, key, output, meta: dict, outcome) -> None:
+def _attach_one(client, storage, task_id, key, output, meta: dict, outcome) -> dict:
+    """Attach the predictions of one task from one output commit; the task's meta afterwards."""
     from tasks.models import Prediction, Task
 
     project, repo = storage.project_name, storage.predictions_repo
@@ -197,14 +248,16 @@ def _attach_one(client, storage, task_id, key, output, meta: dict, outcome) -> N
                 outcome.attached += 1
             except Exception as exc:  # noqa: BLE001 - LS's validation of this result
                 outcome.errors.append(f'predictions {repo}@{output}:{path}: {str(exc).splitlines()[0]}')
-    _note(task_id, meta, f'{project}/{repo}', output)
+    return _note(task_id, meta, f'{project}/{repo}', output)
 
 
-def _note(task_id: int, meta: dict, repo: str, output: str) -> None:
+def _note(task_id: int, meta: dict, repo: str, output: str) -> dict:
     """Record on the task that this output commit was read for it (also when it had no file)."""
     from tasks.models import Task
 
     lineage = dict(meta.get('pachyderm') or {})
     lineage.update(predictions_repo=repo, predictions_commit=output,
                    predictions_commits=[*_outputs_read(meta), output])
-    Task.objects.filter(id=task_id).update(meta={**meta, 'pachyderm': lineage})
+    meta = {**meta, 'pachyderm': lineage}
+    Task.objects.filter(id=task_id).update(meta=meta)
+    return meta
