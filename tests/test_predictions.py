@@ -210,6 +210,36 @@ def test_a_pipeline_rerun_under_commit_set_adds_a_second_model_version_to_the_sa
     assert preds_of(task_of(project, 'a.png')) == [(f'preds@{second}', 0.7, BOX)]
 
 
+def test_many_predictions_of_one_output_commit_are_read_in_one_stream_and_counted_on_their_tasks(
+        api, project, pfs, pfs_client, sdk_client, repos, monkeypatch):
+    """40 tasks of one input commit: their files come in one GetFileTAR (one with no file, one broken),
+    and LS's own counters say how many predictions each task has, as after LS's import of predictions."""
+    one_by_one = []
+    real_get = pachd.PachdClient.get_file_bytes
+    monkeypatch.setattr(pachd.PachdClient, 'get_file_bytes',
+                        lambda self, *args, **kw: one_by_one.append(args[3]) or real_get(self, *args, **kw))
+    pipeline(sdk_client)
+    names = [f'img/{n:03}.png' for n in range(40)]
+    first = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put(n, PNG) for n in names])
+    files = {n.replace('.png', '.json'): json.dumps({'result': BOX, 'score': int(n[4:7]) / 100}).encode()
+             for n in names[:38]}
+    files['img/038.json'] = b'[{"broken"'
+    files['img/zzz.txt'] = b'not a prediction file: left out by the glob'
+    output(sdk_client, first, files)
+    sid = source(api, project, pfs.address)
+    data = sync(api, sid)
+    assert data['meta']['predictions_attached'] == 38 and data['status'] == 'completed_with_errors'
+    assert 'img/038.json: not JSON' in data['traceback']
+    assert one_by_one == ['img/039.json']  # only the file the stream did not have is asked for on its own
+    for n in names[:38]:
+        task = task_of(project, n)
+        assert preds_of(task) == [(f'preds@{first}', int(n[4:7]) / 100, BOX)] and task.total_predictions == 1
+    assert task_of(project, 'img/039.png').total_predictions == 0  # no file: read, nothing attached
+    assert all(task_of(project, n).meta['pachyderm']['predictions_commits'] == [first] for n in names)
+    assert sync(api, sid)['meta']['predictions_attached'] == 0
+    assert Prediction.objects.count() == 38
+
+
 def test_bad_prediction_settings_are_a_400_naming_the_field(api, project, pfs, pfs_client, repos):
     pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG)])
     for fields, field in (({'predictions_repo': 'nope'}, 'predictions_repo'),

@@ -142,9 +142,9 @@ def attach_ready(storage, link_class) -> Outcome:
                 by_input.setdefault(commit, []).append((task_id, key))
         wanted = _wanted_by_commit_set(client, storage, by_input, outcome)
     for output, pairs in wanted.items():
-        for task_id, key in pairs:
-            if output not in _outputs_read(metas.get(task_id)):  # a rerun can make two in one sync
-                metas[task_id] = _attach_one(client, storage, task_id, key, output, metas.get(task_id) or {}, outcome)
+        unread = [(task_id, key) for task_id, key in pairs if output not in _outputs_read(metas.get(task_id))]
+        for start in range(0, len(unread), _TASKS_PER_WRITE):
+            _attach(client, storage, output, unread[start:start + _TASKS_PER_WRITE], metas, outcome)
     return outcome
 
 
@@ -223,41 +223,85 @@ def _ready(client, storage, ref: str, outcome, tasks: int, missing_is_error: boo
     return info.id
 
 
-def _attach_one(client, storage, task_id, key, output, meta: dict, outcome) -> dict:
-    """Attach the predictions of one task from one output commit; the task's meta afterwards."""
+_TASKS_PER_WRITE = 500  # tasks whose predictions are written in one transaction
+_STREAM_MIN = 16  # from this many files of one output commit on, read them in one GetFileTAR stream
+
+
+def _attach(client, storage, output: str, pairs: list, metas: dict, outcome) -> None:
+    """Attach the predictions of these tasks from one output commit, and note on each task that it was read:
+    both in one transaction, so a sync that dies between them reads it again rather than attaching twice.
+    Written in bulk with LS's own counters update, as LS's import of predictions does."""
+    from django.db import transaction
+    from tasks.functions import update_tasks_counters
     from tasks.models import Prediction, Task
 
-    project, repo = storage.project_name, storage.predictions_repo
-    path = prediction_path(storage.predictions_path or DEFAULT_TEMPLATE, key)
-    try:
-        content = client.get_file_bytes(project, repo, output, path)
-    except pachd.PachdNotFound:
-        content = None  # no prediction for this file in that commit
-    if content is not None:
+    repo = storage.predictions_repo
+    template = storage.predictions_path or DEFAULT_TEMPLATE
+    paths = {task_id: prediction_path(template, key) for task_id, key in pairs}
+    contents = _read(client, storage, output, sorted(set(paths.values())))
+    made, noted = [], []
+    for task_id, _ in pairs:
+        path = paths[task_id]
         try:
-            found = parse(content, path)
+            found = parse(contents[path], path) if contents.get(path) is not None else []
         except ValueError as exc:
             outcome.errors.append(f'predictions {repo}@{output}: {exc}')
             found = []
-        task = Task.objects.get(id=task_id) if found else None
-        for item in found:
+        made += [Prediction(task_id=task_id, project_id=storage.project_id,
+                            result=Prediction.prepare_prediction_result(item['result'], storage.project),
+                            score=item['score'], model_version=item['model_version'] or f'{repo}@{output}')
+                 for item in found]
+        metas[task_id] = _noted(metas.get(task_id) or {}, f'{storage.project_name}/{repo}', output)
+        noted.append(Task(id=task_id, meta=metas[task_id]))
+    with transaction.atomic():
+        Prediction.objects.bulk_create(made, batch_size=_TASKS_PER_WRITE)
+        Task.objects.bulk_update(noted, ['meta'], batch_size=_TASKS_PER_WRITE)
+    if made:
+        update_tasks_counters(Task.objects.filter(id__in={p.task_id for p in made}))
+    outcome.attached += len(made)
+
+
+def _read(client, storage, output: str, paths: list) -> dict:
+    """{path: content} of the prediction files there are among ``paths`` (sorted) in the output commit.
+    Many are streamed in one call, from the first wanted path on, stopped after the last; the rest,
+    and any a stream does not bring whole, are read one by one."""
+    project, repo = storage.project_name, storage.predictions_repo
+    contents = {}
+    if len(paths) >= _STREAM_MIN:
+        wanted = set(paths)
+        try:
+            for path, content in client.read_files(project, repo, output, _glob_of(storage.predictions_path),
+                                                   start=paths[0]):
+                if path in wanted and content is not None:
+                    contents[path] = content
+                if path >= paths[-1]:
+                    break
+        except pachd.PachdNotFound:
+            return {}  # the glob matches nothing: no prediction file in that commit
+        except pachd.PachdError as exc:
+            logger.info('predictions: reading %s@%s in one stream failed (%s); reading file by file', repo, output, exc)
+    for path in paths:
+        if path not in contents:
             try:
-                Prediction.objects.create(task=task, project=task.project, result=item['result'],
-                                          score=item['score'],
-                                          model_version=item['model_version'] or f'{repo}@{output}')
-                outcome.attached += 1
-            except Exception as exc:  # noqa: BLE001 - LS's validation of this result
-                outcome.errors.append(f'predictions {repo}@{output}:{path}: {str(exc).splitlines()[0]}')
-    return _note(task_id, meta, f'{project}/{repo}', output)
+                contents[path] = client.get_file_bytes(project, repo, output, path)
+            except pachd.PachdNotFound:
+                pass  # no prediction for this file in that commit
+    return contents
 
 
-def _note(task_id: int, meta: dict, repo: str, output: str) -> dict:
-    """Record on the task that this output commit was read for it (also when it had no file)."""
-    from tasks.models import Task
+def _glob_of(template: str) -> str:
+    """A pachd glob matching every file the template can name: ``**`` and the template's literal ending
+    (``{dir}/{stem}.json`` -> ``**.json``) when it has one free of glob characters and slashes."""
+    parts = list(string.Formatter().parse(template or DEFAULT_TEMPLATE))
+    ending = parts[-1][0] if parts and parts[-1][1] is None else ''
+    if not ending or '/' in ending or any(char in pachd.GLOB_CHARACTERS or char == '\\' for char in ending):
+        return '**'
+    return '**' + ending
 
+
+def _noted(meta: dict, repo: str, output: str) -> dict:
+    """The task's meta, noting that this output commit was read for it (also when it had no file)."""
     lineage = dict(meta.get('pachyderm') or {})
     lineage.update(predictions_repo=repo, predictions_commit=output,
                    predictions_commits=[*_outputs_read(meta), output])
-    meta = {**meta, 'pachyderm': lineage}
-    Task.objects.filter(id=task_id).update(meta=meta)
-    return meta
+    return {**meta, 'pachyderm': lineage}
