@@ -49,7 +49,8 @@ POSTGRES_TESTS=(tests/test_import.py tests/test_export.py tests/test_rq.py tests
 # run they go to the background lane, which would otherwise end minutes before the SQLite lane.
 PACHD_TESTS=(tests/test_localpfs.py tests/test_localpfs_commits.py tests/test_localpfs_diff.py
   tests/test_localpfs_pachd212.py tests/test_localpfs_provenance.py tests/test_localpfs_subscribe.py
-  tests/test_pachd_client.py tests/test_readahead.py tests/test_stalls.py tests/test_localpfs_transactions.py)
+  tests/test_pachd_client.py tests/test_readahead.py tests/test_stalls.py tests/test_localpfs_transactions.py
+  tests/test_localpfs_metadata.py)
 
 lane_sqlite() {
   echo "==> backend tests on SQLite (pytest: real Label Studio, local PFS over gRPC, Redis + RQ worker)"

@@ -1,7 +1,7 @@
 """localpfs: a local stand-in for pachd's file system API, for development, demos and CI.
 
-It speaks ``pfs_v2.API`` and ``transaction_v2.API`` (plus ``versionpb_v2.API/GetVersion`` and
-``auth_v2.API/WhoAmI``) over real gRPC, so the official ``pachyderm_sdk`` client works against
+It speaks ``pfs_v2.API``, ``transaction_v2.API`` and ``metadata.API/EditMetadata`` (plus
+``versionpb_v2.API/GetVersion`` and ``auth_v2.API/WhoAmI``) over real gRPC, so the official ``pachyderm_sdk`` client works against
 it unchanged. It is
 to pachd what moto is to S3: honest at the protocol level, not a pachd replacement (no
 pipelines, no clustering, no object storage).
@@ -129,6 +129,17 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   BatchTransaction does the same without recording. Unknown ids: UNKNOWN ``transactions <id>
   not found``. Open transactions survive a restart. Refused inside a transaction
   (UNIMPLEMENTED): StartCommit, DeleteRepo, SquashCommitSet.
+* **Commit metadata** (details in ``metadata.py``), as pachd 2.12 edits it: EditMetadata applies
+  its edits (``add_key``, ``edit_key``, ``delete_key``, ``replace``) to commits picked by id, branch
+  head, ancestor or branch root, in order, in one database transaction: all are kept or, if any
+  fails, none (every failure reported, ``apply edits: edit #<i>: ...``, one per line). ``add_key``
+  of an existing key: FAILED_PRECONDITION ``... add_key target key "k" already exists; use edit_key
+  instead``; a missing commit, branch or repo: UNKNOWN ``... pick commit: commit ... not found``;
+  ``edit_key`` of a missing key adds it, ``delete_key`` of one does nothing, as in pachd. Every
+  CommitInfo (InspectCommit, ListCommit, SubscribeCommit, commit sets, walks) carries the map; it
+  survives a restart and goes with its commit. Metadata of projects, repos, branches, the cluster
+  and pipelines is refused (UNIMPLEMENTED ``localpfs keeps metadata of commits only, not of
+  branches (edit #0)``) before anything is applied.
 * Auth: started with ``auth_token``, every call but GetVersion needs that token in the
   ``authn-token`` metadata (UNAUTHENTICATED otherwise). Without it, metadata is ignored
   and WhoAmI answers "the auth service is not activated", as pachd does.
@@ -137,7 +148,7 @@ Semantics follow pachd 2.12 (checked against pachyderm's source) in these points
   10 s keeps its connection.
 
 Not implemented (UNIMPLEMENTED with a message naming the method or the feature):
-pipelines, branch triggers, StartCommit/DeleteRepo/SquashCommitSet
+pipelines, branch triggers, metadata of anything but commits, StartCommit/DeleteRepo/SquashCommitSet
 inside a transaction, file sets
 (CreateFileSet, AddFileSet, ...), egress, GetFile/GetFileTAR to a URL, ``add_file`` from
 object-storage URLs. Accepted without effect, as there is nothing for them to act on

@@ -10,6 +10,10 @@ the change layers of the commit and its ancestors. To keep that chain short, a f
 commit far from the last full copy gets one (table ``snapshots``) — see ``tree.py``.
 Small file contents are kept here too (table ``small_blobs``) — see ``blobs.py``.
 Open transactions are kept here too (table ``transactions``) — see ``transactions.py``.
+So is commit metadata (table ``commit_metadata``) — see ``metadata.py``.
+
+A table added later is created with ``IF NOT EXISTS`` when a server opens the database, so a data
+directory written by an older localpfs gains it on the next start and keeps its schema version.
 """
 from __future__ import annotations
 
@@ -105,6 +109,16 @@ CREATE TABLE IF NOT EXISTS transactions(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     info BLOB NOT NULL);
+-- Commit metadata (see metadata.py): pachd's CommitInfo.metadata map, one row per key. The
+-- trigger forgets a commit's keys with the commit, whichever path drops, squashes or deletes it.
+CREATE TABLE IF NOT EXISTS commit_metadata(
+    commit_seq INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY(commit_seq, key)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS commit_metadata_forgotten AFTER DELETE ON commits BEGIN
+    DELETE FROM commit_metadata WHERE commit_seq = OLD.seq;
+END;
 """
 
 

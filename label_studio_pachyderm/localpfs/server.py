@@ -13,6 +13,7 @@ from typing import Optional
 import grpc
 
 from .auth import TokenInterceptor
+from .metadata import Metadata
 from .service import PfsService, generic_handlers
 from .store import Store
 
@@ -87,10 +88,13 @@ class LocalPFS:
         self._executor = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix='localpfs')
         self._subscription_executor = ThreadPoolExecutor(max_workers=MAX_SUBSCRIPTIONS,
                                                          thread_name_prefix='localpfs-subscribe')
+        # metadata.API edits what every CommitInfo of pfs_v2.API shows: one Metadata for both
+        metadata = Metadata(self._store)
+        pfs_service = PfsService(self._store, auth_enabled=self.auth_enabled, metadata=metadata)
         server = grpc.server(
             self._executor,
-            handlers=generic_handlers(PfsService(self._store, auth_enabled=self.auth_enabled),
-                                      subscription_pool=self._subscription_executor),
+            handlers=[metadata.handler(),
+                      *generic_handlers(pfs_service, subscription_pool=self._subscription_executor)],
             interceptors=interceptors,
             options=[
                 # Without this, gRPC lets a second server share a port that is in use.
