@@ -265,6 +265,29 @@ def test_commit_subvenance_finds_a_pipelines_output_commits_with_their_provenanc
         list(pfs_client.commit_subvenance(PROJECT, 'raw', ['f' * 32]))
 
 
+def test_set_commit_metadata_sets_its_keys_together_keeps_others_and_reads_back(pfs_client, sdk_client, images_repo):
+    """pachd 2.12's commit metadata through the client: set (twice: the same answer), read in
+    inspect_commit and list_commits, keys someone else set kept; a missing commit is PachdNotFound."""
+    from pachyderm_sdk.api import metadata as sdk_md
+    from pachyderm_sdk.api import pfs as sdk_pfs
+
+    first = put(pfs_client, images_repo, {'a.txt': b'a'})
+    assert pfs_client.inspect_commit(PROJECT, images_repo, first).metadata == ()
+    picker = sdk_pfs.CommitPicker(id=sdk_pfs.CommitPickerCommitByGlobalId(repo=sdk_pfs.RepoPicker(
+        name=sdk_pfs.RepoPickerRepoName(project=sdk_pfs.ProjectPicker(name=PROJECT), name=images_repo)), id=first))
+    sdk_client.metadata.edit_metadata(edits=[sdk_md.Edit(commit=picker, add_key=sdk_md.EditAddKey(key='theirs',
+                                                                                                   value='x'))])
+    for _ in range(2):
+        pfs_client.set_commit_metadata(PROJECT, images_repo, first, {'round': 1, 'card': '{"a": 1}'})
+        info = pfs_client.inspect_commit(PROJECT, images_repo, first)
+        assert info.metadata == (('card', '{"a": 1}'), ('round', '1'), ('theirs', 'x'))
+    assert dict(next(iter(pfs_client.list_commits(PROJECT, images_repo, 'master'))).metadata)['round'] == '1'
+    pfs_client.set_commit_metadata(PROJECT, images_repo, first, {})  # nothing to set: no call
+    with pytest.raises(pachd.PachdNotFound) as missing:
+        pfs_client.set_commit_metadata(PROJECT, images_repo, 'f' * 32, {'k': 'v'})
+    assert missing.value.kind == 'commit'
+
+
 def test_resolve_commit_rejects_what_is_not_a_commit_id(pfs_client, images_repo):
     with pytest.raises(pachd.PachdInvalidArgument):
         pfs_client.resolve_commit(PROJECT, images_repo, 'master', 'master')

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import grpc
 from pachyderm_sdk import Client as _SdkClient
+from pachyderm_sdk.api import metadata
 from pachyderm_sdk.api import pfs
 from pachyderm_sdk.api import transaction
 from pachyderm_sdk.config import ConfigFile
 from pachyderm_sdk.constants import GRPC_CHANNEL_OPTIONS
 from pachyderm_sdk.errors import AuthServiceNotActivated
 
-__all__ = ('AuthServiceNotActivated', 'ConfigFile', 'GRPC_CHANNEL_OPTIONS', 'SdkClient', 'pfs', 'transaction')
+__all__ = ('AuthServiceNotActivated', 'ConfigFile', 'GRPC_CHANNEL_OPTIONS', 'SdkClient', 'metadata', 'pfs',
+           'transaction')
 
 
 class SdkClient(_SdkClient):

@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Unio
 import grpc
 from betterproto.lib.google.protobuf import BytesValue, Empty
 
-from ._sdk import SdkClient, pfs as _pfs, transaction as _txn
+from ._sdk import SdkClient, metadata as _metadata, pfs as _pfs, transaction as _txn
 from . import channels
 from .errors import (PachdAlreadyExists, PachdError, PachdInvalidArgument, PachdNotFound, PachdUnavailable,
                      connect_failed, map_error)
@@ -417,7 +417,28 @@ class PachdClient:
             error=info.error or '',
             provenance=tuple((((c.repo.project.name if c.repo.project else '') or project), c.repo.name, c.id)
                              for c in info.direct_provenance),
+            metadata=tuple(sorted((info.metadata or {}).items())),
         )
+
+    def set_commit_metadata(self, project: str, repo: str, commit: str, metadata: dict) -> None:
+        """Set these keys of the commit's metadata (pachd 2.12's EditMetadata), all or none; other keys
+        stay. A pachd older than 2.12 answers UNIMPLEMENTED (a PachdError of that code).
+
+        One request of ``edit_key`` edits rather than a ``replace``: pachd applies a request's edits in
+        one transaction, so the keys still change together, and a ``replace`` would also wipe keys that
+        someone else (a pipeline, a person with pachctl) put on the same commit. ``edit_key`` adds a
+        missing key and overwrites an existing one, so writing the same keys again is harmless."""
+        picker = _pfs.CommitPicker(id=_pfs.CommitPickerCommitByGlobalId(repo=_pfs.RepoPicker(
+            name=_pfs.RepoPickerRepoName(project=_pfs.ProjectPicker(name=project), name=repo, type='user')),
+            id=commit))
+        edits = [_metadata.Edit(commit=picker, edit_key=_metadata.EditEditKey(key=str(key), value=str(value)))
+                 for key, value in sorted(metadata.items())]
+        if not edits:
+            return
+        try:
+            self._sdk.metadata.edit_metadata(edits=edits)
+        except grpc.RpcError as exc:
+            raise self._error(exc, project, repo, commits=(commit,)) from None
 
     def resolve_commit(self, project: str, repo: str, branch: str, commit: Optional[str] = None) -> str:
         """The commit a read should use: ``commit`` if given (checked to exist in the repo), else the branch head."""

@@ -88,6 +88,9 @@ class CommitInfo:
     error: str = ''
     # The commits it was computed from (pachd's direct provenance): ((project, repo, id), ...).
     provenance: tuple = ()
+    # pachd's commit metadata (2.12's metadata API), ((key, value), ...) sorted by key; a tuple,
+    # not a dict, so the record stays hashable. ``dict(info.metadata)`` reads it as a map.
+    metadata: tuple = ()
 
     @property
     def good(self) -> bool:
