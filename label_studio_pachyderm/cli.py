@@ -334,7 +334,8 @@ def _branches_holding(client, project: str, repo: str, history: list) -> dict:
 
 
 def _pfs_inspect_commit(client, args):
-    """One commit in full: its description line by line, parent, size, finished, error."""
+    """One commit in full: parent, size, finished, error, its metadata one key a line, and its
+    description line by line."""
     project, repo, ref, _ = _split_spec(args.commit, 'REPO@COMMIT-OR-BRANCH', args.project)
     commit = client.inspect_commit(project, repo, ref)
     size = _human_size(commit.size_bytes) if commit.size_bytes is not None else '-'
@@ -344,7 +345,11 @@ def _pfs_inspect_commit(client, args):
     print(f'Finished: {"yes" if commit.finished else "no (still being written)"}')
     print(f'Size: {size}')
     print(f'Error: {commit.error or "-"}')
-    print('Description:')
+    print('Metadata:' if commit.metadata else 'Metadata: -')
+    for key, value in commit.metadata:
+        # one line per key, however long or multi-line the value: a reader greps for the key
+        print(f'  {key}: {value}'.replace('\n', '\\n'))
+    print('Description:')  # last, as it may run long
     for line in (commit.description or '-').splitlines():
         print(f'  {line}')
 

@@ -92,7 +92,32 @@ def task_of(project, path):
     return Task.objects.get(project=project, meta__pachyderm__path=path)
 
 
-def test_label_promote_label_more_promote_roll_back(api, user, project, pfs, pfs_client, repos):
+def sdk_metadata(sdk_client, commit_id, repo='labels'):
+    """The commit's metadata as the official sdk reads it (what a pipeline or pachctl sees)."""
+    from pachyderm_sdk.api import pfs as sdk_pfs
+
+    info = sdk_client.pfs.inspect_commit(commit=sdk_pfs.Commit(repo=sdk_pfs.Repo.from_uri(repo), id=commit_id))
+    return dict(info.metadata)
+
+
+def sdk_replace_metadata(sdk_client, commit_id, mapping, repo='labels'):
+    from pachyderm_sdk.api import metadata as sdk_md
+    from pachyderm_sdk.api import pfs as sdk_pfs
+
+    picker = sdk_pfs.CommitPicker(id=sdk_pfs.CommitPickerCommitByGlobalId(
+        repo=sdk_pfs.RepoPicker(name=sdk_pfs.RepoPickerRepoName(name=repo)), id=commit_id))
+    sdk_client.metadata.edit_metadata(edits=[sdk_md.Edit(commit=picker, replace=sdk_md.EditReplace(replacement=mapping))])
+
+
+def card_metadata(card):
+    m = rounds.METADATA_PREFIX
+    return {m + 'round': json.dumps(card, sort_keys=True, separators=(',', ':')),
+            m + 'round-number': str(card['round']), m + 'project-id': str(card['project']['id']),
+            m + 'label-config-sha256': card['label_config_sha256'], m + 'annotations': str(card['annotations']),
+            m + 'promoted-by': card['promoted_by']['email'], m + 'cut': card['recorded_before']}
+
+
+def test_label_promote_label_more_promote_roll_back(api, user, project, pfs, pfs_client, sdk_client, repos):
     first_images = add_images(pfs_client, ['a.png', 'b.png', 'c.png'])
     sync_source(api, source(api, project, pfs.address))
     tid = target(api, project, pfs.address)
@@ -122,6 +147,10 @@ def test_label_promote_label_more_promote_roll_back(api, user, project, pfs, pfs
     assert f'annotators: {user.email} (id {user.id})' in description
     assert f'source commits: default/images@{first_images}' in description
     assert rounds.card_of(description) == card
+    # ... and as pachd commit metadata, for a pipeline: the card's JSON and flat keys
+    assert sdk_metadata(sdk_client, one['commit']) == card_metadata(card)
+    assert one['metadata'] == {'written': True, 'keys': sorted(card_metadata(card))}
+    assert PachydermExportStorage.objects.get(id=tid).meta['last_promote']['metadata_written'] is True
 
     annotate(api, c)  # the next round's work reaches the working branch only
     assert f'{c.id}.json' in files(pfs_client, 'staging')
@@ -131,9 +160,11 @@ def test_label_promote_label_more_promote_roll_back(api, user, project, pfs, pfs
     assert two['moved'][0]['from'] == one['commit'] and head(pfs_client, 'master') == two['commit']
     assert files(pfs_client, 'master') == sorted(f'{t.id}.json' for t in (a, b, c))
 
+    assert sdk_metadata(sdk_client, two['commit']) == card_metadata(two['round'])
     listed = api.get(f'/api/storages/export/pachyderm/{tid}/rounds').json()
     assert [(x['commit'], x['current']) for x in listed['rounds']] == [(two['commit'], True), (one['commit'], False)]
     assert listed['current'] == two['commit'] and listed['rounds'][1]['card'] == card
+    assert [x['metadata'] for x in listed['rounds']] == [True, True]
 
     back = promote(api, tid, commit=one['commit'])
     assert back.status_code == 200 and back.json()['rollback'] is True, back.content
@@ -141,9 +172,14 @@ def test_label_promote_label_more_promote_roll_back(api, user, project, pfs, pfs
     assert head(pfs_client, 'master') == one['commit']
     assert files(pfs_client, 'master') == [f'{a.id}.json', f'{b.id}.json']
     assert PachydermExportStorage.objects.get(id=tid).meta['last_promote']['commit'] == one['commit']
+    # Someone wipes round 2's metadata and adds a key of their own: the next promote of it writes the
+    # card's keys again and leaves theirs.
+    sdk_replace_metadata(sdk_client, two['commit'], {'reviewed': 'yes'})
+    assert api.get(f'/api/storages/export/pachyderm/{tid}/rounds').json()['rounds'][0]['metadata'] is False
     # Nothing new since round 2: promoting again moves master back to it, no third round.
     again = promote(api, tid).json()
     assert again['commit'] == two['commit'] and again['round']['round'] == 2
+    assert sdk_metadata(sdk_client, two['commit']) == {**card_metadata(two['round']), 'reviewed': 'yes'}
     assert len(api.get(f'/api/storages/export/pachyderm/{tid}/rounds').json()['rounds']) == 2
 
 
@@ -195,6 +231,61 @@ def test_a_failure_inside_the_transaction_moves_neither_branch(api, project, pfs
     monkeypatch.setattr(rounds, '_checked_inputs', real)
     retried = promote(api, tid, with_inputs=True)
     assert retried.status_code == 200 and head(pfs_client, 'master') == retried.json()['commit'] != good['commit']
+
+
+def test_a_failed_metadata_write_moves_nothing_and_the_retry_writes_it(api, project, pfs, pfs_client, sdk_client,
+                                                                         repos, monkeypatch):
+    add_images(pfs_client, ['a.png'])
+    sync_source(api, source(api, project, pfs.address))
+    tid = target(api, project, pfs.address)
+    annotate(api, task_of(project, 'a.png'))
+    real = pachd.PachdClient.set_commit_metadata
+
+    def unreachable(self, *args, **kwargs):
+        raise pachd.PachdUnavailable('cannot reach pachd at grpc://test: the metadata call was cut')
+
+    monkeypatch.setattr(pachd.PachdClient, 'set_commit_metadata', unreachable)
+    r = promote(api, tid)
+    assert r.status_code == 503 and 'nothing was moved' in r.json()['detail'], r.content
+    round_commit = head(pfs_client, 'staging')
+    assert head(pfs_client, 'master') is None and sdk_metadata(sdk_client, round_commit) == {}
+    assert rounds.card_of(pfs_client.inspect_commit('default', 'labels', round_commit).description)
+    monkeypatch.setattr(pachd.PachdClient, 'set_commit_metadata', real)
+    retried = promote(api, tid)
+    assert retried.status_code == 200, retried.content
+    out = retried.json()
+    assert out['commit'] == round_commit == head(pfs_client, 'master') and out['round']['round'] == 1
+    assert sdk_metadata(sdk_client, round_commit) == card_metadata(out['round'])
+
+
+def test_a_pachd_without_the_metadata_api_gets_the_description_alone(api, project, tmp_path, settings):
+    """A pachd before 2.12 answers EditMetadata with UNIMPLEMENTED: the promote works, and says the
+    metadata was not written."""
+    from label_studio_pachyderm.localpfs import start_server
+
+    settings.SYNC_ON_TARGET_STORAGE_CREATION = False
+    server = start_server('127.0.0.1', 0, str(tmp_path / 'old-pachd'), metadata_api=False)
+    client = pachd.PachdClient(server.address)
+    try:
+        client.create_repo('default', 'images')
+        client.create_repo('default', 'labels')
+        add_images(client, ['a.png'])
+        sync_source(api, source(api, project, server.address))
+        tid = target(api, project, server.address)
+        annotate(api, task_of(project, 'a.png'))
+        r = promote(api, tid)
+        assert r.status_code == 200, r.content
+        out = r.json()
+        assert out['metadata']['written'] is False and 'UNIMPLEMENTED' in out['metadata']['reason']
+        assert head(client, 'master') == out['commit']
+        info = client.inspect_commit('default', 'labels', out['commit'])
+        assert info.metadata == () and rounds.card_of(info.description) == out['round']
+        assert PachydermExportStorage.objects.get(id=tid).meta['last_promote']['metadata_written'] is False
+        listed = api.get(f'/api/storages/export/pachyderm/{tid}/rounds').json()['rounds']
+        assert [(x['commit'], x['metadata'], x['card']) for x in listed] == [(out['commit'], False, out['round'])]
+    finally:
+        client.close()
+        server.stop()
 
 
 def test_bad_input_is_a_400_naming_the_field_and_moves_nothing(api, project, pfs, pfs_client, repos):
@@ -367,6 +458,11 @@ def test_the_cli_promotes_lists_and_reports_errors_over_label_studio_api(live_se
     shown = capsys.readouterr().out
     assert f'Commit: default/labels@{round_commit}' in shown and '  Labeling round 1 of Label Studio project' in shown
     assert '  annotations: 1 (per label: Cat: 1)' in shown
+    # the metadata, one key a line: what `pachctl inspect commit` shows as the commit's metadata
+    assert 'Metadata:' in shown.splitlines() and '  label-studio-pachyderm/round-number: 1' in shown
+    assert f'  label-studio-pachyderm/promoted-by: {user.email}' in shown
+    card_line = next(line for line in shown.splitlines() if line.startswith('  label-studio-pachyderm/round: '))
+    assert json.loads(card_line.split(': ', 1)[1])['round'] == 1
     assert cli.main(['rounds', str(tid), *where]) == 0
     listing = capsys.readouterr().out
     assert round_commit in listing and user.email in listing and '*' in listing

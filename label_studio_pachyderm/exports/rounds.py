@@ -11,7 +11,12 @@ round, e.g. ``staging``); nothing downstream reads it. A reviewer then promotes 
    commits the labels were made on, who promoted and when), with a machine-readable line
    (``ROUND_MARKER``). ``pfs inspect-commit`` shows it. A promote retried after a failure finds its
    round commit still at the head and uses it again.
-3. ONE pachd transaction (``PachdClient.move_branches``) moves ``<repo>@<promote_to>`` to the round
+3. The round commit gets the card as pachd commit metadata too (``METADATA_PREFIX`` keys: the card's
+   JSON and a few flat keys a pipeline can read without parsing it), written again on every promote
+   or rollback to it, so a retry, or a promote after pachd was upgraded, fills in what is missing. A
+   failure here fails the promote before anything moved; a pachd older than 2.12 (no metadata API:
+   UNIMPLEMENTED) gets the description alone, and the answer says the metadata was not written.
+4. ONE pachd transaction (``PachdClient.move_branches``) moves ``<repo>@<promote_to>`` to the round
    commit and, with ``with_inputs``, ``<source repo>@<inputs_branch>`` of each source repo to the
    newest input commit of the round's tasks: a pipeline reading labels and images sees a
    consistent pair or nothing new.
@@ -38,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 ROUND_MARKER = 'Label-Studio-Pachyderm-Round:'
 DEFAULT_INPUTS_BRANCH = 'labeled'
+# The round commit's metadata keys, all under one prefix so they never clash with keys of others.
+METADATA_PREFIX = 'label-studio-pachyderm/'
+CARD_KEY = METADATA_PREFIX + 'round'  # the whole card, JSON, as in the description's ROUND_MARKER line
 
 
 class PromoteBusy(Exception):
@@ -64,6 +72,34 @@ def card_of(description: str) -> Optional[dict]:
     return None
 
 
+def card_of_info(info) -> Optional[dict]:
+    """A commit's round card: from its metadata when it has the card there, else from its description."""
+    stored = dict(info.metadata).get(CARD_KEY)
+    if stored:
+        try:
+            card = json.loads(stored)
+        except ValueError:
+            card = None
+        if isinstance(card, dict):
+            return card
+    return card_of(info.description)
+
+
+def metadata_of(card: dict) -> dict:
+    """The metadata keys a round commit carries: the card, and flat copies of what a pipeline
+    most often needs (so it need not parse JSON to know which round or labeling config it reads)."""
+    who = card.get('promoted_by') or {}
+    return {
+        CARD_KEY: _card_json(card),
+        METADATA_PREFIX + 'round-number': str(card['round']),
+        METADATA_PREFIX + 'project-id': str(card['project']['id']),
+        METADATA_PREFIX + 'label-config-sha256': card['label_config_sha256'],
+        METADATA_PREFIX + 'annotations': str(card['annotations']),
+        METADATA_PREFIX + 'promoted-by': who.get('email') or str(who.get('id') or ''),
+        METADATA_PREFIX + 'cut': card['recorded_before'],
+    }
+
+
 def promote(storage, user, with_inputs: bool = False, inputs_branch: str = DEFAULT_INPUTS_BRANCH,
             commit: Optional[str] = None) -> dict:
     """Promote the working branch's round (or roll back to the round commit ``commit``); see the module
@@ -85,6 +121,8 @@ def promote(storage, user, with_inputs: bool = False, inputs_branch: str = DEFAU
             round_commit = commit
         else:
             round_commit, card = _make_round(client, storage, user, began, recorded)
+        # before any branch moves: a failure leaves the round commit at the head, for a retry to reuse
+        metadata = _write_metadata(client, storage, round_commit, card)
         moves = [(storage.project_name, storage.repo, storage.promote_to, round_commit)]
         if with_inputs:
             moves += [(project, repo, inputs_branch, head) for (project, repo), head in
@@ -95,7 +133,7 @@ def promote(storage, user, with_inputs: bool = False, inputs_branch: str = DEFAU
         guard.release()
     moved = [{'branch': f'{p}/{r}@{b}', 'from': before[(p, r, b)], 'to': head} for p, r, b, head in moves]
     outcome = {'round': card, 'commit': round_commit, 'rollback': bool(commit), 'moved': moved,
-               'promoted_at': str(timezone.now())}
+               'promoted_at': str(timezone.now()), 'metadata': metadata}
     _remember(storage, outcome)
     logger.info('Pachyderm storage %s: %s round %s to %s', storage.id, 'rolled back to' if commit else 'promoted',
                 round_commit, ', '.join(f"{m['branch']}={m['to']}" for m in moved))
@@ -108,10 +146,11 @@ def rounds(storage) -> dict:
     current = _head_or_none(client, storage.project_name, storage.repo, storage.promote_to) if storage.promote_to else None
     found = []
     for info in _history(client, storage):
-        card = card_of(info.description)
+        card = card_of_info(info)
         if card is not None:
             found.append({'commit': info.id, 'current': info.id == current,
-                          'started': info.started.isoformat() if info.started else None, 'card': card})
+                          'started': info.started.isoformat() if info.started else None, 'card': card,
+                          'metadata': CARD_KEY in dict(info.metadata)})
     return {'promote_to': storage.promote_to or None, 'current': current, 'rounds': found}
 
 
@@ -269,8 +308,28 @@ def _description(storage, card: dict) -> str:
         f'source commits: {sources}',
         f"labeling config sha256: {card['label_config_sha256']}",
         f"promoted by {who['email'] or '?'} (id {who['id']}); recorded before {card['recorded_before']}",
-        ROUND_MARKER + ' ' + json.dumps(card, sort_keys=True, separators=(',', ':')),
+        ROUND_MARKER + ' ' + _card_json(card),
     ])
+
+
+def _card_json(card: dict) -> str:
+    return json.dumps(card, sort_keys=True, separators=(',', ':'))
+
+
+def _write_metadata(client, storage, commit: str, card: dict) -> dict:
+    """The card set as the round commit's metadata; what the answer says about it. Setting the same
+    keys again changes nothing, so a retry or a rollback simply writes them again."""
+    keys = metadata_of(card)
+    try:
+        client.set_commit_metadata(storage.project_name, storage.repo, commit, keys)
+    except pachd.PachdError as exc:
+        if exc.code != 'UNIMPLEMENTED':
+            raise
+        # pachd before 2.12 has no metadata API: the description alone carries the card
+        logger.info('Pachyderm storage %s: pachd has no commit metadata (%s); the round card is in the '
+                    'description only', storage.id, exc)
+        return {'written': False, 'reason': f'pachd has no commit metadata API (pachd 2.12 or newer has): {exc}'}
+    return {'written': True, 'keys': sorted(keys)}
 
 
 # ----------------------------------------------------------------------------- rollback
@@ -306,4 +365,5 @@ def _remember(storage, outcome: dict) -> None:
     meta = dict(model.objects.filter(id=storage.id).values_list('meta', flat=True).first() or {})
     meta['last_promote'] = {key: outcome[key] for key in ('commit', 'rollback', 'moved', 'promoted_at')}
     meta['last_promote']['round'] = outcome['round'].get('round')
+    meta['last_promote']['metadata_written'] = outcome['metadata']['written']
     model.objects.filter(id=storage.id).update(meta=meta)

@@ -61,8 +61,12 @@ class LocalPFSError(Exception):
 class LocalPFS:
     """A running local PFS server. Stop it with ``stop()`` or use it as a context manager."""
 
-    def __init__(self, host: str, port: int, data_dir: str, auth_token: Optional[str] = None):
+    def __init__(self, host: str, port: int, data_dir: str, auth_token: Optional[str] = None,
+                 metadata_api: bool = True):
         self.host = host
+        # False: answer metadata.API with UNIMPLEMENTED, as a pachd before 2.12 does (for testing a
+        # client's fallback; the commits' stored metadata still shows in CommitInfo)
+        self.metadata_api = metadata_api
         self.port = port
         self.data_dir = os.path.abspath(os.path.expanduser(data_dir))
         self.auth_enabled = bool(auth_token)
@@ -93,7 +97,7 @@ class LocalPFS:
         pfs_service = PfsService(self._store, auth_enabled=self.auth_enabled, metadata=metadata)
         server = grpc.server(
             self._executor,
-            handlers=[metadata.handler(),
+            handlers=[*([metadata.handler()] if self.metadata_api else []),
                       *generic_handlers(pfs_service, subscription_pool=self._subscription_executor)],
             interceptors=interceptors,
             options=[
@@ -197,9 +201,10 @@ class LocalPFS:
 
 
 def start_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str = DEFAULT_DATA_DIR,
-                 auth_token: Optional[str] = None) -> LocalPFS:
-    """Start a server in background threads and return it (``port=0`` picks a free port)."""
-    return LocalPFS(host, port, data_dir, auth_token).start()
+                 auth_token: Optional[str] = None, metadata_api: bool = True) -> LocalPFS:
+    """Start a server in background threads and return it (``port=0`` picks a free port;
+    ``metadata_api=False`` answers the metadata API as a pachd before 2.12 does: UNIMPLEMENTED)."""
+    return LocalPFS(host, port, data_dir, auth_token, metadata_api).start()
 
 
 def _return_large_buffers_to_the_system() -> None:
