@@ -12,7 +12,7 @@ import argparse
 import os
 from dataclasses import dataclass, fields
 
-SCENARIOS = ('import_media', 'import_tasks', 'resync', 'export', 'proxy', 'annotators')
+SCENARIOS = ('import_media', 'import_tasks', 'resync', 'export', 'proxy', 'annotators', 'predictions')
 # Asked for by name only (--only scale): seeding a million files alone takes a long time.
 OPTIONAL_SCENARIOS = ('scale',)
 
@@ -34,6 +34,7 @@ class Sizes:
     annotators_seconds: int = 60  # scenario 6: seconds they submit, per configuration and phase
     annotators_pace_ms: int = 4000  # scenario 6: paced phase, one submit per annotator this often; 0 = no phase
     annotators_slices: int = 6  # scenario 6: the configurations take turns in this many slices per phase
+    predictions: int = 10_000  # scenario 7: predictions attached to existing tasks
     scale_files: int = 1_000_000  # scale scenario: files in the large repo (and a tenth of it, for per-file time)
     scale_annotations: int = 100_000  # scale scenario: annotations exported in one commit
     scale_s3_annotations: int = 10_000  # scale scenario: annotations the S3 peer exports (one request each)
@@ -42,7 +43,7 @@ class Sizes:
         """Every count divided by ``factor`` (the proxy file too, but not below two ranges)."""
         out = Sizes(**{f.name: getattr(self, f.name) for f in fields(self)})
         for name in ('media_files', 'task_files', 'resync_small', 'resync_large', 'export_annotations',
-                     'per_commit_annotations', 'seed_chunk', 'scale_files', 'scale_annotations',
+                     'per_commit_annotations', 'predictions', 'seed_chunk', 'scale_files', 'scale_annotations',
                      'scale_s3_annotations'):
             setattr(out, name, max(1, getattr(self, name) // factor) if getattr(self, name) else 0)
         out.resync_added = max(10, self.resync_added // factor)
@@ -70,6 +71,7 @@ _HELP = {
     'annotators_seconds': 'scenario 6: seconds of submitting per configuration (baseline, inline, RQ) and phase',
     'annotators_pace_ms': 'scenario 6: paced phase, ms between one annotator\'s submits (0: back-to-back only)',
     'annotators_slices': 'scenario 6: slices per phase in which the three configurations take turns',
+    'predictions': 'scenario 7: predictions attached to existing tasks (the plugin against LS\'s import API)',
     'scale_files': 'scale scenario (--only scale): files in the large repo; a tenth of it is synced too, '
                    'for the time per file',
     'scale_annotations': 'scale scenario: annotations exported to Pachyderm in one commit',

@@ -1,4 +1,4 @@
-"""The five scenarios: what is seeded where, which processes run, which rows and targets they give.
+"""The scenarios: what is seeded where, which processes run, which rows and targets they give.
 
 Contenders of one comparison run back to back, so they see the same machine load.
 """
@@ -217,6 +217,42 @@ def proxy(run) -> None:
         _row(run, key, scenario, label, proxied, 'MiB')
         run.discard(proxied)
         run.table.checks.append(Check(key, 'throughput', 'proxy/raw', target, 'raw read'))
+
+
+# ----------------------------------------------------------------------------- 7: predictions
+def predictions(run) -> None:
+    """A model's predictions onto tasks that exist: read from an output repo by a Sync, against Label
+    Studio's own import of the same predictions (one JSON body), each on a copy of one database."""
+    from label_studio_pachyderm import pachd
+
+    from .work.predictions import prediction_files
+
+    count = run.sizes.predictions
+    run.seed_pfs('predict_images', 'media', count)
+    run.client.create_repo(PROJECT, 'predict_output', exist_ok=True)
+    started = time.monotonic()
+    files = list(prediction_files(count))
+    for offset in range(0, count, run.sizes.seed_chunk):
+        run.client.write_commit(PROJECT, 'predict_output', 'master',
+                                (pachd.FileOp.put(path, body) for path, body in files[offset:offset + run.sizes.seed_chunk]))
+    run.log(f'  seeded pfs predict_output: {count:,} prediction files in {time.monotonic() - started:.0f} s')
+    prepared = run.worker('predictions_prepare', dict(count=count, address=run.pfs.address, repo='predict_images',
+                                                      prefix='img'), 'predictions_prepare')
+    scenario = f'7. Attach {count:,} predictions to existing tasks'
+    contenders = (('predictions/pachyderm', 'pachyderm (Sync reads the output repo)', 'predictions_attach'),
+                  ('predictions/ls', 'LS POST /api/projects/<id>/import/predictions', 'predictions_import_ls'))
+    for key, label, job in contenders:
+        result = prepared if prepared.get('error') else run.worker(
+            job, dict(count=count, storage_id=prepared['storage_id'], project_id=prepared['project_id'],
+                      predictions_repo='predict_output'), key.replace('/', '_'), db_from=prepared['data_dir'])
+        _say(run, label, result, 'predictions')
+        _row(run, key, scenario, label, result, 'predictions', items=count)
+        run.discard(result)
+    run.discard(prepared)
+    run.table.checks += [
+        Check('predictions/pachyderm', 'speedup', 'predictions/ls', 3, 'LS import API'),
+        Check('predictions/pachyderm', 'rss', limit=400),
+    ]
 
 
 def _mib(result: dict) -> None:

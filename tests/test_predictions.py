@@ -214,6 +214,7 @@ def test_many_predictions_of_one_output_commit_are_read_in_one_stream_and_counte
         api, project, pfs, pfs_client, sdk_client, repos, monkeypatch):
     """40 tasks of one input commit: their files come in one GetFileTAR (one with no file, one broken),
     and LS's own counters say how many predictions each task has, as after LS's import of predictions."""
+    monkeypatch.setattr(predictions, '_TASKS_PER_WRITE', 7)  # six chunks share the one stream
     one_by_one = []
     real_get = pachd.PachdClient.get_file_bytes
     monkeypatch.setattr(pachd.PachdClient, 'get_file_bytes',
@@ -230,7 +231,7 @@ def test_many_predictions_of_one_output_commit_are_read_in_one_stream_and_counte
     data = sync(api, sid)
     assert data['meta']['predictions_attached'] == 38 and data['status'] == 'completed_with_errors'
     assert 'img/038.json: not JSON' in data['traceback']
-    assert one_by_one == ['img/039.json']  # only the file the stream did not have is asked for on its own
+    assert one_by_one == []  # the stream went past img/039.json: it is not there, no need to ask
     for n in names[:38]:
         task = task_of(project, n)
         assert preds_of(task) == [(f'preds@{first}', int(n[4:7]) / 100, BOX)] and task.total_predictions == 1
@@ -238,6 +239,22 @@ def test_many_predictions_of_one_output_commit_are_read_in_one_stream_and_counte
     assert all(task_of(project, n).meta['pachyderm']['predictions_commits'] == [first] for n in names)
     assert sync(api, sid)['meta']['predictions_attached'] == 0
     assert Prediction.objects.count() == 38
+
+
+def test_the_rows_of_one_task_file_share_its_prediction_file_across_chunks(api, project, pfs, pfs_client,
+                                                                          sdk_client, repos, monkeypatch):
+    monkeypatch.setattr(predictions, '_TASKS_PER_WRITE', 2)
+    monkeypatch.setattr(predictions, '_STREAM_MIN', 2)
+    pipeline(sdk_client)
+    rows = [{'data': {'image': f'https://example.com/{n}.png'}} for n in range(5)]
+    first = pfs_client.write_commit('default', 'images', 'master', [
+        pachd.FileOp.put('a.json', json.dumps(rows).encode()), pachd.FileOp.put('b.json', json.dumps(rows[:1]).encode())])
+    output(sdk_client, first, {'a.json': json.dumps({'result': BOX, 'score': 0.3}).encode(),
+                               'b.json': json.dumps({'result': BOX, 'score': 0.6}).encode()})
+    sid = source(api, project, pfs.address, use_blob_urls=False)
+    assert sync(api, sid)['meta']['predictions_attached'] == 6
+    scores = sorted(Prediction.objects.values_list('score', flat=True))
+    assert scores == [0.3] * 5 + [0.6]
 
 
 def test_bad_prediction_settings_are_a_400_naming_the_field(api, project, pfs, pfs_client, repos):

@@ -15,7 +15,7 @@ def _migrate(p: dict) -> None:
 
 
 def _jobs():
-    from . import checks, exports, imports, streaming
+    from . import checks, exports, imports, predictions, streaming
 
     return {
         'migrate': _migrate,
@@ -28,6 +28,9 @@ def _jobs():
         'raw_read': streaming.raw_read,
         'proxy': streaming.proxy,
         'storage_checks': checks.storage_checks,
+        'predictions_prepare': predictions.prepare,
+        'predictions_attach': predictions.attach,
+        'predictions_import_ls': predictions.import_ls,
     }
 
 

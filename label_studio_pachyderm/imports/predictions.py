@@ -141,10 +141,17 @@ def attach_ready(storage, link_class) -> Outcome:
             if commit:
                 by_input.setdefault(commit, []).append((task_id, key))
         wanted = _wanted_by_commit_set(client, storage, by_input, outcome)
+    template = storage.predictions_path or DEFAULT_TEMPLATE
     for output, pairs in wanted.items():
-        unread = [(task_id, key) for task_id, key in pairs if output not in _outputs_read(metas.get(task_id))]
-        for start in range(0, len(unread), _TASKS_PER_WRITE):
-            _attach(client, storage, output, unread[start:start + _TASKS_PER_WRITE], metas, outcome)
+        # in the order of their prediction files, so that one stream of the output commit serves every chunk
+        unread = sorted(((task_id, prediction_path(template, key)) for task_id, key in pairs
+                         if output not in _outputs_read(metas.get(task_id))), key=lambda pair: pair[1])
+        files = _OutputFiles(client, storage, output, streamed=len(unread) >= _STREAM_MIN)
+        try:
+            for start in range(0, len(unread), _TASKS_PER_WRITE):
+                _attach(storage, output, unread[start:start + _TASKS_PER_WRITE], files, metas, outcome)
+        finally:
+            files.close()
     return outcome
 
 
@@ -227,21 +234,17 @@ _TASKS_PER_WRITE = 500  # tasks whose predictions are written in one transaction
 _STREAM_MIN = 16  # from this many files of one output commit on, read them in one GetFileTAR stream
 
 
-def _attach(client, storage, output: str, pairs: list, metas: dict, outcome) -> None:
-    """Attach the predictions of these tasks from one output commit, and note on each task that it was read:
-    both in one transaction, so a sync that dies between them reads it again rather than attaching twice.
-    Written in bulk with LS's own counters update, as LS's import of predictions does."""
+def _attach(storage, output: str, pairs: list, files, metas: dict, outcome) -> None:
+    """Attach the predictions of these tasks (``(task_id, prediction path)``, in path order) from one output
+    commit, and note on each task that it was read: in one transaction, so a sync that dies between them
+    reads it again rather than attaching twice."""
     from django.db import transaction
-    from tasks.functions import update_tasks_counters
-    from tasks.models import Prediction, Task
+    from tasks.models import Prediction
 
     repo = storage.predictions_repo
-    template = storage.predictions_path or DEFAULT_TEMPLATE
-    paths = {task_id: prediction_path(template, key) for task_id, key in pairs}
-    contents = _read(client, storage, output, sorted(set(paths.values())))
-    made, noted = [], []
-    for task_id, _ in pairs:
-        path = paths[task_id]
+    contents = files.take(sorted({path for _, path in pairs}))
+    made = []
+    for task_id, path in pairs:
         try:
             found = parse(contents[path], path) if contents.get(path) is not None else []
         except ValueError as exc:
@@ -252,41 +255,102 @@ def _attach(client, storage, output: str, pairs: list, metas: dict, outcome) -> 
                             score=item['score'], model_version=item['model_version'] or f'{repo}@{output}')
                  for item in found]
         metas[task_id] = _noted(metas.get(task_id) or {}, f'{storage.project_name}/{repo}', output)
-        noted.append(Task(id=task_id, meta=metas[task_id]))
     with transaction.atomic():
         Prediction.objects.bulk_create(made, batch_size=_TASKS_PER_WRITE)
-        Task.objects.bulk_update(noted, ['meta'], batch_size=_TASKS_PER_WRITE)
-    if made:
-        update_tasks_counters(Task.objects.filter(id__in={p.task_id for p in made}))
+        _count_on_tasks(made)
+        _write_metas({task_id: metas[task_id] for task_id, _ in pairs})
     outcome.attached += len(made)
 
 
-def _read(client, storage, output: str, paths: list) -> dict:
-    """{path: content} of the prediction files there are among ``paths`` (sorted) in the output commit.
-    Many are streamed in one call, from the first wanted path on, stopped after the last; the rest,
-    and any a stream does not bring whole, are read one by one."""
-    project, repo = storage.project_name, storage.predictions_repo
-    contents = {}
-    if len(paths) >= _STREAM_MIN:
-        wanted = set(paths)
-        try:
-            for path, content in client.read_files(project, repo, output, _glob_of(storage.predictions_path),
-                                                   start=paths[0]):
-                if path in wanted and content is not None:
-                    contents[path] = content
-                if path >= paths[-1]:
-                    break
-        except pachd.PachdNotFound:
-            return {}  # the glob matches nothing: no prediction file in that commit
-        except pachd.PachdError as exc:
-            logger.info('predictions: reading %s@%s in one stream failed (%s); reading file by file', repo, output, exc)
-    for path in paths:
-        if path not in contents:
+def _count_on_tasks(made: list) -> None:
+    """Add the new predictions to LS's ``total_predictions`` of their tasks, as LS's own signal does for one
+    prediction: an increment in the database (one UPDATE per distinct count), where LS's
+    update_tasks_counters would recount every task's annotations and predictions."""
+    from django.db.models import F
+    from tasks.models import Task
+
+    per_task = {}
+    for prediction in made:
+        per_task[prediction.task_id] = per_task.get(prediction.task_id, 0) + 1
+    by_count = {}
+    for task_id, count in per_task.items():
+        by_count.setdefault(count, []).append(task_id)
+    for count, ids in by_count.items():
+        Task.objects.filter(id__in=ids).update(total_predictions=F('total_predictions') + count)
+
+
+def _write_metas(metas: dict) -> None:
+    """Each task's new ``meta``, one parametrised UPDATE per task in one executemany: Django's bulk_update
+    builds a CASE expression per row, which costs more than the predictions themselves."""
+    from django.db import connection
+    from tasks.models import Task
+
+    field = Task._meta.get_field('meta')
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f'UPDATE {connection.ops.quote_name(Task._meta.db_table)} SET {connection.ops.quote_name(field.column)} = %s '
+            f'WHERE {connection.ops.quote_name(Task._meta.pk.column)} = %s',
+            [(field.get_db_prep_save(meta, connection), task_id) for task_id, meta in metas.items()])
+
+
+class _OutputFiles:
+    """The prediction files of one output commit, taken in path order, chunk after chunk. With ``streamed``,
+    one GetFileTAR of every file the template can name serves all the chunks in turn (a path it passes
+    over without bringing is not there); otherwise, and for files too big for the stream, one GetFile each."""
+
+    def __init__(self, client, storage, output: str, streamed: bool):
+        self.client, self.project, self.repo, self.output = client, storage.project_name, storage.predictions_repo, output
+        self.glob = _glob_of(storage.predictions_path)
+        self.streamed = streamed
+        self.stream = None
+        self.ahead = None  # the first file past the last chunk taken
+        self.seen_until = ''  # every path up to this one was in the stream, if it is there at all
+        self.ended = False
+        self.last = {}  # the previous chunk's files: tasks of one task file share a path across chunks
+
+    def take(self, paths: list) -> dict:
+        """{path: content} of the files there are among ``paths`` (sorted, none before those taken before)."""
+        contents = {path: self.last[path] for path in paths if path in self.last}
+        big = set()
+        if self.streamed and not self.ended:
             try:
-                contents[path] = client.get_file_bytes(project, repo, output, path)
+                self._stream_until(paths, contents, big)
             except pachd.PachdNotFound:
-                pass  # no prediction for this file in that commit
-    return contents
+                self.ended, self.seen_until = True, '\U0010ffff'  # the glob matches nothing: no file is there
+            except pachd.PachdError as exc:
+                logger.info('predictions: streaming %s@%s failed (%s); reading file by file', self.repo, self.output, exc)
+                self.streamed = False
+        for path in paths:
+            if path not in contents and (path in big or path > self.seen_until or not self.streamed):
+                try:
+                    contents[path] = self.client.get_file_bytes(self.project, self.repo, self.output, path)
+                except pachd.PachdNotFound:
+                    pass  # no prediction for this file in that commit
+        self.last = contents
+        return contents
+
+    def _stream_until(self, paths: list, contents: dict, big: set) -> None:
+        if self.stream is None:
+            self.stream = self.client.read_files(self.project, self.repo, self.output, self.glob, start=paths[0])
+        wanted = set(paths)
+        while True:
+            item, self.ahead = self.ahead or next(self.stream, None), None
+            if item is None:
+                self.ended, self.seen_until = True, '\U0010ffff'
+                return
+            path, content = item
+            if path > paths[-1]:
+                self.ahead, self.seen_until = item, paths[-1]
+                return
+            if path in wanted:
+                if content is None:
+                    big.add(path)
+                else:
+                    contents[path] = content
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
 
 
 def _glob_of(template: str) -> str:
