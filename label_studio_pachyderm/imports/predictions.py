@@ -130,8 +130,10 @@ def attach_ready(storage, link_class) -> Outcome:
     if not storage.predictions_repo:
         return outcome
     client = storage.get_client()
-    links = list(link_class.objects.filter(storage=storage, object_exists=True).values_list('task_id', 'key', 'commit'))
-    metas = dict(Task.objects.filter(id__in=[task_id for task_id, _, _ in links]).values_list('id', 'meta'))
+    current = link_class.objects.filter(storage=storage, object_exists=True)
+    links = list(current.values_list('task_id', 'key', 'commit'))
+    # a subquery, not a list of ids: tens of thousands of parameters cost more than the rows
+    metas = dict(Task.objects.filter(id__in=current.values('task_id')).values_list('id', 'meta'))
     if storage.predictions_match == 'branch_head':
         head = _ready(client, storage, storage.predictions_branch or 'master', outcome, 1, missing_is_error=True)
         wanted = {head: [(task_id, key) for task_id, key, _ in links]} if head else {}
