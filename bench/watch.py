@@ -71,21 +71,10 @@ def _restart_and_catch_up(server, down: float, repos: list, landing: int, model,
             'landing': landing, 'syncs': syncs}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog='python -m bench.watch', description=__doc__.splitlines()[0])
-    parser.add_argument('--commits', type=int, default=100, help='commits per storage count (default 100)')
-    parser.add_argument('--storages', default='1,50', help='counts of watched storages (default 1,50)')
-    parser.add_argument('--idle', type=float, default=60, help='seconds of idle measurement (default 60)')
-    parser.add_argument('--restart-down', type=float, default=5,
-                        help='seconds the local PFS server is down before the catch-up is timed (default 5; 0: none)')
-    parser.add_argument('--landing', type=int, default=100,
-                        help='storages that get a commit right after the restart (default 100)')
-    parser.add_argument('--seed', type=int, default=1, help='seed of the random storage each commit lands on')
-    parser.add_argument('--out', default='', help='also write the table to this file')
-    args = parser.parse_args(argv)
-    counts = [int(n) for n in args.storages.split(',') if n.strip()]
-
-    base = tempfile.mkdtemp(prefix='lsp-bench-watch-', dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
+def setup_label_studio(prefix: str):
+    """A migrated SQLite database on tmpfs, Django set up in this process, a user, a project and an API client
+    logged in as that user: (base directory, environment for a watcher process, project, api)."""
+    base = tempfile.mkdtemp(prefix=prefix, dir='/dev/shm' if os.path.isdir('/dev/shm') else None)
     db = os.path.join(base, 'ls.sqlite3')
     env = {
         **os.environ, 'DJANGO_SETTINGS_MODULE': 'label_studio_pachyderm.settings', 'LABEL_STUDIO_BASE_DATA_DIR': base,
@@ -102,11 +91,6 @@ def main(argv=None) -> int:
     started = time.monotonic()
     call_command('migrate', verbosity=0)
     print(f'migrated in {time.monotonic() - started:.0f} s', file=sys.stderr)
-
-    import psutil
-    from label_studio_pachyderm import pachd
-    from label_studio_pachyderm.localpfs import start_server
-    from label_studio_pachyderm.models import PachydermImportStorage
     from organizations.models import Organization
     from projects.models import Project
     from rest_framework.test import APIClient
@@ -119,6 +103,28 @@ def main(argv=None) -> int:
                                      label_config='<View><Image name="image" value="$image"/></View>')
     api = APIClient()
     api.force_authenticate(user)
+    return base, env, project, api
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog='python -m bench.watch', description=__doc__.splitlines()[0])
+    parser.add_argument('--commits', type=int, default=100, help='commits per storage count (default 100)')
+    parser.add_argument('--storages', default='1,50', help='counts of watched storages (default 1,50)')
+    parser.add_argument('--idle', type=float, default=60, help='seconds of idle measurement (default 60)')
+    parser.add_argument('--restart-down', type=float, default=5,
+                        help='seconds the local PFS server is down before the catch-up is timed (default 5; 0: none)')
+    parser.add_argument('--landing', type=int, default=100,
+                        help='storages that get a commit right after the restart (default 100)')
+    parser.add_argument('--seed', type=int, default=1, help='seed of the random storage each commit lands on')
+    parser.add_argument('--out', default='', help='also write the table to this file')
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.storages.split(',') if n.strip()]
+
+    base, env, project, api = setup_label_studio('lsp-bench-watch-')
+    import psutil
+    from label_studio_pachyderm import pachd
+    from label_studio_pachyderm.localpfs import start_server
+    from label_studio_pachyderm.models import PachydermImportStorage
 
     def visible() -> int:
         return api.get(f'/api/tasks?project={project.id}&page_size=1').json()['total']
