@@ -493,12 +493,16 @@ _PROMOTE_RESPONSE = inline_serializer('PachydermPromoteResponse', fields={
     'moved': serializers.ListField(child=serializers.DictField(), help_text='[{branch, from, to}], all moved at once'),
     'round': serializers.DictField(help_text="The round's card, as in the commit's description"),
     'promoted_at': serializers.CharField(),
+    'metadata': serializers.DictField(
+        help_text='{written, reason}: whether the card was also written as pachd commit metadata (pachd 2.12 '
+                  'and later); reason says why not'),
 })
 _ROUNDS_RESPONSE = inline_serializer('PachydermRoundsResponse', fields={
     'promote_to': serializers.CharField(allow_null=True),
     'current': serializers.CharField(allow_null=True, help_text='The commit promote_to holds now'),
-    'rounds': serializers.ListField(child=serializers.DictField(), help_text='[{commit, current, started, card}], '
-                                                                          'newest first'),
+    'rounds': serializers.ListField(child=serializers.DictField(), help_text='[{commit, current, started, card, metadata}], newest '
+                                                                          'first; metadata: the card is also '
+                                                                          'in the commit metadata'),
 })
 
 
