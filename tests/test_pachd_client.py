@@ -265,6 +265,38 @@ def test_commit_subvenance_finds_a_pipelines_output_commits_with_their_provenanc
         list(pfs_client.commit_subvenance(PROJECT, 'raw', ['f' * 32]))
 
 
+def test_an_output_branch_and_its_open_commits_filled_and_finished_as_a_pipeline_does(pfs_client):
+    """create_branch with provenance makes an output branch; every input commit opens an output commit of
+    the same id, which finish_open_commit fills and finishes (once: a second finish is refused, the commit
+    kept); the output branch's own first head is finished the same way."""
+    for repo in ('raw', 'preds'):
+        pfs_client.create_repo(PROJECT, repo)
+    first = put(pfs_client, 'raw', {'a.jpg': b'a'})
+    pfs_client.create_branch(PROJECT, 'preds', 'master', provenance=[(PROJECT, 'raw', 'master')])
+    head = pfs_client.inspect_commit(PROJECT, 'preds', 'master')
+    assert ('default', 'raw', first) in head.provenance
+    if not head.finished:  # pachd leaves it open for the pipeline
+        pfs_client.finish_open_commit(PROJECT, 'preds', head.id, [FileOp.put('a.json', b'[]')])
+        assert pfs_client.get_file_bytes(PROJECT, 'preds', head.id, 'a.json') == b'[]'
+
+    second = put(pfs_client, 'raw', {'b.jpg': b'b'})
+    output = pfs_client.inspect_commit(PROJECT, 'preds', second)
+    assert not output.finished and output.provenance == (('default', 'raw', second),)
+    pfs_client.finish_open_commit(PROJECT, 'preds', second, [FileOp.put('b.json', b'{"result": []}')],
+                                  description='1 prediction')
+    done = pfs_client.inspect_commit(PROJECT, 'preds', second)
+    assert done.good and done.description == '1 prediction'
+    assert pfs_client.get_file_bytes(PROJECT, 'preds', second, 'b.json') == b'{"result": []}'
+    assert pfs_client.inspect_commit(PROJECT, 'raw', second).good, 'the input commit is untouched'
+    with pytest.raises(pachd.PachdError):
+        pfs_client.finish_open_commit(PROJECT, 'preds', second, [FileOp.put('c.json', b'[]')])
+    assert pfs_client.inspect_commit(PROJECT, 'preds', second).good
+
+    third = put(pfs_client, 'raw', {'c.jpg': b'c'})
+    pfs_client.finish_open_commit(PROJECT, 'preds', third, [], error='the model failed')
+    assert pfs_client.inspect_commit(PROJECT, 'preds', third).error == 'the model failed'
+
+
 def test_set_commit_metadata_sets_its_keys_together_keeps_others_and_reads_back(pfs_client, sdk_client, images_repo):
     """pachd 2.12's commit metadata through the client: set (twice: the same answer), read in
     inspect_commit and list_commits, keys someone else set kept; a missing commit is PachdNotFound."""

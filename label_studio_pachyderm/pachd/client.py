@@ -348,10 +348,17 @@ class PachdClient:
             raise self._error(exc, project, repo, branch) from None
         return info.head.id
 
-    def create_branch(self, project: str, repo: str, branch: str, head: Optional[str] = None) -> None:
+    def create_branch(self, project: str, repo: str, branch: str, head: Optional[str] = None,
+                      provenance: Sequence[Tuple[str, str, str]] = ()) -> None:
+        """Create (or move) the branch. ``provenance``: ``(project, repo, branch)`` of each branch it is
+        computed from, as a pipeline's output branch is: pachd gives it an open commit for every new
+        commit on those branches (``finish_open_commit`` fills and finishes one)."""
         request = {'branch': self._branch(project, repo, branch)}
         if head:
             request['head'] = self._commit(project, repo, head)
+        if provenance:
+            request['provenance'] = [self._branch(p_project, p_repo, p_branch)
+                                     for p_project, p_repo, p_branch in provenance]
         try:
             self._pfs.create_branch(**request)
         except grpc.RpcError as exc:
@@ -744,6 +751,23 @@ class PachdClient:
             raise
         finally:
             stop.set()
+
+    def finish_open_commit(self, project: str, repo: str, commit_id: str, ops: Iterable[FileOp],
+                           description: str = '', error: str = '') -> None:
+        """Apply ``ops`` to the open commit ``commit_id`` (one streamed ModifyFile) and finish it: what a
+        pipeline does with the output commit pachd opened for it. ``error`` finishes it as failed.
+
+        Unlike ``write_commit``, a failure leaves the commit open rather than dropping it: it is not
+        this client's commit, and dropping it would drop its whole commit set, the input commit
+        included. The caller retries (puts overwrite, so writing the same ops again is harmless).
+        A commit that is already finished raises pachd's FAILED_PRECONDITION (a PachdError)."""
+        self._check_open()
+        commit = _pfs.Commit(repo=self._repo(project, repo), id=commit_id)
+        try:
+            self._modify_file(commit, ops)
+            self._pfs.finish_commit(commit=commit, description=description, error=error)
+        except (grpc.RpcError, ConnectionError) as exc:
+            raise self._error(exc, project, repo, commits=(commit_id,)) from None
 
     def unfinished_head(self, project: str, repo: str, branch: str) -> Optional[CommitInfo]:
         """The branch head if it is an unfinished commit (a write in progress, or one cut short), else None."""
