@@ -1,13 +1,16 @@
 """The demo behind ``scripts/demo.sh``: sample data in PFS, and a project ready to label.
 
     python -m label_studio_pachyderm.demo seed ADDRESS
-        images@master with a few generated images (unless it has files already), an empty labels repo.
+        images@master with a few generated images (unless it has files already), an empty labels repo,
+        and the output repo detections whose master branch has provenance on images@master (the
+        demo's model, demo_model.py, plays its pipeline).
     LS_PASSWORD=... python -m label_studio_pachyderm.demo project --url URL --email EMAIL --pachd-address ADDRESS
         (Label Studio running at URL with the account EMAIL) the project "Pachyderm demo": a
         bounding-box labeling config for those images, a source storage on images@master that
-        watches for new commits, synced, and a target storage on labels@master. Prints one JSON
-        line: the project id, its task count (every version), the files on images@master, the
-        tasks still to label (current versions without a label), what this run created.
+        watches for new commits and reads predictions from detections, synced, and a target storage
+        on labels@master. Prints one JSON line: the project id, its task count (every version), the
+        files on images@master, the tasks still to label (current versions without a label), what
+        this run created.
 
 The images are drawn here (no downloads): coloured boxes on a plain background,
 something worth drawing a bounding box around.
@@ -60,35 +63,49 @@ def png(width: int, height: int, colour, box) -> bytes:
 
 
 def seed(address: str, token: str | None = None) -> str:
-    """Create images@master (unless it has files already) and an empty labels repo."""
+    """Create images@master (unless it has files already), an empty labels repo, and the output repo
+    detections, whose master branch has provenance on images@master, as a pipeline's output branch has:
+    every commit on images@master opens a commit on detections@master with the same id, for the demo's
+    model (demo_model.py) to fill and finish."""
     client = pachd.PachdClient(address, auth_token=token)
-    for repo in ('images', 'labels'):
+    for repo in ('images', 'labels', 'detections'):
         try:
             client.create_repo('default', repo, description='label-studio-pachyderm demo')
         except pachd.PachdAlreadyExists:
             pass
     try:
         head = client.branch_head('default', 'images', 'master')
-        return f'images@master already holds data (commit {head}); reusing it'
+        said = f'images@master already holds data (commit {head}); reusing it'
     except pachd.PachdNotFound:
-        pass
-    ops = [pachd.FileOp.put(name, png(256, 256, colour, box)) for name, colour, box in SHAPES]
-    commit = client.write_commit('default', 'images', 'master', ops, description='demo images')
-    return f'put {len(ops)} images into images@master (commit {commit}); labels is empty'
+        ops = [pachd.FileOp.put(name, png(256, 256, colour, box)) for name, colour, box in SHAPES]
+        commit = client.write_commit('default', 'images', 'master', ops, description='demo images')
+        said = f'put {len(ops)} images into images@master (commit {commit}); labels is empty'
+    # After the images: a provenance branch that does not exist yet would be created with an empty
+    # commit, which the check above would take for data.
+    try:
+        client.branch_head('default', 'detections', 'master')
+    except pachd.PachdNotFound:
+        client.create_branch('default', 'detections', 'master', provenance=[('default', 'images', 'master')])
+        said += '; detections@master follows images@master'
+    return said
 
 
 # ----------------------------------------------------------------------------- the project
 PROJECT_TITLE = 'Pachyderm demo'
 SOURCE_TITLE = 'Demo images (images@master)'
 TARGET_TITLE = 'Demo labels (labels@master)'
-# One label per colour of the drawn shapes (SHAPES), in the same colours.
+# One label per colour of the drawn shapes (SHAPES), in the same colours; the demo's model
+# (demo_model.py) names a box by the label whose colour it is nearest to.
+LABEL_COLOURS = (('Red', SHAPES[0][1]), ('Green', SHAPES[1][1]), ('Blue', SHAPES[2][1]), ('Orange', SHAPES[3][1]))
+# What the demo's model puts in every prediction; the project pre-labels with this version
+# (Label Studio shows only the predictions of the project's model version in the labeling screen).
+MODEL_VERSION = 'demo-colour-boxes-1'
 LABEL_CONFIG = (
     '<View>\n'
     '  <Image name="image" value="$image"/>\n'
     '  <RectangleLabels name="label" toName="image">\n'
     + ''.join(f'    <Label value="{name}" background="#{r:02x}{g:02x}{b:02x}"/>\n'
-              for name, (r, g, b) in (('Red', SHAPES[0][1]), ('Green', SHAPES[1][1]),
-                                      ('Blue', SHAPES[2][1]), ('Orange', SHAPES[3][1])))
+              for name, (r, g, b) in LABEL_COLOURS)
     + '  </RectangleLabels>\n'
     '</View>\n'
 )
@@ -163,9 +180,13 @@ def prepare_project(ls_url: str, email: str, password: str, address: str) -> dic
     if project is None:
         project = api.call('post', '/api/projects/', {'title': PROJECT_TITLE, 'label_config': LABEL_CONFIG,
                                                        'description': 'Images from Pachyderm (images@master); '
-                                                       'annotations are committed to labels@master.'},
+                                                       'annotations are committed to labels@master.',
+                                                       'model_version': MODEL_VERSION, 'show_collab_predictions': True},
                            ok=(201,))
         created.append('project')
+    elif not project.get('model_version'):  # made by a run from before the demo had a model
+        project = api.call('patch', f'/api/projects/{project["id"]}/', {'model_version': MODEL_VERSION})
+        created.append('pre-labeling')
     pid = project['id']
     connection = {'project': pid, 'pachd_address': address, 'pach_project': 'default', 'branch': 'master'}
 
@@ -176,8 +197,13 @@ def prepare_project(ls_url: str, email: str, password: str, address: str) -> dic
             **connection, 'title': SOURCE_TITLE, 'repo': 'images', 'use_blob_urls': True,
             'recursive_scan': True, 'watch_commits': True, 'presign': False,
             # A changed image becomes a new task version (its old task keeps its labels).
-            'changed_files': 'new_version'}, ok=(201,))
+            'changed_files': 'new_version',
+            # The demo model's output (demo_model.py): a pre-annotation on every image.
+            'predictions_repo': 'detections'}, ok=(201,))
         created.append('source storage')
+    elif not source.get('predictions_repo'):  # made by a run from before the demo had a model
+        source = api.call('patch', f'/api/storages/pachyderm/{source["id"]}', {'predictions_repo': 'detections'})
+        created.append('predictions on the source storage')
     # Incremental: a second run reads only what changed since the last sync (usually nothing).
     api.call('post', f'/api/storages/pachyderm/{source["id"]}/sync', ok=(200, 201))
 
