@@ -181,7 +181,8 @@ def prepare_project(ls_url: str, email: str, password: str, address: str) -> dic
         project = api.call('post', '/api/projects/', {'title': PROJECT_TITLE, 'label_config': LABEL_CONFIG,
                                                        'description': 'Images from Pachyderm (images@master); '
                                                        'annotations are committed to labels@master.',
-                                                       'model_version': MODEL_VERSION, 'show_collab_predictions': True},
+                                                       'model_version': MODEL_VERSION,
+                                                       'show_collab_predictions': True},
                            ok=(201,))
         created.append('project')
     elif not project.get('model_version'):  # made by a run from before the demo had a model

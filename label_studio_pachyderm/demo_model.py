@@ -55,6 +55,7 @@ class UnreadableImage(ValueError):
 # ----------------------------------------------------------------------------- PNG decoding
 _SIGNATURE = b'\x89PNG\r\n\x1a\n'
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}  # the bit depths PNG allows
 
 
 @dataclass(frozen=True)
@@ -65,8 +66,8 @@ class Image:
 
 
 def decode_png(data: bytes) -> Image:
-    """The pixels of a non-interlaced PNG of 8 or 16 bits per sample (grey, RGB, palette, with or without
-    alpha; alpha is dropped), every filter type undone; UnreadableImage for anything else."""
+    """The pixels of a non-interlaced PNG of any kind PNG allows (grey, RGB, palette, with or without alpha,
+    1 to 16 bits per sample; alpha is dropped), every filter type undone; UnreadableImage for anything else."""
     if not data.startswith(_SIGNATURE):
         raise UnreadableImage('not a PNG (no PNG signature)')
     header, palette, compressed = None, None, []
@@ -91,7 +92,7 @@ def decode_png(data: bytes) -> Image:
     if header is None:
         raise UnreadableImage('no valid IHDR chunk')
     width, height, depth, colour, _, _, interlace = header
-    if colour not in _CHANNELS or depth not in (8, 16) or (colour == 3 and depth != 8):
+    if colour not in _CHANNELS or depth not in _DEPTHS.get(colour, ()):
         raise UnreadableImage(f'colour type {colour} at {depth} bits per sample is not decoded here')
     if interlace:
         raise UnreadableImage('interlaced PNGs are not decoded here')
@@ -101,8 +102,8 @@ def decode_png(data: bytes) -> Image:
         raise UnreadableImage('a palette image without a PLTE chunk')
     if not compressed:
         raise UnreadableImage('no image data (IDAT)')
-    pixel_bytes = _CHANNELS[colour] * depth // 8
-    stride = width * pixel_bytes
+    pixel_bytes = max(1, _CHANNELS[colour] * depth // 8)  # filters work on whole bytes, at least one
+    stride = (width * _CHANNELS[colour] * depth + 7) // 8
     expected = height * (stride + 1)
     try:
         # max_length: a deflate stream that inflates far beyond the image's size is not read to its end
@@ -115,7 +116,7 @@ def decode_png(data: bytes) -> Image:
     for y in range(height):
         start = y * (stride + 1)
         row = _unfilter(raw[start], raw[start + 1:start + 1 + stride], previous, pixel_bytes)
-        rows.append(_to_rgb(row, colour, depth, palette))
+        rows.append(_to_rgb(row, width, colour, depth, palette))
         previous = row
     return Image(width, height, rows)
 
@@ -149,10 +150,14 @@ def _unfilter(kind: int, line: bytes, previous: bytes, bpp: int) -> bytes:
     return bytes(out)
 
 
-def _to_rgb(row: bytes, colour: int, depth: int, palette: Optional[bytes]) -> bytes:
+def _to_rgb(row: bytes, width: int, colour: int, depth: int, palette: Optional[bytes]) -> bytes:
     """A decoded scanline as R, G, B bytes per pixel (16-bit samples by their high byte, alpha dropped)."""
     if depth == 16:
         row = row[::2]
+    elif depth < 8:  # several pixels per byte, the first in the highest bits; grey scaled up to 0-255
+        mask, per_byte = (1 << depth) - 1, 8 // depth
+        samples = [(byte >> (8 - depth * (k + 1))) & mask for byte in row for k in range(per_byte)][:width]
+        row = bytes(samples) if colour == 3 else bytes(value * 255 // mask for value in samples)
     if colour == 2:
         return row
     if colour == 6:
@@ -306,8 +311,8 @@ class Follower:
                                                               state='READY')
                 if self._stopping.is_set():
                     break
-                logger.info('demo model: subscribing to the open commits of %s/%s@%s on %s', self.project, self.output_repo, self.branch,
-                            self.address)
+                logger.info('demo model: subscribing to the open commits of %s/%s@%s on %s', self.project,
+                            self.output_repo, self.branch, self.address)
                 for info in self._subscription:
                     delay = self.BACKOFF_FIRST  # pachd answers: the next failure starts the back-off over
                     if not info.finished:
