@@ -1,7 +1,9 @@
 /**
  * The walkthrough's first steps: what a newcomer does after `bash scripts/demo.sh`,
  * exactly as it printed it (lib/demo-block.mjs reads the block): open the URL, log
- * in, label one task, run the command, and see the export commit.
+ * in, open a task, which shows the demo model's box as a pre-annotation (the prediction
+ * from detections@master, label_studio_pachyderm/demo_model.py), submit it, run the
+ * command, and see the export commit.
  *
  * @param ctx the walkthrough's context (see walkthrough.spec.mjs): page, api, step,
  *   check, note, expect, shot, pfs, demoOutput, repoRoot, python.
@@ -9,7 +11,7 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { bodyText, labelingStage, login, nextResponse, proxiedUri, storageCard, waitForLabelingImage } from "../lib/browser.mjs";
-import { waitForNone, waitUntil } from "../lib/wait.mjs";
+import { waitForCount, waitForNone, waitUntil } from "../lib/wait.mjs";
 import { demoNoise, parseDemoBlock } from "../lib/demo-block.mjs";
 
 // The demo's images (label_studio_pachyderm/demo.py SHAPES): 256x256, one filled box each,
@@ -22,6 +24,18 @@ const SHAPES = {
 };
 const SIZE = 256;
 const TARGET_TITLE = "Demo labels (labels@master)"; // label_studio_pachyderm/demo.py TARGET_TITLE
+const MODEL_VERSION = "demo-colour-boxes-1"; // label_studio_pachyderm/demo.py MODEL_VERSION
+
+/** The pixel box (x0, y0, x1, y1) of a rectanglelabels item, from its percent coordinates. */
+function pixelBox(item) {
+  const { x, y, width, height } = item.value;
+  return [x, y, x + width, y + height].map((value) => (value * SIZE) / 100);
+}
+
+/** Whether two pixel boxes are the same within `tolerance` pixels on every side. */
+function sameBox(a, b, tolerance = 2) {
+  return a.length === 4 && a.every((value, i) => Math.abs(value - b[i]) <= tolerance);
+}
 
 export async function demoProjectSteps(ctx) {
   const { page, api, step, check, note, expect, shot } = ctx;
@@ -70,7 +84,20 @@ export async function demoProjectSteps(ctx) {
     note(`project ${block.project}: ${demo.tasks} tasks, source ${sources[0].id} (watching), target ${targets[0].id}`);
   });
 
-  await step('follow it: open the URL, "Label All Tasks", pick a label, draw a box, Submit', async () => {
+  await step("every task of the demo project has the demo model's prediction (detections@master)", async () => {
+    // The model finishes the output commit within a second of the seed, usually before the demo's
+    // sync; one that finished after it is attached by the watcher, which follows detections@master.
+    let tasks = [];
+    const predicted = await waitUntil(async () => {
+      const answer = await api(`/api/tasks?project=${block.project}&page_size=100`);
+      tasks = (answer.tasks ?? answer).filter((task) => task.pachyderm_version === undefined || task.pachyderm_version === "current");
+      return tasks.length === Object.keys(SHAPES).length && tasks.every((task) => task.total_predictions >= 1);
+    }, 120_000, { interval: 1000 });
+    expect(predicted, "each of the demo's images has a prediction", tasks.map((task) => ({ id: task.id, predictions: task.total_predictions })));
+    note(`${tasks.length} tasks, each with a prediction of ${MODEL_VERSION}`);
+  });
+
+  await step('follow it: open the URL, "Label All Tasks": the model\'s box is on the image (a pre-annotation); Submit', async () => {
     await page.goto(block.url.href);
     const [next] = await Promise.all([
       // The label stream asks for its first task with the Data Manager's next_task action.
@@ -82,20 +109,20 @@ export async function demoProjectSteps(ctx) {
     const uri = proxiedUri(String(Object.values(task.data ?? {})[0]), ctx.base);
     const shape = SHAPES[uri.split("/").pop()];
     expect(shape, "the task to label is one of the demo's images", uri);
+    // The prediction Label Studio hands the labeling screen: the model's, its box where demo.py drew it.
+    const prediction = (task.predictions ?? []).find((entry) => entry.model_version === MODEL_VERSION);
+    expect(prediction, `the task comes with a prediction of ${MODEL_VERSION}`, task.predictions);
+    const predicted = prediction.result.find((item) => item.type === "rectanglelabels");
+    expect(predicted?.value.rectanglelabels?.includes(shape.label) && sameBox(pixelBox(predicted), shape.box),
+      `the prediction is a ${shape.label} box around the shape (${shape.box.join(", ")})`, predicted);
     await waitForLabelingImage(page);
-    await page.locator(".lsf-main-view .lsf-label", { hasText: shape.label }).first().click();
     const stage = await labelingStage(page);
     expect(stage && stage.width > 100, "the image stage is on screen", stage);
-    const [x0, y0, x1, y1] = shape.box.map((value) => value / SIZE);
-    const from = { x: stage.x + stage.width * x0, y: stage.y + stage.height * y0 };
-    const to = { x: stage.x + stage.width * x1, y: stage.y + stage.height * y1 };
-    await page.mouse.move(from.x, from.y);
-    await page.mouse.down();
-    await page.mouse.move(to.x, to.y, { steps: 12 });
-    await page.mouse.up();
-    // The region list is the UI's own record that a box exists (the demo's labels are colours).
-    await page.locator('[class*="outliner"], [class*="Outliner"]').getByText(/Red|Green|Blue|Orange/).first().waitFor({ timeout: 10_000 });
-    await page.mouse.click(stage.x + 3, stage.y + 3);
+    // Nothing drawn yet: the region list is the UI's own record that the pre-annotation's box is there.
+    const regions = page.locator('[class*="outliner"], [class*="Outliner"]');
+    await regions.getByText(shape.label).first().waitFor({ timeout: 30_000 });
+    check(await waitForCount(page, regions.getByText(/^(Red|Green|Blue|Orange)$/), 1),
+      "the region list shows exactly one box, the model's", await regions.first().innerText().catch(() => ""));
     await shot(page, "00-demo-labeling.png");
     const [posted] = await Promise.all([
       nextResponse(page, "POST", /^\/api\/tasks\/\d+\/annotations\/?$/),
@@ -106,10 +133,11 @@ export async function demoProjectSteps(ctx) {
     const annotation = JSON.parse(postedBody);
     const region = annotation.result.find((item) => item.type === "rectanglelabels");
     expect(region?.value.rectanglelabels?.includes(shape.label), `the annotation holds a ${shape.label} box`, annotation.result);
+    check(sameBox(pixelBox(region), pixelBox(predicted), 0.5), "the submitted box is the model's, as pre-annotated", { submitted: region.value, predicted: predicted.value });
     demo.task = annotation.task;
     // For later steps on the demo project (steps/rounds.mjs).
     ctx.ids.demo = { project: block.project, task: annotation.task };
-    note(`annotation ${annotation.id} on task ${annotation.task} (${uri}): ${shape.label} box`);
+    note(`annotation ${annotation.id} on task ${annotation.task} (${uri}): ${shape.label} box, pre-annotated by ${MODEL_VERSION}`);
   });
 
   await step("the printed command shows the export commit", async () => {
