@@ -72,9 +72,12 @@ def repos(pfs_client, sdk_client):
 
 
 def pipeline(sdk_client):
-    """preds@master downstream of images@master: each images commit opens a preds commit, same id."""
+    """preds@master downstream of images@master: each images commit opens a preds commit, same id. The
+    output branch's first head is left open by pachd; a pipeline finishes it at once (until then, pachd
+    holds back the finished events of every later output commit)."""
     sdk_client.pfs.create_branch(branch=pfs_api.Branch.from_uri('preds@master'),
                                  provenance=[pfs_api.Branch.from_uri('images@master')])
+    sdk_client.pfs.finish_commit(commit=pfs_api.Commit.from_uri('preds@master'))
 
 
 def output(sdk_client, commit, files, error=''):
@@ -181,6 +184,7 @@ def test_a_pipeline_rerun_under_commit_set_adds_a_second_model_version_to_the_sa
     sdk_client.pfs.create_branch(branch=pfs_api.Branch.from_uri('preds@master'),
                                  provenance=[pfs_api.Branch.from_uri('images@master'),
                                              pfs_api.Branch.from_uri('spec@master')])
+    sdk_client.pfs.finish_commit(commit=pfs_api.Commit.from_uri('preds@master'))
     first = pfs_client.write_commit('default', 'images', 'master', [pachd.FileOp.put('a.png', PNG),
                                                                     pachd.FileOp.put('b.png', PNG)])
     output(sdk_client, first, {'a.json': json.dumps({'result': BOX, 'score': 0.4}).encode(),
