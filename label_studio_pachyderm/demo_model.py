@@ -247,7 +247,7 @@ def predict_file(path: str, data: bytes) -> Optional[tuple]:
     file cannot be read as an image."""
     try:
         answer = prediction(decode_png(data))
-    except UnreadableImage as exc:
+    except Exception as exc:  # UnreadableImage, or a file odd enough to trip the decoder: one file, not the run
         logger.warning('demo model: skipping %s: %s', path, exc)
         return None
     return prediction_path(DEFAULT_TEMPLATE, path), json.dumps(answer, sort_keys=True).encode()
@@ -347,11 +347,18 @@ class Follower:
             return
         source = inputs[0]
         ops, written = [], set()
-        for entry in client.list_files(self.project, self.input_repo, source):
-            made = predict_file(entry.path, client.get_file_bytes(self.project, self.input_repo, source, entry.path))
-            if made is not None:
-                ops.append(pachd.FileOp.put(*made))
-                written.add(made[0])
+        try:
+            for entry in client.list_files(self.project, self.input_repo, source):
+                data = client.get_file_bytes(self.project, self.input_repo, source, entry.path)
+                made = predict_file(entry.path, data)
+                if made is not None:
+                    ops.append(pachd.FileOp.put(*made))
+                    written.add(made[0])
+        except pachd.PachdNotFound as exc:  # the input commit is gone (squashed, dropped): it will not come back
+            client.finish_open_commit(self.project, self.output_repo, commit_id, [],
+                                      error=f'cannot read its input: {exc}')
+            logger.warning('demo model: %s@%s finished as failed: %s', self.output_repo, commit_id, exc)
+            return
         # The output is the model's answer for this input and nothing else: an output commit starts
         # with its parent's files, so predictions of images that are gone are deleted.
         ops += [pachd.FileOp.remove(entry.path) for entry in client.list_files(self.project, self.output_repo,
@@ -380,6 +387,11 @@ def main(argv=None) -> int:
     if args.command == 'pfs':
         run_on_directories(args.input_dir, args.output_dir)
         return 0
+    try:
+        pachd.parse_address(args.address)
+    except pachd.PachdInvalidArgument as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
     follower = Follower(args.address, input_repo=args.input, output_repo=args.output, branch=args.branch)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: follower.stop())

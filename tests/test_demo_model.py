@@ -5,7 +5,6 @@ SIGTERM)."""
 import io
 import json
 import logging
-import os
 import signal
 import struct
 import subprocess
@@ -55,7 +54,8 @@ def _png_with_filters(pixels, width, height, interlace=0):
         out += bytes([kind]) + filtered
         previous = row
     header = struct.pack('>IIBBBBB', width, height, 8, 2, 0, 0, interlace)
-    return b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', zlib.compress(bytes(out))) + _chunk(b'IEND', b'')
+    return (b'\x89PNG\r\n\x1a\n' + _chunk(b'IHDR', header) + _chunk(b'IDAT', zlib.compress(bytes(out)))
+            + _chunk(b'IEND', b''))
 
 
 def _pillow(mode, box, colour, size=(120, 90), **save):
@@ -162,7 +162,8 @@ def test_pfs_mode_reads_the_input_directory_and_writes_the_output_directory(tmp_
     assert done.returncode == 0, done.stderr
     written = sorted(str(p.relative_to(out)) for p in out.rglob('*.json'))
     assert written == ['green-wide.json', 'more/blue-tall.json', 'red-square.json']
-    assert json.loads((out / 'more' / 'blue-tall.json').read_bytes())['result'][0]['value']['rectanglelabels'] == ['Blue']
+    blue = json.loads((out / 'more' / 'blue-tall.json').read_bytes())
+    assert blue['result'][0]['value']['rectanglelabels'] == ['Blue']
     assert 'skipping readme.txt' in done.stderr
 
 
@@ -263,3 +264,9 @@ def test_follow_finishes_every_open_output_commit_survives_a_restart_and_stops_o
         assert 'demo model: stopped' in process.log()
     finally:
         server.stop()
+
+
+def test_follow_refuses_an_address_it_cannot_parse():
+    done = subprocess.run([sys.executable, '-m', 'label_studio_pachyderm.demo_model', 'follow', 'ftp://host:1'],
+                          capture_output=True, text=True, timeout=WAIT)
+    assert done.returncode == 2 and "unsupported scheme 'ftp'" in done.stderr, done.stderr
