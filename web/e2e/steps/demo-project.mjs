@@ -123,7 +123,10 @@ export async function demoProjectSteps(ctx) {
     await regions.getByText(shape.label).first().waitFor({ timeout: 30_000 });
     check(await waitForCount(page, regions.getByText(/^(Red|Green|Blue|Orange)$/), 1),
       "the region list shows exactly one box, the model's", await regions.first().innerText().catch(() => ""));
+    // Selected, the box shows its outline and handles on the shape it was drawn around (for the screenshot).
+    await regions.getByText(shape.label).first().click();
     await shot(page, "00-demo-labeling.png");
+    await page.mouse.click(stage.x + 3, stage.y + 3);
     const [posted] = await Promise.all([
       nextResponse(page, "POST", /^\/api\/tasks\/\d+\/annotations\/?$/),
       page.locator('[data-testid="bottombar-submit-button"]').click(),
