@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from .watch import PNG, _percentile, setup_label_studio
+from .watch import PNG, _percentile, print_table, setup_label_studio
 
 BOX = [{'from_name': 'label', 'to_name': 'image', 'type': 'rectanglelabels',
         'value': {'x': 10, 'y': 10, 'width': 20, 'height': 20, 'rectanglelabels': ['Box']}}]
@@ -92,10 +92,7 @@ def main(argv=None) -> int:
         '| Output commits | from FinishCommit p50 (s) | p95 (s) | max (s) |', '|---|---|---|---|',
         f'| {len(after_finish)} | {statistics.median(after_finish):.2f} | {_percentile(after_finish, 95):.2f} | '
         f'{max(after_finish):.2f} |', '', f'Target: p95 at most 2 s. Load average at the end: {load}.'])
-    print(table)
-    if args.out:
-        with open(args.out, 'w') as handle:
-            handle.write(table + '\n')
+    print_table(table, args.out)
     return 0
 
 

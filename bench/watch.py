@@ -71,6 +71,14 @@ def _restart_and_catch_up(server, down: float, repos: list, landing: int, model,
             'landing': landing, 'syncs': syncs}
 
 
+def print_table(table: str, out: str = '') -> None:
+    """The Markdown table to the terminal and, with ``out``, to that file."""
+    print(table)
+    if out:
+        with open(out, 'w') as handle:
+            handle.write(table + '\n')
+
+
 def setup_label_studio(prefix: str):
     """A migrated SQLite database on tmpfs, Django set up in this process, a user, a project and an API client
     logged in as that user: (base directory, environment for a watcher process, project, api)."""
@@ -211,10 +219,7 @@ def main(argv=None) -> int:
                       f'a task {catch_up["caught_up"]:.1f} s after it, with {catch_up["syncs"]} syncs (a storage '
                       f'with nothing new needs none); watcher RSS then {rss_end:.0f} MiB, {threads_end} threads.']
     table = '\n'.join(lines)
-    print(table)
-    if args.out:
-        with open(args.out, 'w') as handle:
-            handle.write(table + '\n')
+    print_table(table, args.out)
     return 0
 
 
