@@ -1,5 +1,5 @@
-"""pachd 2.12's metadata API (``metadata.API/EditMetadata``) for commits, and the reads that fill
-``CommitInfo.metadata``.
+"""pachd 2.12's metadata API (``metadata.API/EditMetadata``) for commits. ``CommitInfo.metadata`` is
+read with the rest of the commit (``Store._commit_rec``).
 
 As pachd 2.12 edits metadata (src/server/metadata/metadata.go and server/api_server.go in pachyderm):
 
@@ -49,13 +49,6 @@ class _EditFailed(Exception):
 class Metadata:
     def __init__(self, store):
         self.store = store
-
-    # -- reads ---------------------------------------------------------------------------
-    def of_commit(self, seq: int) -> dict:
-        """The metadata of the commit ``seq`` (``{}`` when it has none)."""
-        with self.store.db.read() as conn:
-            return dict(conn.execute('SELECT key, value FROM commit_metadata WHERE commit_seq = ? ORDER BY key',
-                                     (seq,)))
 
     # -- EditMetadata --------------------------------------------------------------------
     def edit(self, request: md_api.EditMetadataRequest) -> None:

@@ -92,12 +92,10 @@ class LocalPFS:
         self._executor = ThreadPoolExecutor(max_workers=MAX_WORKERS, thread_name_prefix='localpfs')
         self._subscription_executor = ThreadPoolExecutor(max_workers=MAX_SUBSCRIPTIONS,
                                                          thread_name_prefix='localpfs-subscribe')
-        # metadata.API edits what every CommitInfo of pfs_v2.API shows: one Metadata for both
-        metadata = Metadata(self._store)
-        pfs_service = PfsService(self._store, auth_enabled=self.auth_enabled, metadata=metadata)
+        pfs_service = PfsService(self._store, auth_enabled=self.auth_enabled)
         server = grpc.server(
             self._executor,
-            handlers=[*([metadata.handler()] if self.metadata_api else []),
+            handlers=[*([Metadata(self._store).handler()] if self.metadata_api else []),
                       *generic_handlers(pfs_service, subscription_pool=self._subscription_executor)],
             interceptors=interceptors,
             options=[

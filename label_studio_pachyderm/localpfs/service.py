@@ -24,7 +24,6 @@ from pachyderm_sdk.api.version import Version
 
 from . import errors, names, pickers, wire
 from .errors import PFSError
-from .metadata import Metadata
 from .store import ORIGIN_AUTO, ORIGIN_USER, BranchRec, CommitRec, CommitRef, CommitRow, RepoRec, Store
 from .transactions import Transactions, transaction_id_of
 from .tree import Entry
@@ -126,8 +125,7 @@ def _row_commit_msg(row: CommitRow) -> pfs.Commit:
     return _commit_msg(row.project, row.repo, row.id, row.branch)
 
 
-def _commit_info(rec: CommitRec, metadata: Optional[dict] = None) -> pfs.CommitInfo:
-    """A commit as pachd reports it; ``metadata`` is its map from the metadata API (metadata.py)."""
+def _commit_info(rec: CommitRec) -> pfs.CommitInfo:
     row = rec.row
     info = pfs.CommitInfo(
         commit=_row_commit_msg(row),
@@ -138,7 +136,7 @@ def _commit_info(rec: CommitRec, metadata: Optional[dict] = None) -> pfs.CommitI
         error=row.error,
         child_commits=[_commit_msg(row.project, row.repo, cid, cbranch) for cid, cbranch in rec.children],
         direct_provenance=[_commit_msg(project, repo, cid) for project, repo, cid in rec.provenance],
-        metadata=dict(metadata or {}),
+        metadata=dict(rec.metadata),
     )
     if rec.parent is not None:
         info.parent_commit = _commit_msg(row.project, row.repo, *rec.parent)
@@ -256,11 +254,9 @@ def _stream(method: Callable) -> Callable:
 
 # ----------------------------------------------------------------------------- the service
 class PfsService:
-    def __init__(self, store: Store, auth_enabled: bool = False, metadata: Optional[Metadata] = None):
+    def __init__(self, store: Store, auth_enabled: bool = False):
         self.store = store
         self.auth_enabled = auth_enabled
-        # the metadata API's store (server.py serves it as metadata.API); every CommitInfo shows it
-        self.metadata = metadata or Metadata(store)
         # the writes a transaction may hold, each applied as its own call applies it
         self.transactions = Transactions(store, {
             'create_repo': self._create_repo,
@@ -268,9 +264,6 @@ class PfsService:
             'create_branch': self._create_branch,
             'delete_branch': self._delete_branch,
         })
-
-    def _commit_info(self, rec: CommitRec) -> pfs.CommitInfo:
-        return _commit_info(rec, self.metadata.of_commit(rec.row.seq))
 
     def _appended(self, context, request: txn_api.TransactionRequest) -> Optional[txn_api.TransactionResponse]:
         """With ``pach-transaction`` in the call's metadata, ``request`` goes into that
@@ -369,7 +362,7 @@ class PfsService:
         ready = request.wait == pfs.CommitState.READY
         context.add_callback(self.store.wake_waiters)  # a cancelled wait ends at once
         rec = self.store.inspect_commit(_commit_ref(request.commit), wait, context.is_active, ready)
-        return self._commit_info(rec)
+        return _commit_info(rec)
 
     @_stream
     def ListCommit(self, request: pfs.ListCommitRequest, context) -> Iterator[pfs.CommitInfo]:
@@ -378,7 +371,7 @@ class PfsService:
         from_ = _commit_ref(request.from_) if _is_set(request.from_) else None
         origin = 0 if request.all else _ORIGINS.get(request.origin_kind, 0)
         for rec in self.store.list_commits(project, repo, request.number, request.reverse, to, from_, origin):
-            yield self._commit_info(rec)
+            yield _commit_info(rec)
 
     @_stream
     def SubscribeCommit(self, request: pfs.SubscribeCommitRequest, context) -> Iterator[pfs.CommitInfo]:
@@ -395,12 +388,12 @@ class PfsService:
         # A call that ends (cancelled, the client gone) wakes its sleeping handler at once.
         for rec in self.store.subscribe_commits(project, repo, request.branch, from_, state, origin,
                                                 context.is_active, on_end=context.add_callback):
-            yield self._commit_info(rec)
+            yield _commit_info(rec)
 
     @_stream
     def InspectCommitSet(self, request: pfs.InspectCommitSetRequest, context) -> Iterator[pfs.CommitInfo]:
         for rec in self.store.inspect_commit_set(request.commit_set.id, request.wait, context.is_active):
-            yield self._commit_info(rec)
+            yield _commit_info(rec)
 
     @_stream
     def WalkCommitProvenance(self, request: pfs.WalkCommitProvenanceRequest, context) -> Iterator[pfs.CommitInfo]:
@@ -413,7 +406,7 @@ class PfsService:
     def _walk(self, request, upstream: bool) -> Iterator[pfs.CommitInfo]:
         starts = [pickers.commit(picker) for picker in request.start]
         for rec in self.store.walk_commits(starts, upstream, request.max_depth, request.max_commits):
-            yield self._commit_info(rec)
+            yield _commit_info(rec)
 
     @_unary
     def DropCommitSet(self, request: pfs.DropCommitSetRequest, context) -> Empty:
@@ -446,7 +439,7 @@ class PfsService:
         project = request.project.name if _is_set(request.project) and request.project.name else None
         for recs in self.store.list_commit_sets(project):
             yield pfs.CommitSetInfo(commit_set=pfs.CommitSet(id=recs[0].row.id),
-                                    commits=[self._commit_info(rec) for rec in recs])
+                                    commits=[_commit_info(rec) for rec in recs])
 
     @_stream
     def FindCommits(self, request: pfs.FindCommitsRequest, context) -> Iterator[pfs.FindCommitsResponse]:

@@ -82,6 +82,7 @@ class CommitRec:
     parent: Optional[tuple[str, Optional[str]]]  # (id, branch)
     children: list = field(default_factory=list)  # [(id, branch)]
     provenance: list = field(default_factory=list)  # [(project, repo, id)]: direct provenance
+    metadata: dict = field(default_factory=dict)  # its metadata.API map (see metadata.py)
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,9 @@ class Store:
             parent = tuple(found) if found else None
         children = [tuple(child) for child in conn.execute(
             'SELECT id, branch FROM commits WHERE parent_seq = ? ORDER BY seq', (row.seq,))]
-        return CommitRec(row, parent, children, provenance.commit_provenance(conn, row.seq))
+        metadata = dict(conn.execute('SELECT key, value FROM commit_metadata WHERE commit_seq = ? ORDER BY key',
+                                     (row.seq,)))
+        return CommitRec(row, parent, children, provenance.commit_provenance(conn, row.seq), metadata)
 
     def _readable(self, conn, row: CommitRow, via_branch: bool) -> Optional[CommitRow]:
         """The commit whose files a read of ``row`` shows.
