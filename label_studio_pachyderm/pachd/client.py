@@ -224,6 +224,13 @@ class PachdClient:
             return _pfs.Commit(repo=repo_msg, id=ref)
         return _pfs.Commit(repo=repo_msg, branch=_pfs.Branch(repo=repo_msg, name=ref))
 
+    @staticmethod
+    def _commit_picker(project: str, repo: str, commit_id: str):
+        """pachd 2.12's way of naming a commit by id in its newer calls (walks, metadata)."""
+        return _pfs.CommitPicker(id=_pfs.CommitPickerCommitByGlobalId(repo=_pfs.RepoPicker(
+            name=_pfs.RepoPickerRepoName(project=_pfs.ProjectPicker(name=project), name=repo, type='user')),
+            id=commit_id))
+
     def _iterate(self, rpc, request, **context) -> Iterator:
         """Messages of a server-streaming call, errors mapped; the call is cancelled when left early."""
         stream = ServerStream(self, rpc, request, context)
@@ -400,13 +407,10 @@ class PachdClient:
         """The commits provenant on these commits of the repo, in any repo (pachd's WalkCommitSubvenance,
         breadth first, ``max_depth`` steps; 0: all): a pipeline's output commits of those inputs,
         reruns included. A pachd older than 2.8 answers UNIMPLEMENTED (a PachdError of that code)."""
-        repo_picker = _pfs.RepoPicker(name=_pfs.RepoPickerRepoName(
-            project=_pfs.ProjectPicker(name=project), name=repo, type='user'))
-        request = _pfs.WalkCommitSubvenanceRequest(
-            start=[_pfs.CommitPicker(id=_pfs.CommitPickerCommitByGlobalId(repo=repo_picker, id=commit))
-                   for commit in commits], max_depth=max(0, int(max_depth or 0)))
         if not commits:
             return
+        request = _pfs.WalkCommitSubvenanceRequest(start=[self._commit_picker(project, repo, c) for c in commits],
+                                                   max_depth=max(0, int(max_depth or 0)))
         for info in self._iterate(self._rpc_walk_subvenance, request, project=project, repo=repo):
             yield self._commit_info(info, project, repo)
 
@@ -435,9 +439,7 @@ class PachdClient:
         one transaction, so the keys still change together, and a ``replace`` would also wipe keys that
         someone else (a pipeline, a person with pachctl) put on the same commit. ``edit_key`` adds a
         missing key and overwrites an existing one, so writing the same keys again is harmless."""
-        picker = _pfs.CommitPicker(id=_pfs.CommitPickerCommitByGlobalId(repo=_pfs.RepoPicker(
-            name=_pfs.RepoPickerRepoName(project=_pfs.ProjectPicker(name=project), name=repo, type='user')),
-            id=commit))
+        picker = self._commit_picker(project, repo, commit)
         edits = [_metadata.Edit(commit=picker, edit_key=_metadata.EditEditKey(key=str(key), value=str(value)))
                  for key, value in sorted(metadata.items())]
         if not edits:
