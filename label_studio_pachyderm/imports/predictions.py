@@ -23,6 +23,7 @@ export commits name them (``exports/writer.py``).
 """
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import posixpath
@@ -135,7 +136,7 @@ def attach_ready(storage, link_class) -> Outcome:
     # a subquery, not a list of ids: tens of thousands of parameters cost more than the rows
     metas = dict(Task.objects.filter(id__in=current.values('task_id')).values_list('id', 'meta'))
     if storage.predictions_match == 'branch_head':
-        head = _ready(client, storage, storage.predictions_branch or 'master', outcome, 1, missing_is_error=True)
+        head = _branch_head_ready(client, storage, outcome)
         wanted = {head: [(task_id, key) for task_id, key, _ in links]} if head else {}
     else:
         by_input = {}
@@ -211,20 +212,16 @@ def _outputs_read(meta) -> tuple:
     return tuple(((meta or {}).get('pachyderm') or {}).get('predictions_commits') or ())
 
 
-def _ready(client, storage, ref: str, outcome, tasks: int, missing_is_error: bool = False) -> str:
-    """The id of the output commit ``ref`` once it finished without error, else '' and why in ``outcome``:
-    waiting (``tasks`` of them) while it is open or, under commit_set, not there yet (the pipeline
-    has not started on that input); a commit finished with an error is named."""
+def _branch_head_ready(client, storage, outcome) -> str:
+    """Under ``branch_head``: the id of the predictions branch's head once it finished without error, else ''
+    and why in ``outcome`` (a missing branch is an error, an open head is waiting, a failed one is named)."""
     try:
-        info = client.inspect_commit(storage.project_name, storage.predictions_repo, ref)
+        info = client.inspect_commit(storage.project_name, storage.predictions_repo, storage.predictions_branch or 'master')
     except pachd.PachdNotFound as exc:
-        if missing_is_error:
-            outcome.errors.append(f'predictions: {exc}')
-        else:
-            outcome.waiting += tasks
+        outcome.errors.append(f'predictions: {exc}')
         return ''
     if not info.finished:
-        outcome.waiting += tasks
+        outcome.waiting += 1
         return ''
     if info.error:
         outcome.failed_commits.append({'commit': info.id, 'error': info.error})
@@ -271,11 +268,8 @@ def _count_on_tasks(made: list) -> None:
     from django.db.models import F
     from tasks.models import Task
 
-    per_task = {}
-    for prediction in made:
-        per_task[prediction.task_id] = per_task.get(prediction.task_id, 0) + 1
     by_count = {}
-    for task_id, count in per_task.items():
+    for task_id, count in collections.Counter(prediction.task_id for prediction in made).items():
         by_count.setdefault(count, []).append(task_id)
     for count, ids in by_count.items():
         Task.objects.filter(id__in=ids).update(total_predictions=F('total_predictions') + count)
@@ -295,6 +289,9 @@ def _write_metas(metas: dict) -> None:
             [(field.get_db_prep_save(meta, connection), task_id) for task_id, meta in metas.items()])
 
 
+_END = '\U0010ffff'  # sorts after every path
+
+
 class _OutputFiles:
     """The prediction files of one output commit, taken in path order, chunk after chunk. With ``streamed``,
     one GetFileTAR of every file the template can name serves all the chunks in turn (a path it passes
@@ -306,19 +303,18 @@ class _OutputFiles:
         self.streamed = streamed
         self.stream = None
         self.ahead = None  # the first file past the last chunk taken
-        self.seen_until = ''  # every path up to this one was in the stream, if it is there at all
-        self.ended = False
+        self.seen_until = ''  # every path up to this one was in the stream, if it is there at all (_END: every path)
         self.last = {}  # the previous chunk's files: tasks of one task file share a path across chunks
 
     def take(self, paths: list) -> dict:
         """{path: content} of the files there are among ``paths`` (sorted, none before those taken before)."""
         contents = {path: self.last[path] for path in paths if path in self.last}
         big = set()
-        if self.streamed and not self.ended:
+        if self.streamed and self.seen_until != _END:
             try:
                 self._stream_until(paths, contents, big)
             except pachd.PachdNotFound:
-                self.ended, self.seen_until = True, '\U0010ffff'  # the glob matches nothing: no file is there
+                self.seen_until = _END  # the glob matches nothing: no file is there
             except pachd.PachdError as exc:
                 logger.info('predictions: streaming %s@%s failed (%s); reading file by file', self.repo, self.output, exc)
                 self.streamed = False
@@ -338,7 +334,7 @@ class _OutputFiles:
         while True:
             item, self.ahead = self.ahead or next(self.stream, None), None
             if item is None:
-                self.ended, self.seen_until = True, '\U0010ffff'
+                self.seen_until = _END
                 return
             path, content = item
             if path > paths[-1]:
