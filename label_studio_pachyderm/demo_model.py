@@ -348,17 +348,21 @@ class Follower:
         source = inputs[0]
         ops, written = [], set()
         try:
-            for entry in client.list_files(self.project, self.input_repo, source):
-                data = client.get_file_bytes(self.project, self.input_repo, source, entry.path)
-                made = predict_file(entry.path, data)
+            # the whole input in one stream; a file too big for it (content None) is read on its own
+            for path, data in client.read_files(self.project, self.input_repo, source, '**'):
+                if data is None:
+                    data = client.get_file_bytes(self.project, self.input_repo, source, path)
+                made = predict_file(path, data)
                 if made is not None:
                     ops.append(pachd.FileOp.put(*made))
                     written.add(made[0])
-        except pachd.PachdNotFound as exc:  # the input commit is gone (squashed, dropped): it will not come back
-            client.finish_open_commit(self.project, self.output_repo, commit_id, [],
-                                      error=f'cannot read its input: {exc}')
-            logger.warning('demo model: %s@%s finished as failed: %s', self.output_repo, commit_id, exc)
-            return
+        except pachd.PachdNotFound as exc:
+            if exc.kind != 'file':  # the input commit is gone (squashed, dropped): it will not come back
+                client.finish_open_commit(self.project, self.output_repo, commit_id, [],
+                                          error=f'cannot read its input: {exc}')
+                logger.warning('demo model: %s@%s finished as failed: %s', self.output_repo, commit_id, exc)
+                return
+            # else the input commit holds no file: no prediction
         # The output is the model's answer for this input and nothing else: an output commit starts
         # with its parent's files, so predictions of images that are gone are deleted.
         ops += [pachd.FileOp.remove(entry.path) for entry in client.list_files(self.project, self.output_repo,
