@@ -83,6 +83,7 @@ def _run_watch(args: argparse.Namespace) -> int:
     import signal
 
     os.environ['DJANGO_SETTINGS_MODULE'] = SETTINGS_MODULE
+    _leave_out_parquet_support()
     import django
 
     django.setup()
@@ -105,6 +106,20 @@ def _run_watch(args: argparse.Namespace) -> int:
     finally:
         sweeper.stop()
     return 0
+
+
+def _leave_out_parquet_support() -> None:
+    """Keep pyarrow out of the watch process: 33 MiB of its resident memory, for nothing it does.
+
+    Label Studio's models import pandas, and pandas imports pyarrow when it is installed, only to
+    offer Parquet and Arrow-backed columns. A watch process reads a repo's files through pachd and
+    makes tasks of them; it never reads an uploaded Parquet file. Marking the module absent
+    (``sys.modules[name] = None``, Python's own way to say "not importable") is what pandas
+    expects when pyarrow is not installed. ``PACHYDERM_WATCH_PYARROW=1`` loads it anyway.
+    """
+    if os.environ.get('PACHYDERM_WATCH_PYARROW', '').strip().lower() in ('1', 'true', 'yes', 'on'):
+        return
+    sys.modules.setdefault('pyarrow', None)
 
 
 def _run_worker(args: argparse.Namespace, extra: List[str]) -> int:

@@ -371,3 +371,19 @@ def test_worker_without_redis_says_what_to_set(capsys, settings):
     settings.PACHYDERM_RQ_QUEUE = 'pachyderm'
     status, _, err = run(capsys, 'worker')
     assert status == 1 and err.startswith('error: queue pachyderm is not configured; set PACHYDERM_REDIS_URL')
+
+
+@pytest.mark.parametrize('opt_in, loaded', [('', False), ('1', True)])
+def test_the_watch_process_leaves_pyarrow_out_and_pandas_still_reads(opt_in, loaded):
+    """Without pyarrow pandas works as when it is not installed; PACHYDERM_WATCH_PYARROW=1 keeps it."""
+    script = ('import io, sys\n'
+              'from label_studio_pachyderm.cli import _leave_out_parquet_support\n'
+              '_leave_out_parquet_support()\n'
+              'import pandas\n'
+              "frame = pandas.read_csv(io.StringIO('a,b\\n1,2\\n'))\n"
+              "print(frame['b'].sum(), sys.modules.get('pyarrow') is not None)\n")
+    env = {**os.environ, 'PACHYDERM_WATCH_PYARROW': opt_in}
+    run = subprocess.run([sys.executable, '-W', 'error::DeprecationWarning:pandas', '-c', script], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ['2', str(loaded)]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from label_studio_pachyderm import pachd
@@ -245,6 +246,8 @@ def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, pr
     response = api.get(f'/api/storages/pachyderm/{sid}')
     assert response.json()['watch_commits'] is True and response.json()['meta']['watching'] is True
     assert 'storage %s' % sid in watcher.log() and ': sync (commit ' in watcher.log()
+    # It did all that without pyarrow (33 MiB of resident memory, see cli): not mapped in the process.
+    assert 'libarrow' not in Path(f'/proc/{watcher.proc.pid}/maps').read_text()
 
     # A burst of commits: every file, in one or a few syncs (not one per commit).
     before = attempts(sid)
