@@ -115,9 +115,17 @@ def _leave_out_parquet_support() -> None:
     offer Parquet and Arrow-backed columns. A watch process reads a repo's files through pachd and
     makes tasks of them; it never reads an uploaded Parquet file. Marking the module absent
     (``sys.modules[name] = None``, Python's own way to say "not importable") is what pandas
-    expects when pyarrow is not installed. ``PACHYDERM_WATCH_PYARROW=1`` loads it anyway.
+    expects when pyarrow is not installed. ``PACHYDERM_WATCH_PYARROW=1`` loads it anyway (read
+    as Label Studio reads its booleans; that module loads neither pandas nor pyarrow).
     """
-    if os.environ.get('PACHYDERM_WATCH_PYARROW', '').strip().lower() in ('1', 'true', 'yes', 'on'):
+    from label_studio.core.utils.params import get_bool_env
+    from rest_framework.exceptions import ValidationError
+
+    try:
+        keep = get_bool_env('PACHYDERM_WATCH_PYARROW', False)
+    except ValidationError as error:  # a one-line message, not a traceback
+        raise SystemExit(f"PACHYDERM_WATCH_PYARROW: {error.detail['PACHYDERM_WATCH_PYARROW']}") from None
+    if keep:
         return
     sys.modules.setdefault('pyarrow', None)
 

@@ -373,7 +373,7 @@ def test_worker_without_redis_says_what_to_set(capsys, settings):
     assert status == 1 and err.startswith('error: queue pachyderm is not configured; set PACHYDERM_REDIS_URL')
 
 
-@pytest.mark.parametrize('opt_in, loaded', [('', False), ('1', True)])
+@pytest.mark.parametrize('opt_in, loaded', [(None, False), ('0', False), ('1', True), ('true', True)])
 def test_the_watch_process_leaves_pyarrow_out_and_pandas_still_reads(opt_in, loaded):
     """Without pyarrow pandas works as when it is not installed; PACHYDERM_WATCH_PYARROW=1 keeps it."""
     script = ('import io, sys\n'
@@ -382,8 +382,19 @@ def test_the_watch_process_leaves_pyarrow_out_and_pandas_still_reads(opt_in, loa
               'import pandas\n'
               "frame = pandas.read_csv(io.StringIO('a,b\\n1,2\\n'))\n"
               "print(frame['b'].sum(), sys.modules.get('pyarrow') is not None)\n")
-    env = {**os.environ, 'PACHYDERM_WATCH_PYARROW': opt_in}
+    env = {k: v for k, v in os.environ.items() if k != 'PACHYDERM_WATCH_PYARROW'}
+    if opt_in is not None:
+        env['PACHYDERM_WATCH_PYARROW'] = opt_in
     run = subprocess.run([sys.executable, '-W', 'error::DeprecationWarning:pandas', '-c', script], env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ['2', str(loaded)]
+
+
+def test_a_bad_pachyderm_watch_pyarrow_value_stops_the_watch_command_with_one_line():
+    env = {**os.environ, 'PACHYDERM_WATCH_PYARROW': 'maybe'}
+    run = subprocess.run([sys.executable, '-m', 'label_studio_pachyderm.cli', 'watch'], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert run.stderr.strip() == ('PACHYDERM_WATCH_PYARROW: Incorrect bool value "maybe". '
+                                  'It should be one of [1, 0, true, false, yes, no]')
