@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from label_studio_pachyderm import pachd
 from label_studio_pachyderm.models import PachydermImportStorage, PachydermImportStorageLink
+from label_studio_pachyderm.imports.watcher import WATCH_KEYS
 from tasks.models import Task
 
 import waiting
@@ -246,6 +247,13 @@ def test_commits_become_tasks_with_no_sync_call_and_a_burst_is_few_syncs(api, pr
     response = api.get(f'/api/storages/pachyderm/{sid}')
     assert response.json()['watch_commits'] is True and response.json()['meta']['watching'] is True
     assert 'storage %s' % sid in watcher.log() and ': sync (commit ' in watcher.log()
+    # A sync elsewhere (the Sync button, another process) writes a fresh meta: a refresh puts the keys back.
+    syncs = watcher.log().count(': sync (')
+    for fresh in ({'sync_mode': 'incremental'}, {**shown, 'watching': False}):
+        PachydermImportStorage.objects.filter(id=sid).update(meta=fresh)
+        wait_for(lambda: meta(sid).get('watching') is True and all(k in meta(sid) for k in WATCH_KEYS),
+                 what='the watch keys back in meta', proc=watcher)
+    assert meta(sid)['sync_mode'] == 'incremental' and watcher.log().count(': sync (') == syncs
     # It did all that without pyarrow (33 MiB of resident memory, see cli): not mapped in the process.
     assert 'libarrow' not in Path(f'/proc/{watcher.proc.pid}/maps').read_text()
 

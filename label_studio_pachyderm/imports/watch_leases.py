@@ -98,11 +98,14 @@ class WatchLeases:
     def plan(self, wanted: Iterable[int]) -> Tuple[List[int], List[int]]:
         """(storages to take now, storages to hand back): at most a fair share each, free ones only."""
         wanted = list(wanted)
-        live = leases.live_leases(STORAGE_PREFIX)
         share = math.ceil(len(wanted) / self.live_watchers()) if wanted else 0
         with self._lock:
             ours = [sid for sid in wanted if sid in self._held]
-            free = [sid for sid in wanted if sid not in self._held and storage_key(sid) not in live]
+            others = [sid for sid in wanted if sid not in self._held]
+        # Whose lease is live is asked only when there is a storage this watcher does not hold: a lone
+        # watcher holding all of them reads no lease rows each refresh.
+        live = leases.live_leases(STORAGE_PREFIX) if others else {}
+        free = [sid for sid in others if storage_key(sid) not in live]
         random.shuffle(free)  # watchers refreshing at once mostly try different storages
         take = free[:max(0, share - len(ours))]
         shed = random.sample(ours, len(ours) - share) if len(ours) > share else []

@@ -48,6 +48,7 @@ from typing import Dict, Optional
 
 from django.conf import settings
 from django.db import close_old_connections, connection
+from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from .. import pachd, tables
@@ -80,10 +81,11 @@ def _model():
 
 # What a refresh reads of each watched storage: enough to tell whether its follower is still
 # right, not whole model instances (a thousand of them every refresh was most of an idle
-# watcher's CPU).
+# watcher's CPU). Of the meta only whether the watch keys are there (``marked``), asked in SQL:
+# the whole meta of every storage, JSON-parsed every refresh, grows with each sync's keys.
 class Watched(collections.namedtuple('Watched', ('id', 'pachd_address', 'auth_token', 'tls_root_certs',
-                                                  'pach_project', 'repo', 'branch', 'meta', 'predictions_repo',
-                                                  'predictions_branch'))):
+                                                  'pach_project', 'repo', 'branch', 'predictions_repo',
+                                                  'predictions_branch', 'marked'))):
     @property
     def project_name(self) -> str:  # as the model says it
         return self.pach_project or 'default'
@@ -92,10 +94,22 @@ class Watched(collections.namedtuple('Watched', ('id', 'pachd_address', 'auth_to
     def branch_name(self) -> str:
         return self.branch or 'master'
 
+    @property
+    def connection_settings(self) -> tuple:
+        """The stored values ``fingerprint`` is made of, as stored."""
+        return (self.pachd_address, self.auth_token, self.tls_root_certs, self.pach_project, self.repo,
+                self.branch, self.predictions_repo, self.predictions_branch)
+
+
+def _marked():
+    """True where the stored meta holds every watch key and says ``watching: true``."""
+    return ExpressionWrapper(Q(meta__has_keys=list(WATCH_KEYS), meta__watching=True), output_field=BooleanField())
+
 
 def watched_storages():
     """The storages to follow: watch on, and reading the branch head (no pinned commit); as ``Watched`` rows."""
-    rows = _model().objects.filter(watch_commits=True, commit='').values_list(*Watched._fields)
+    rows = (_model().objects.filter(watch_commits=True, commit='').annotate(marked=_marked())
+            .values_list(*Watched._fields))
     return [Watched(*row) for row in rows]
 
 
@@ -175,6 +189,8 @@ class Follower:
     def __init__(self, storage, pool: WatchPool):
         self.storage_id = storage.id
         self.fingerprint = fingerprint(storage)
+        # As read, to tell "unchanged" without hashing a token every refresh (None: a model instance).
+        self._settings = getattr(storage, 'connection_settings', None)
         self.branch = f'{storage.project_name}/{storage.repo}@{storage.branch_name}'
         self.label = f'storage {storage.id} ({self.branch})'
         self._pool = pool
@@ -228,6 +244,12 @@ class Follower:
     @property
     def stopped(self) -> bool:
         return self._stopped.is_set()
+
+    def follows(self, storage: Watched) -> bool:
+        """Whether this follower's subscription is the one ``storage``'s connection settings ask for."""
+        if self._settings is not None and storage.connection_settings == self._settings:
+            return True
+        return fingerprint(storage) == self.fingerprint
 
     def join(self, timeout: Optional[float] = None) -> None:
         """Wait until the subscriptions have ended (after ``stop()``)."""
@@ -307,15 +329,16 @@ class Follower:
             return self._sync_due
 
     # -- meta
-    def write_marks(self, check: bool = False, meta: Optional[dict] = None) -> None:
+    def write_marks(self, check: bool = False, marked: Optional[bool] = None) -> None:
         """Put the watch keys into the stored meta; ``check``: also when they were written before (a sync
-        since then may have replaced the meta). ``meta``: the stored meta, when the caller just read it."""
+        since then may have replaced the meta). ``marked``: whether the stored meta holds them, when the
+        caller just read it (``watched_storages``); no query then if nothing is to be written."""
         with self._lock:
-            if self._marks_written and not check:
+            if self._marks_written and (not check or marked):
                 return
             marks = dict(self._marks)
         try:
-            written = _write_meta(self.storage_id, marks) if not check else self._heal(marks, meta)
+            written = _write_meta(self.storage_id, marks) if not check else self._heal(marks, marked)
         finally:
             connection.close()
         with self._lock:
@@ -324,12 +347,13 @@ class Follower:
             elif not written:
                 self._pool.poke(self, time.monotonic() + BUSY_RETRY_SECONDS)  # a sync is running: later
 
-    def _heal(self, marks, meta: Optional[dict] = None) -> bool:
-        if meta is None:
-            meta = _model().objects.filter(id=self.storage_id).values_list('meta', flat=True).first()
-        if meta is None:
-            return True
-        if all(key in meta for key in WATCH_KEYS) and meta.get('watching') is True and self._marks_written:
+    def _heal(self, marks, marked: Optional[bool] = None) -> bool:
+        if marked is None:
+            rows = _model().objects.filter(id=self.storage_id).annotate(marked=_marked())
+            marked = rows.values_list('marked', flat=True).first()
+            if marked is None and not rows.exists():
+                return True  # deleted meanwhile
+        if marked and self._marks_written:
             return True  # marks written before and still there: nothing to do
         return _write_meta(self.storage_id, marks)
 
@@ -519,7 +543,7 @@ class Watcher:
             storage = wanted.get(storage_id)
             held = self.leases.holds(storage_id) and storage_id not in lost
             if (storage is not None and held and storage_id not in shed and not follower.stopped
-                    and fingerprint(storage) == follower.fingerprint):
+                    and follower.follows(storage)):
                 continue
             follower.stop()
             del self.followers[storage_id]
@@ -533,7 +557,7 @@ class Watcher:
                 follower.join(HANDOVER_WAIT_SECONDS)  # its subscription ends before another watcher's starts
                 self.leases.release(storage_id)
                 logger.info('Pachyderm watch: %s: handed over (a fair share for each watcher)', follower.label)
-            elif not follower.stopped or fingerprint(storage) != follower.fingerprint:
+            elif not follower.stopped or not follower.follows(storage):
                 logger.info('Pachyderm watch: %s: connection settings changed; subscribing again',
                             follower.label)
         for storage_id in self.leases.held():
@@ -557,7 +581,7 @@ class Watcher:
                 follower.start(self.hub)
             else:
                 try:
-                    follower.write_marks(check=True, meta=storage.meta or {})  # after a sync on RQ, or another's
+                    follower.write_marks(check=True, marked=storage.marked)  # after a sync on RQ, or another's
                 except Exception:
                     logger.debug('Pachyderm watch: %s: meta not updated', follower.label, exc_info=True)
 
