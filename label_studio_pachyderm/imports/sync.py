@@ -32,7 +32,7 @@ from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
 from .. import pachd, uri
-from . import predictions, readahead, taskfiles, versions
+from . import inserts, predictions, readahead, taskfiles, versions
 from ..errors import validation_error
 
 logger = logging.getLogger(__name__)
@@ -531,40 +531,26 @@ def _flush(storage, link_class, state) -> None:
     created_ids = []
     if plain:
         with transaction.atomic():
-            tasks = []
+            rows = []
             for obj, data, allow_skip, previous in plain:
-                tasks.append(
-                    Task(
-                        data=data,
-                        project=project,
-                        overlap=overlap,
-                        is_labeled=overlap <= 0,
-                        inner_id=state.next_inner_id,
-                        allow_skip=allow_skip,
-                        meta=_lineage(storage, state.commit, obj, previous),
-                    )
-                )
+                rows.append({'data': data, 'inner_id': state.next_inner_id, 'allow_skip': allow_skip,
+                             'meta': _lineage(storage, state.commit, obj, previous)})
                 state.next_inner_id += 1
-            Task.objects.bulk_create(tasks)
+            task_ids = inserts.insert(Task, {'project_id': project.id, 'overlap': overlap,
+                                             'is_labeled': overlap <= 0}, rows)
             # A new version takes its file's link over from the old version's task (one link per file row).
-            replaced = [(previous, task) for task, (_, _, _, previous) in zip(tasks, plain) if previous]
+            replaced = [(previous, task_id) for task_id, (_, _, _, previous) in zip(task_ids, plain) if previous]
             if replaced:
                 link_class.objects.filter(id__in=[previous.id for previous, _ in replaced]).delete()
                 state.tasks_superseded += versions.mark_superseded(
-                    [(previous.task_id, task.id) for previous, task in replaced], state.commit)
-            link_class.objects.bulk_create(
-                [
-                    link_class(
-                        task_id=task.id, storage=storage, key=obj.key, row_index=obj.row_index,
-                        row_group=obj.row_group, commit=state.commit,
-                    )
-                    for task, (obj, _, _, _) in zip(tasks, plain)
-                ]
-            )
-            # bulk_create sends no post_save: update the data-column counters the signal would have.
+                    [(previous.task_id, task_id) for previous, task_id in replaced], state.commit)
+            inserts.insert(link_class, {'storage_id': storage.id, 'commit': state.commit},
+                           [{'task_id': task_id, 'key': obj.key, 'row_index': obj.row_index, 'row_group': obj.row_group}
+                            for task_id, (obj, _, _, _) in zip(task_ids, plain)])
+            # No post_save is sent: update the data-column counters the signal would have.
             if hasattr(project, 'summary'):
-                project.summary.update_data_columns(tasks)
-        created_ids.extend(task.id for task in tasks)
+                project.summary.update_data_columns(rows)
+        created_ids.extend(task_ids)
 
     # Tasks that carry predictions or annotations go through Label Studio's own path, which validates them.
     for obj, _, _, previous in rich:
