@@ -1,11 +1,11 @@
-"""imports.inserts: the rows a sync inserts are the rows bulk_create would write, with their ids in order.
+"""inserts: the rows a sync inserts are the rows bulk_create would write, with their ids in order.
 
 Real Label Studio models on the test database (SQLite, and PostgreSQL in that lane).
 """
 import pytest
 from django.db import connection
 from django.forms.models import model_to_dict
-from label_studio_pachyderm.imports import inserts
+from label_studio_pachyderm import inserts
 from label_studio_pachyderm.models import PachydermImportStorage, PachydermImportStorageLink
 from tasks.models import Task
 

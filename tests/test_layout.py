@@ -10,7 +10,7 @@ import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / 'label_studio_pachyderm'
 # Bottom up. A module may import its own layer and those before it, never one after it.
-SHARED = ('protowire', 'pachd', 'localpfs', 'uri', 'errors', 'connection', 'access', 'tables', 'leases', 'jobs',
+SHARED = ('protowire', 'pachd', 'localpfs', 'uri', 'errors', 'connection', 'access', 'tables', 'inserts', 'leases', 'jobs',
           'settings')
 FLOWS = ('imports', 'exports', 'media')  # side by side: none imports another
 

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 from tasks.models import Annotation, Task
 
-from .. import pachd
+from .. import inserts, pachd
 from ..errors import validation_error
 from .task_json import fetch_tasks, task_serialiser
 
@@ -309,12 +309,6 @@ def _save_links(storage, written, commit, read_at) -> None:
         # waits in the outbox for the writer's next commit).
         new = [aid for aid in paths if aid not in existing]
         alive = set(Annotation.objects.filter(id__in=new).values_list('id', flat=True))
-        link_model.objects.bulk_create(
-            [
-                link_model(storage=storage, annotation_id=aid, path=paths[aid], commit=commit, object_exists=True)
-                for aid in new
-                if aid in alive
-            ]
-        )
-        if alive:  # bulk_create stamps auto_now fields with the time of the INSERT
-            link_model.objects.filter(storage=storage, annotation_id__in=list(alive)).update(updated_at=now)
+        inserts.insert(link_model, {'storage_id': storage.id, 'commit': commit, 'object_exists': True,
+                                    'updated_at': now},
+                       [{'annotation_id': aid, 'path': paths[aid]} for aid in new if aid in alive])

@@ -31,8 +31,8 @@ from tasks.models import Task
 from webhooks.models import WebhookAction
 from webhooks.utils import emit_webhooks_for_instance
 
-from .. import pachd, uri
-from . import inserts, predictions, readahead, taskfiles, versions
+from .. import inserts, pachd, uri
+from . import predictions, readahead, taskfiles, versions
 from ..errors import validation_error
 
 logger = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Many new rows of one model in a few INSERT statements, with their ids: how a sync writes tasks and links.
+"""Many new rows of one model in a few INSERT statements, with their ids: how syncs write tasks and links.
 
 Django's ``bulk_create`` prepares every value of every row through its field, and builds the SQL
 of each one: 19 fields of a Task make 38,000 such steps for 2,000 tasks, about half of a media
@@ -22,7 +22,8 @@ def insert(model, shared: Dict[str, object], rows: Sequence[Dict[str, object]]) 
     """Insert one row per item of ``rows``, each with the values of ``shared`` as well; the new ids, in order.
 
     Keys are field names (or a foreign key's attname, ``project_id``). Every row names the same fields;
-    a field named nowhere gets its default, or the current time for ``auto_now``/``auto_now_add``.
+    a field named nowhere gets its default, or the current time for ``auto_now``/``auto_now_add``
+    (a value given for one of those is kept, unlike ``bulk_create``, which stamps the time of the INSERT).
     """
     if not rows:
         return []
