@@ -31,10 +31,10 @@ def insert(model, shared: Dict[str, object], rows: Sequence[Dict[str, object]]) 
     opts = model._meta
     fields = [f for f in opts.concrete_fields if f is not opts.pk and not getattr(f, 'generated', False)]
     by_name = {**{f.name: f for f in fields}, **{f.attname: f for f in fields}}
-    per_row = [by_name[name] for name in rows[0]]
-    unknown = set(shared) - set(by_name)
+    unknown = (set(shared) | set(rows[0])) - set(by_name)
     if unknown:
         raise ValueError(f'{model.__name__} has no field {sorted(unknown)}')
+    per_row = [by_name[name] for name in rows[0]]
     if (not connection.features.can_return_rows_from_bulk_insert
             or any(hasattr(f, 'get_placeholder') for f in fields)):
         objs = model.objects.bulk_create([model(**shared, **row) for row in rows])

@@ -49,6 +49,8 @@ def test_nothing_to_insert_and_an_unknown_field(project):
     assert inserts.insert(Task, {'project_id': project.id}, []) == []
     with pytest.raises(ValueError, match='no_such_field'):
         inserts.insert(Task, {'project_id': project.id, 'no_such_field': 1}, [{'data': {}}])
+    with pytest.raises(ValueError, match='not_a_field'):
+        inserts.insert(Task, {'project_id': project.id}, [{'data': {}, 'not_a_field': 1}])
     assert not Task.objects.filter(project=project).exists()
 
 
