@@ -43,7 +43,7 @@ POSTGRES_TESTS=(tests/test_import.py tests/test_export.py tests/test_rq.py tests
   tests/test_access.py tests/test_schemathesis.py tests/test_reliability.py tests/test_outbox.py
   tests/test_sync_claims.py tests/test_proxy.py tests/test_versions.py tests/test_leases.py
   tests/test_one_writer.py tests/test_outbox_sweep.py tests/test_watch_replicas.py tests/test_rounds.py
-  tests/test_predictions.py tests/test_process_death.py)
+  tests/test_predictions.py tests/test_process_death.py tests/test_inserts.py)
 
 # Tests of the pachd client layer and the local PFS server: no Label Studio database. In the full
 # run they go to the background lane, which would otherwise end minutes before the SQLite lane.
