@@ -34,7 +34,6 @@ def insert(model, shared: Dict[str, object], rows: Sequence[Dict[str, object]]) 
     unknown = (set(shared) | set(rows[0])) - set(by_name)
     if unknown:
         raise ValueError(f'{model.__name__} has no field {sorted(unknown)}')
-    per_row = [by_name[name] for name in rows[0]]
     if (not connection.features.can_return_rows_from_bulk_insert
             or any(hasattr(f, 'get_placeholder') for f in fields)):
         objs = model.objects.bulk_create([model(**shared, **row) for row in rows])
@@ -42,11 +41,14 @@ def insert(model, shared: Dict[str, object], rows: Sequence[Dict[str, object]]) 
             raise RuntimeError(f'{connection.vendor} does not return the ids of inserted {model.__name__} rows')
         return [obj.pk for obj in objs]
 
+    # Per column: the rows' key for it, or (None and) the value every row shares, prepared once.
+    per_row = {by_name[name]: name for name in rows[0]}  # field -> the rows' key for it
     now = timezone.now()
     named = {by_name[name]: value for name, value in shared.items()}
-    constant = {}
+    columns = []
     for field in fields:
         if field in per_row:
+            columns.append((field, per_row[field], None))
             continue
         if field in named:
             value = named[field]
@@ -56,9 +58,7 @@ def insert(model, shared: Dict[str, object], rows: Sequence[Dict[str, object]]) 
             value = field.get_default()
         if isinstance(value, models.Model):
             value = value.pk
-        constant[field] = field.get_db_prep_save(value, connection)
-    order = [(field, field in per_row) for field in fields]
-    names = {field: name for name, field in ((n, by_name[n]) for n in rows[0])}
+        columns.append((field, None, field.get_db_prep_save(value, connection)))
 
     quote = connection.ops.quote_name
     head = (f'{connection.ops.insert_statement()} {quote(opts.db_table)} '
@@ -71,9 +71,8 @@ def insert(model, shared: Dict[str, object], rows: Sequence[Dict[str, object]]) 
             batch = rows[start:start + batch_size]
             params = []
             for row in batch:
-                for field, varies in order:
-                    params.append(field.get_db_prep_save(row[names[field]], connection) if varies
-                                  else constant[field])
+                for field, key, prepared in columns:
+                    params.append(prepared if key is None else field.get_db_prep_save(row[key], connection))
             placeholders = [['%s'] * len(fields)] * len(batch)
             sql = f'{head} {connection.ops.bulk_insert_sql(fields, placeholders)} {returning}'
             cursor.execute(sql, (*params, *returning_params))

@@ -186,11 +186,10 @@ def _show_watch_error(storage_id: int, branch: str, reason: Optional[str]) -> No
 class Follower:
     """One watched storage: the listener of its subscription, and its work on the pool."""
 
-    def __init__(self, storage, pool: WatchPool):
+    def __init__(self, storage: Watched, pool: WatchPool):
         self.storage_id = storage.id
         self.fingerprint = fingerprint(storage)
-        # As read, to tell "unchanged" without hashing a token every refresh (None: a model instance).
-        self._settings = getattr(storage, 'connection_settings', None)
+        self._settings = storage.connection_settings  # as read: "unchanged" without hashing a token each refresh
         self.branch = f'{storage.project_name}/{storage.repo}@{storage.branch_name}'
         self.label = f'storage {storage.id} ({self.branch})'
         self._pool = pool
@@ -247,9 +246,7 @@ class Follower:
 
     def follows(self, storage: Watched) -> bool:
         """Whether this follower's subscription is the one ``storage``'s connection settings ask for."""
-        if self._settings is not None and storage.connection_settings == self._settings:
-            return True
-        return fingerprint(storage) == self.fingerprint
+        return storage.connection_settings == self._settings or fingerprint(storage) == self.fingerprint
 
     def join(self, timeout: Optional[float] = None) -> None:
         """Wait until the subscriptions have ended (after ``stop()``)."""
@@ -349,10 +346,11 @@ class Follower:
 
     def _heal(self, marks, marked: Optional[bool] = None) -> bool:
         if marked is None:
-            rows = _model().objects.filter(id=self.storage_id).annotate(marked=_marked())
-            marked = rows.values_list('marked', flat=True).first()
-            if marked is None and not rows.exists():
+            row = (_model().objects.filter(id=self.storage_id).annotate(marked=_marked())
+                   .values_list('id', 'marked').first())
+            if row is None:
                 return True  # deleted meanwhile
+            marked = row[1]
         if marked and self._marks_written:
             return True  # marks written before and still there: nothing to do
         return _write_meta(self.storage_id, marks)
